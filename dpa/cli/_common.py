@@ -1,0 +1,112 @@
+"""What every command shares: the clock, the actor, the workspace, JSON and table output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dpa.config import Settings
+from dpa.errors import DpaError
+from dpa.workspace import Workspace
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class DpaGroup(typer.core.TyperGroup):
+    """The root command group: turns every DpaError into its message and exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DpaError as exc:
+            err_console.print(Text(f"error: {exc}"))
+            raise typer.Exit(exc.exit_code) from None
+
+
+def now() -> datetime:
+    """The current instant, UTC."""
+    return datetime.now(UTC)
+
+
+def actor(ctx: typer.Context) -> str:
+    """Who is acting: --actor, or the operating-system user."""
+    root = ctx.find_root()
+    value = root.obj.get("actor") if isinstance(root.obj, dict) else None
+    if value:
+        return str(value)
+    from dpa.ledger import default_actor
+
+    return default_actor()
+
+
+@contextmanager
+def workspace() -> Iterator[Workspace]:
+    """The installation DPA_HOME / DPA_DATABASE_URL point at."""
+    ws = Workspace.open(Settings.from_env())
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def parse_date(value: str, option: str) -> date:
+    """An ISO date (YYYY-MM-DD) from an option, or a usage error naming the option."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Write `value` as indented JSON on stdout (dates as ISO 8601)."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A rich table whose cells are plain text (never markup)."""
+    out = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*(Text("" if v is None else str(v)) for v in row))
+    return out
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write to a file (whole or not at all) or to stdout."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    err_console.print(Text(f"wrote {output}"))
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")

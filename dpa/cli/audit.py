@@ -1,0 +1,123 @@
+"""`dpa audit`: the ledger's integrity, its events, and signed checkpoints."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from dpa import ledger
+from dpa.cli._common import JSON_OPTION, console, now, parse_date, print_json, table, workspace
+
+app = typer.Typer(help="Audit: verify the ledger, query it, sign its head.")
+
+
+@app.command()
+def verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A checkpoint file from `dpa audit checkpoint`: also detect cut-off or rewritten events."),
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Walk the hash chain; exit 0 if intact, 1 naming the first bad event."""
+    with workspace() as ws:
+        mark = ledger.read_checkpoint(checkpoint, ws.key) if checkpoint is not None else None
+        with ws.session() as session:
+            report = ledger.verify(session, mark)
+    if as_json:
+        print_json({**{k: getattr(report, k) for k in ("events", "head_seq", "head_hash", "bad_seq", "problem")}, "ok": report.ok})
+    elif report.ok:
+        against = f", matches checkpoint at event {mark.seq}" if mark is not None else ""
+        console.print(Text(f"ledger intact: {report.events} events, head {report.head_seq} ({report.head_hash[:16]}…){against}"))
+    else:
+        console.print(Text(f"ledger BROKEN at event {report.bad_seq}: {report.problem}"))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def log(
+    customer: Annotated[str | None, typer.Option(help="Only events about this customer.")] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(help="Only this action, or a family of actions (`customer` matches customer.add, customer.terminate)."),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only events on or after this date, YYYY-MM-DD (UTC).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many events.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List ledger events, oldest first: who did what, under which activity and legal basis."""
+    since_at = datetime.combine(parse_date(since, "--since"), time(0), tzinfo=UTC) if since else None
+    with workspace() as ws, ws.session() as session:
+        rows = ledger.events(session, customer_id=customer, action=action, since=since_at, limit=limit)
+    if as_json:
+        print_json(
+            [
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "customer": e.customer_id,
+                    "activity": e.activity,
+                    "legal_basis": e.legal_basis,
+                    "details": json.loads(e.details),
+                    "hash": e.hash,
+                }
+                for e in rows
+            ]
+        )
+        return
+    console.print(
+        table(
+            f"{len(rows)} ledger events",
+            ["seq", "at (UTC)", "actor", "action", "customer", "activity / basis", "details"],
+            [
+                (
+                    e.seq,
+                    f"{e.at:%Y-%m-%d %H:%M:%S}",
+                    e.actor,
+                    e.action,
+                    e.customer_id or "",
+                    " / ".join(x for x in (e.activity, e.legal_basis) if x),
+                    _summary(json.loads(e.details)),
+                )
+                for e in rows
+            ],
+        )
+    )
+
+
+def _summary(details: dict[str, object]) -> str:
+    """Details on one line: lists as counts, hashes shortened."""
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, list):
+            shown = f"{len(value)} items"
+        elif isinstance(value, str) and len(value) == 64:
+            shown = value[:12] + "…"
+        else:
+            shown = str(value)
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
+
+
+@app.command()
+def checkpoint(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the signed head; keep it outside the database's host.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write the ledger head (seq, hash) signed with a key derived from the master key."""
+    with workspace() as ws:
+        with ws.session() as session:
+            mark = ledger.make_checkpoint(session, ws.key, now())
+        ledger.write_checkpoint(mark, output)
+    if as_json:
+        print_json({"file": output, **mark.body(), "mac": mark.mac})
+    else:
+        console.print(Text(f"checkpoint of event {mark.seq} ({mark.hash[:16]}…) written to {output}"))

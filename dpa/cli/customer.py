@@ -1,0 +1,154 @@
+"""`dpa customer`: the contract lifecycle of each customer (controller)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from dpa import customers
+from dpa import register as register_mod
+from dpa.cli._common import (
+    JSON_OPTION,
+    actor,
+    console,
+    now,
+    parse_date,
+    print_json,
+    table,
+    workspace,
+)
+from dpa.customers import CustomerView
+
+app = typer.Typer(help="Customers (the controllers): add, list, show, terminate.")
+
+IdArg = Annotated[str, typer.Argument(help="The customer's id, e.g. its account number.")]
+
+
+def _when(view: CustomerView) -> str:
+    if view.effective_on is None or view.window_end_at is None:
+        return ""
+    return f"ends {view.effective_on}, window to {view.window_end_at:%Y-%m-%d %H:%M} UTC"
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    customer_id: IdArg,
+    name: Annotated[str, typer.Option(help="Legal name (stored encrypted).")],
+    contract: Annotated[
+        str, typer.Option(help="Contract policy from the register: monthly, fixed-12m, ...")
+    ],
+    started: Annotated[str, typer.Option(help="Contract start date, YYYY-MM-DD.")],
+    contact: Annotated[
+        str | None, typer.Option(help="Controller contact for the Art. 30 record (encrypted).")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Add a customer under one of the register's contract policies."""
+    started_on = parse_date(started, "--started")
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        view = customers.add(
+            session,
+            ws.key,
+            ws.register(session),
+            customer_id=customer_id,
+            name=name,
+            contact=contact,
+            contract_policy=contract,
+            started_on=started_on,
+            actor=actor(ctx),
+            now=moment,
+        )
+    if as_json:
+        print_json(view)
+    else:
+        console.print(Text(f"added customer {view.id} ({view.contract_policy}, since {started_on})"))
+
+
+@app.command("list")
+def list_(as_json: bool = JSON_OPTION) -> None:
+    """List every customer with its contract status."""
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        views = customers.list_all(session, ws.key, moment)
+    if as_json:
+        print_json(views)
+        return
+    console.print(
+        table(
+            f"{len(views)} customers",
+            ["id", "name", "contract", "started", "status", "end and window"],
+            [(v.id, v.name, v.contract_policy, v.started_on, v.status, _when(v)) for v in views],
+        )
+    )
+
+
+@app.command()
+def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
+    """Show one customer: contract, notice, effective end, window."""
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        view = customers.get(session, ws.key, customer_id, moment)
+        reg = register_mod.current(session).register
+    policy = reg.contract_policies.get(view.contract_policy)
+    deadline = (
+        policy.notice_deadline(view.started_on, moment.astimezone(reg.settings.timezone).date())
+        if policy is not None and view.notice_on is None
+        else None
+    )
+    if as_json:
+        print_json({**asdict(view), "notice_deadline": deadline})
+        return
+    rows = [
+        ("id", view.id),
+        ("name", view.name),
+        ("contact", view.contact or "not recorded"),
+        ("contract", f"{view.contract_policy}: {policy.description if policy else 'unknown policy'}"),
+        ("started", view.started_on),
+        ("status", view.status),
+    ]
+    if deadline is not None:
+        rows.append(("notice deadline", f"{deadline} (to end the running term)"))
+    if view.notice_on is not None:
+        rows += [
+            ("notice given", view.notice_on),
+            ("effective end", view.effective_on),
+            ("contract ends at", f"{view.contract_end_at:%Y-%m-%d %H:%M} UTC"),
+            ("window closes at", f"{view.window_end_at:%Y-%m-%d %H:%M} UTC"),
+        ]
+    console.print(table(None, ["field", "value"], rows))
+
+
+@app.command()
+def terminate(
+    ctx: typer.Context,
+    customer_id: IdArg,
+    on: Annotated[str, typer.Option("--on", help="The day notice was given, YYYY-MM-DD.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record notice: computes the effective end (contract policy) and the export window's end."""
+    notice = parse_date(on, "--on")
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        view, result = customers.terminate_contract(
+            session,
+            ws.key,
+            ws.register(session),
+            customer_id=customer_id,
+            notice_on=notice,
+            actor=actor(ctx),
+            now=moment,
+        )
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        Text(
+            f"customer {view.id}: notice on {result.notice_on}, contract ends {result.effective_on} "
+            f"(end of day), exports possible until {result.window_end_on}; status now {view.status}"
+        )
+    )

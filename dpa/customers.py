@@ -1,0 +1,205 @@
+"""Customers (the controllers) and their contract lifecycle.
+
+A customer's name and contact can be personal data (a sole trader is a natural person), so
+they are stored encrypted under a key derived from the master key and bound to the
+customer id. Ledger events name the customer by id only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from dpa import ledger
+from dpa.contracts import Termination, terminate
+from dpa.crypto import FieldCipher, MasterKey
+from dpa.errors import (
+    AlreadyTerminated,
+    CustomerExists,
+    InputError,
+    UnknownContractPolicy,
+    UnknownCustomer,
+)
+from dpa.models import Customer
+from dpa.register import Register
+
+__all__ = ["CustomerView", "Status", "add", "get", "list_all", "status", "terminate_contract"]
+
+Status = Literal["active", "terminating", "window", "closed"]
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PURPOSE = "dpa/customer-fields/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    """A customer with its name and contact decrypted, and its status at one moment."""
+
+    id: str
+    name: str
+    contact: str | None
+    contract_policy: str
+    started_on: date
+    status: Status
+    notice_on: date | None
+    effective_on: date | None
+    contract_end_at: datetime | None
+    window_end_at: datetime | None
+
+
+def status(customer: Customer, now: datetime) -> Status:
+    """active (no notice), terminating (notice given, still running), window, or closed."""
+    if customer.contract_end_at is None or customer.window_end_at is None:
+        return "active"
+    if now < customer.contract_end_at:
+        return "terminating"
+    if now < customer.window_end_at:
+        return "window"
+    return "closed"
+
+
+def _view(customer: Customer, key: MasterKey, now: datetime) -> CustomerView:
+    cipher = FieldCipher(key, _PURPOSE)
+    return CustomerView(
+        id=customer.id,
+        name=cipher.open(customer.name_sealed, f"customer:{customer.id}:name"),
+        contact=(
+            None
+            if customer.contact_sealed is None
+            else cipher.open(customer.contact_sealed, f"customer:{customer.id}:contact")
+        ),
+        contract_policy=customer.contract_policy,
+        started_on=customer.started_on,
+        status=status(customer, now),
+        notice_on=customer.notice_on,
+        effective_on=customer.effective_on,
+        contract_end_at=customer.contract_end_at,
+        window_end_at=customer.window_end_at,
+    )
+
+
+def _row(session: Session, customer_id: str) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise UnknownCustomer(customer_id)
+    return customer
+
+
+def get(session: Session, key: MasterKey, customer_id: str, now: datetime) -> CustomerView:
+    """One customer, decrypted."""
+    return _view(_row(session, customer_id), key, now)
+
+
+def list_all(session: Session, key: MasterKey, now: datetime) -> list[CustomerView]:
+    """Every customer, by id."""
+    rows = session.exec(select(Customer).order_by(col(Customer.id))).all()
+    return [_view(row, key, now) for row in rows]
+
+
+def add(
+    session: Session,
+    key: MasterKey,
+    register: Register,
+    *,
+    customer_id: str,
+    name: str,
+    contact: str | None,
+    contract_policy: str,
+    started_on: date,
+    actor: str,
+    now: datetime,
+) -> CustomerView:
+    """Register a new customer under one of the register's contract policies."""
+    if not _ID.match(customer_id):
+        raise InputError(
+            f"customer id {customer_id!r} must be 1 to 64 letters, digits, '.', '_' or '-'"
+        )
+    if not name.strip():
+        raise InputError("a customer needs a name")
+    if contract_policy not in register.contract_policies:
+        known = ", ".join(sorted(register.contract_policies))
+        raise UnknownContractPolicy(
+            f"unknown contract policy {contract_policy!r}; the register defines: {known}"
+        )
+    if session.get(Customer, customer_id) is not None:
+        raise CustomerExists(customer_id)
+    cipher = FieldCipher(key, _PURPOSE)
+    customer = Customer(
+        id=customer_id,
+        name_sealed=cipher.seal(name.strip(), f"customer:{customer_id}:name"),
+        contact_sealed=(
+            None if contact is None else cipher.seal(contact, f"customer:{customer_id}:contact")
+        ),
+        contract_policy=contract_policy,
+        started_on=started_on,
+        created_at=now,
+    )
+    session.add(customer)
+    ledger.append(
+        session,
+        action="customer.add",
+        actor=actor,
+        now=now,
+        customer_id=customer_id,
+        details={"contract_policy": contract_policy, "started_on": started_on.isoformat()},
+    )
+    session.flush()
+    return _view(customer, key, now)
+
+
+def terminate_contract(
+    session: Session,
+    key: MasterKey,
+    register: Register,
+    *,
+    customer_id: str,
+    notice_on: date,
+    actor: str,
+    now: datetime,
+) -> tuple[CustomerView, Termination]:
+    """Record notice given on `notice_on`; set the effective end and the window's end."""
+    customer = _row(session, customer_id)
+    if customer.notice_on is not None:
+        raise AlreadyTerminated(
+            f"customer {customer_id!r} was already terminated (notice on {customer.notice_on}, "
+            f"effective {customer.effective_on})"
+        )
+    if notice_on < customer.started_on:
+        raise InputError(
+            f"notice date {notice_on} is before customer {customer_id!r} started "
+            f"({customer.started_on})"
+        )
+    policy = register.contract_policies.get(customer.contract_policy)
+    if policy is None:
+        raise UnknownContractPolicy(
+            f"customer {customer_id!r} has policy {customer.contract_policy!r}, "
+            "which the register in force does not define"
+        )
+    result = terminate(
+        policy, customer.started_on, notice_on, register.settings.window, register.settings.timezone
+    )
+    customer.notice_on = result.notice_on
+    customer.effective_on = result.effective_on
+    customer.contract_end_at = result.contract_end_at
+    customer.window_end_at = result.window_end_at
+    session.add(customer)
+    ledger.append(
+        session,
+        action="customer.terminate",
+        actor=actor,
+        now=now,
+        customer_id=customer_id,
+        details={
+            "contract_policy": policy.id,
+            "notice_on": result.notice_on.isoformat(),
+            "effective_on": result.effective_on.isoformat(),
+            "contract_end_at": result.contract_end_at.isoformat(),
+            "window_end_at": result.window_end_at.isoformat(),
+            "window": str(register.settings.window),
+        },
+    )
+    session.flush()
+    return _view(customer, key, now), result

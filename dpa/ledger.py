@@ -1,0 +1,329 @@
+"""The append-only, hash-chained audit log.
+
+Every state change writes one event in the same transaction as the change itself. Each
+event's hash is SHA-256 over a canonical JSON encoding of its fields and the previous event's
+hash, so changing, deleting, inserting or reordering events breaks the chain at the first
+event touched. A chain alone cannot show that its newest events were cut off (or that the
+whole chain was recomputed by someone with write access), so `checkpoint` writes the head
+(seq, hash) to a file kept outside the database, signed with an HMAC key derived from the
+master key; `verify` against that file detects truncation and rewrites behind it.
+
+Details are JSON that never holds personal data in clear: ids, counts, dates, hashes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from dpa.crypto import MasterKey
+from dpa.errors import InputError, IntegrityFailure
+from dpa.models import LedgerEvent
+
+__all__ = [
+    "GENESIS",
+    "Checkpoint",
+    "VerifyReport",
+    "append",
+    "canonical_json",
+    "default_actor",
+    "event_hash",
+    "events",
+    "head",
+    "make_checkpoint",
+    "read_checkpoint",
+    "verify",
+    "write_checkpoint",
+]
+
+GENESIS = "0" * 64
+CHECKPOINT_FORMAT = "dpa-ledger-checkpoint/1"
+_CHECKPOINT_PURPOSE = "dpa/ledger-checkpoint/v1"
+_ADVISORY_LOCK = 0x6470_616C  # "dpal": serialises appends on PostgreSQL
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 kept as is, no NaN."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(
+    *,
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    customer_id: str | None,
+    activity: str | None,
+    legal_basis: str | None,
+    details: str,
+) -> str:
+    """The chained hash of one event (details given as its canonical JSON text)."""
+    body = canonical_json(
+        {
+            "prev": prev_hash,
+            "seq": seq,
+            "at": _instant(at),
+            "actor": actor,
+            "action": action,
+            "customer": customer_id,
+            "activity": activity,
+            "legal_basis": legal_basis,
+            "details": details,
+        }
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def default_actor() -> str:
+    """Who acts when no --actor is given: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def head(session: Session) -> tuple[int, str]:
+    """(seq, hash) of the newest event, or (0, GENESIS) for an empty ledger."""
+    row = session.execute(
+        sa.select(LedgerEvent.seq, LedgerEvent.hash)  # type: ignore[call-overload]
+        .order_by(sa.desc(LedgerEvent.seq))  # type: ignore[arg-type]
+        .limit(1)
+    ).first()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def append(
+    session: Session,
+    *,
+    action: str,
+    actor: str,
+    now: datetime,
+    customer_id: str | None = None,
+    activity: str | None = None,
+    legal_basis: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> LedgerEvent:
+    """Add one event at the head of the chain, inside the caller's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Appends from concurrent transactions must not both read the same head.
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
+    seq, prev = head(session)
+    details_json = canonical_json(dict(details or {}))
+    at = now.astimezone(UTC)
+    event = LedgerEvent(
+        seq=seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        customer_id=customer_id,
+        activity=activity,
+        legal_basis=legal_basis,
+        details=details_json,
+        prev_hash=prev,
+        hash=event_hash(
+            prev_hash=prev,
+            seq=seq + 1,
+            at=at,
+            actor=actor,
+            action=action,
+            customer_id=customer_id,
+            activity=activity,
+            legal_basis=legal_basis,
+            details=details_json,
+        ),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def events(
+    session: Session,
+    *,
+    customer_id: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[LedgerEvent]:
+    """Events oldest first; `action` matches exactly or as a prefix (`customer` → `customer.*`)."""
+    query = select(LedgerEvent).order_by(col(LedgerEvent.seq))
+    if customer_id is not None:
+        query = query.where(LedgerEvent.customer_id == customer_id)
+    if action is not None:
+        query = query.where(
+            sa.or_(LedgerEvent.action == action, col(LedgerEvent.action).startswith(action + "."))
+        )
+    if since is not None:
+        query = query.where(col(LedgerEvent.at) >= since)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement of the ledger's head at one moment."""
+
+    seq: int
+    hash: str
+    at: datetime
+    key_fingerprint: str
+    mac: str
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": _instant(self.at),
+            "key": self.key_fingerprint,
+        }
+
+
+def _mac(key: MasterKey, body: Mapping[str, Any]) -> str:
+    derived = key.derive(_CHECKPOINT_PURPOSE)
+    return hmac.new(derived, canonical_json(dict(body)).encode(), hashlib.sha256).hexdigest()
+
+
+def make_checkpoint(session: Session, key: MasterKey, now: datetime) -> Checkpoint:
+    """Sign the current head."""
+    seq, hash_ = head(session)
+    unsigned = Checkpoint(seq, hash_, now.astimezone(UTC), key.fingerprint, mac="")
+    return Checkpoint(seq, hash_, unsigned.at, key.fingerprint, _mac(key, unsigned.body()))
+
+
+def write_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
+    """Write a checkpoint as JSON; replace the file whole or not at all."""
+    payload = {**checkpoint.body(), "mac": checkpoint.mac}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_checkpoint(path: Path, key: MasterKey) -> Checkpoint:
+    """Read and authenticate a checkpoint file; a forged or damaged one is an integrity failure."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        checkpoint = Checkpoint(
+            seq=int(payload["seq"]),
+            hash=str(payload["hash"]),
+            at=datetime.fromisoformat(payload["at"]),
+            key_fingerprint=str(payload["key"]),
+            mac=str(payload["mac"]),
+        )
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("unknown format")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such checkpoint file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a dpa ledger checkpoint ({exc})") from None
+    if not hmac.compare_digest(_mac(key, checkpoint.body()), checkpoint.mac):
+        raise IntegrityFailure(
+            f"{path}: checkpoint signature does not match (forged, edited, or signed "
+            f"with another master key than {key.fingerprint})"
+        )
+    return checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of walking the chain: how far it holds and where it first breaks."""
+
+    events: int
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the chain (and the checkpoint, if one was given) holds."""
+        return self.problem is None
+
+
+def _rows(session: Session) -> Iterator[sa.Row[Any]]:
+    table = sa.inspect(LedgerEvent).local_table
+    result = session.execute(
+        sa.select(table).order_by(table.c.seq).execution_options(yield_per=10_000)
+    )
+    yield from result
+
+
+def verify(session: Session, checkpoint: Checkpoint | None = None) -> VerifyReport:
+    """Walk the whole chain; report the first event that breaks it, or a checkpoint mismatch."""
+    expected_seq, prev, count = 1, GENESIS, 0
+    seen: dict[int, str] = {}
+    for row in _rows(session):
+        if row.seq != expected_seq:
+            missing = row.seq > expected_seq
+            problem = (
+                f"event {expected_seq} is missing (next is {row.seq})"
+                if missing
+                else f"event {row.seq} appears out of order after {expected_seq - 1}"
+            )
+            return VerifyReport(count, expected_seq - 1, prev, expected_seq, problem)
+        if row.prev_hash != prev:
+            return VerifyReport(
+                count, expected_seq - 1, prev, row.seq, f"event {row.seq} does not follow event {row.seq - 1}"
+            )
+        recomputed = event_hash(
+            prev_hash=row.prev_hash,
+            seq=row.seq,
+            at=_as_utc(row.at),
+            actor=row.actor,
+            action=row.action,
+            customer_id=row.customer_id,
+            activity=row.activity,
+            legal_basis=row.legal_basis,
+            details=row.details,
+        )
+        if recomputed != row.hash:
+            return VerifyReport(
+                count, expected_seq - 1, prev, row.seq, f"event {row.seq} was altered after it was written"
+            )
+        if checkpoint is not None and row.seq == checkpoint.seq:
+            seen[row.seq] = row.hash
+        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+    head_seq = expected_seq - 1
+    if checkpoint is not None and checkpoint.seq > 0:
+        if head_seq < checkpoint.seq:
+            return VerifyReport(
+                count,
+                head_seq,
+                prev,
+                head_seq + 1,
+                f"the ledger ends at event {head_seq} but the checkpoint of "
+                f"{_instant(checkpoint.at)} saw event {checkpoint.seq}: events were cut off",
+            )
+        if seen.get(checkpoint.seq) != checkpoint.hash:
+            return VerifyReport(
+                count,
+                head_seq,
+                prev,
+                checkpoint.seq,
+                f"event {checkpoint.seq} differs from the checkpoint of {_instant(checkpoint.at)}: "
+                "the ledger was rewritten",
+            )
+    return VerifyReport(count, head_seq, prev)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

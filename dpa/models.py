@@ -1,0 +1,97 @@
+"""The tables. The schema itself is made by the alembic migrations in `dpa/migrations`.
+
+Instants are timezone-aware UTC everywhere: `UTCDateTime` refuses naive datetimes on the way
+in and gives back aware ones on SQLite too, which stores no zone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Customer", "LedgerEvent", "Meta", "RegisterVersion", "UTCDateTime"]
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back timezone-aware, on every backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC instant is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _utc_column(**kwargs: Any) -> Any:
+    return sa.Column(UTCDateTime(), **kwargs)
+
+
+class Meta(SQLModel, table=True):
+    """Installation facts: schema owner, master key fingerprint."""
+
+    __tablename__ = "dpa_meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class RegisterVersion(SQLModel, table=True):
+    """One loaded version of the processing register; the highest version is in force."""
+
+    __tablename__ = "register_versions"
+
+    version: int = Field(primary_key=True)
+    sha256: str = Field(max_length=64)
+    loaded_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    source: str
+    document: str  # canonical JSON of the register document
+
+
+class Customer(SQLModel, table=True):
+    """A business customer: the controller of its data. Name and contact are stored encrypted."""
+
+    __tablename__ = "customers"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name_sealed: bytes
+    contact_sealed: bytes | None = None
+    contract_policy: str = Field(max_length=64)
+    started_on: date
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    notice_on: date | None = None
+    effective_on: date | None = None
+    contract_end_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    window_end_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class LedgerEvent(SQLModel, table=True):
+    """One event of the append-only, hash-chained ledger."""
+
+    __tablename__ = "ledger_events"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_column=_utc_column(nullable=False))
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=64, index=True)
+    customer_id: str | None = Field(default=None, max_length=64, index=True)
+    activity: str | None = Field(default=None, max_length=64)
+    legal_basis: str | None = None
+    details: str  # canonical JSON; never personal data in clear
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,70 @@
+"""Calendar periods as a DPO writes them ("90 days", "2 months") and local-day boundaries.
+
+Months are calendar months (`dateutil.relativedelta`): 31 January + 1 month is 28 or 29
+February, never 3 March. A day ends at local midnight in the register's timezone; midnight
+is never skipped or repeated by Europe/Brussels DST changes (they happen at 02:00 and 03:00),
+so the conversion to UTC is unambiguous there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+
+__all__ = ["Duration", "end_of_day", "local_date"]
+
+Unit = Literal["days", "weeks", "months", "years"]
+_PATTERN = re.compile(r"^\s*(\d+)\s+(day|days|week|weeks|month|months|year|years)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A whole number of calendar days, weeks, months or years."""
+
+    amount: int
+    unit: Unit
+
+    def __post_init__(self) -> None:
+        if self.amount < 0:
+            raise ValueError(f"a duration cannot be negative: {self.amount} {self.unit}")
+        if self.unit not in ("days", "weeks", "months", "years"):
+            raise ValueError(f"unknown duration unit {self.unit!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """Read '90 days', '1 month', '12 months', '2 years'."""
+        match = _PATTERN.match(text)
+        if match is None:
+            raise ValueError(f"not a duration: {text!r} (write e.g. '90 days' or '12 months')")
+        unit = match.group(2)
+        plural: Unit = unit if unit.endswith("s") else unit + "s"  # type: ignore[assignment]
+        return cls(int(match.group(1)), plural)
+
+    @property
+    def delta(self) -> relativedelta:
+        """The period as a relativedelta, for calendar arithmetic."""
+        return relativedelta(**{self.unit: self.amount})
+
+    def after(self, day: date) -> date:
+        """The calendar date this period after `day` (month ends clamp: 31 Jan + 1 month = 28/29 Feb)."""
+        result: date = day + self.delta
+        return result
+
+    def __str__(self) -> str:
+        unit = self.unit[:-1] if self.amount == 1 else self.unit
+        return f"{self.amount} {unit}"
+
+
+def end_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which `day` ends in `tz` (local midnight starting the next day)."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+
+
+def local_date(instant: datetime, tz: ZoneInfo) -> date:
+    """The calendar date of an aware instant in `tz`."""
+    return instant.astimezone(tz).date()

@@ -1,0 +1,167 @@
+"""One dpa installation: its settings, database and master key; `init` creates it.
+
+`Workspace.open` refuses a database `dpa init` has not set up (or one whose schema is behind
+this version of dpa), and checks the master key's fingerprint before anything reads or writes
+data under it, so a wrong key is a clear error that changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from dpa import db, ledger
+from dpa import register as register_mod
+from dpa.config import Settings
+from dpa.crypto import MasterKey, create_key_file, load_master_key
+from dpa.errors import NotInitialised
+from dpa.models import Meta
+
+__all__ = ["InitReport", "Workspace", "init"]
+
+FINGERPRINT = "master_key_fingerprint"
+
+
+class Workspace:
+    """An opened installation: hands out sessions and the (checked) master key."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._key: MasterKey | None = None
+
+    @classmethod
+    def open(cls, settings: Settings) -> Workspace:
+        """Open an installation made by `dpa init`."""
+        if settings.is_sqlite and not _sqlite_file_exists(settings):
+            raise NotInitialised(f"no dpa database in {settings.home}: run `dpa init` first")
+        engine = db.make_engine(settings.database_url)
+        try:
+            revision = db.current_revision(engine)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise NotInitialised(
+                f"cannot reach the database {settings.database_label}: {exc.orig}"
+            ) from None
+        if revision is None:
+            engine.dispose()
+            raise NotInitialised(f"{settings.database_label} is empty: run `dpa init` first")
+        if revision != db.head_revision():
+            engine.dispose()
+            raise NotInitialised(
+                f"the database schema is at {revision}, this dpa needs {db.head_revision()}: "
+                "run `dpa init` to upgrade it"
+            )
+        return cls(settings, engine)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed at the end of the block, rolled back on error."""
+        with db.session_scope(self.engine) as session:
+            yield session
+
+    @property
+    def key(self) -> MasterKey:
+        """The master key, checked against the fingerprint the database was set up with."""
+        if self._key is None:
+            key = load_master_key(self.settings)
+            with self.session() as session:
+                expected = session.get(Meta, FINGERPRINT)
+            if expected is None:
+                raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
+            key.check(expected.value)
+            self._key = key
+        return self._key
+
+    def register(self, session: Session) -> register_mod.Register:
+        """The register in force."""
+        return register_mod.current(session).register
+
+
+def _sqlite_file_exists(settings: Settings) -> bool:
+    database = sa.engine.make_url(settings.database_url).database
+    return database is not None and (database == ":memory:" or settings.home.joinpath(database).exists())
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    """What `init` did; `changed` is False when the installation was already complete."""
+
+    home: str
+    database: str
+    key_fingerprint: str
+    register_version: int
+    done: tuple[str, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was created or upgraded."""
+        return bool(self.done)
+
+
+def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
+    """Create home, key file, schema and default register; leave whatever exists as it is."""
+    done: list[str] = []
+    if not settings.home.exists():
+        settings.home.mkdir(parents=True, mode=0o700)
+        done.append(f"created {settings.home}")
+    if settings.master_key_b64 is None and not settings.key_file.exists():
+        create_key_file(settings.key_file, MasterKey.generate())
+        done.append(f"created master key file {settings.key_file} (mode 0600)")
+    key = load_master_key(settings)
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        if db.current_revision(engine) is not None:
+            # Check the key before touching anything: a wrong key must change nothing.
+            with db.session_scope(engine) as session:
+                stored = session.get(Meta, FINGERPRINT)
+            if stored is not None:
+                key.check(stored.value)
+        before, after = db.migrate(engine)
+        if before != after:
+            done.append(f"database schema {before or 'empty'} -> {after}")
+        with db.session_scope(engine) as session:
+            if session.get(Meta, FINGERPRINT) is None:
+                session.add(Meta(key=FINGERPRINT, value=key.fingerprint))
+                ledger.append(
+                    session,
+                    action="init",
+                    actor=actor,
+                    now=now,
+                    details={"key_fingerprint": key.fingerprint, "schema": after},
+                )
+                done.append(f"master key {key.fingerprint} bound to the database")
+            try:
+                version = register_mod.current(session).version
+            except NotInitialised:
+                default = register_mod.default_register()
+                version, _ = register_mod.install(
+                    session, default, "default register", actor=actor, now=now
+                )
+                done.append(f"installed the default register as version {version}")
+    finally:
+        engine.dispose()
+    return InitReport(
+        home=str(settings.home),
+        database=settings.database_label,
+        key_fingerprint=key.fingerprint,
+        register_version=version,
+        done=tuple(done),
+    )
