@@ -94,9 +94,7 @@ def build(
     controller_activities = [
         _activity(register, a) for a in register.activities if a.role == "controller"
     ]
-    transfers = sorted(
-        {(t.country, t.safeguard) for a in register.activities for t in a.transfers}
-    )
+    transfers = sorted({(t.country, t.safeguard) for a in register.activities for t in a.transfers})
     return {
         "title": "Records of processing activities (GDPR Art. 30)",
         "generated_at": generated_at.isoformat(timespec="seconds"),
@@ -107,7 +105,9 @@ def build(
             "address": provider.address,
             "contact": provider.contact,
             "dpo": str(provider.dpo),
-            "representative": None if provider.representative is None else str(provider.representative),
+            "representative": None
+            if provider.representative is None
+            else str(provider.representative),
         },
         "processor_record": {
             "article": "Art. 30(2) GDPR",
@@ -157,7 +157,10 @@ def _md_activity(activity: dict[str, Any]) -> list[str]:
     rows = [
         ("Purpose", activity["purpose"]),
         ("Role", activity["role"]),
-        ("Legal basis", f"{activity['legal_basis']['article']}: {activity['legal_basis']['reference']}"),
+        (
+            "Legal basis",
+            f"{activity['legal_basis']['article']}: {activity['legal_basis']['reference']}",
+        ),
         ("Data categories", _names(activity["data_categories"])),
         ("Data subjects", _names(activity["subject_categories"])),
         ("Recipients", _names(activity["recipients"])),
@@ -206,7 +209,11 @@ def _markdown(record: dict[str, Any]) -> str:
             "",
             f"Contact: {_md_cell(c['contact'] or 'not recorded')}. Contract `{c['contract_policy']}` "
             f"since {c['started_on']}, status **{c['status']}**"
-            + (f", effective end {c['effective_on']}, window closes {c['window_end_at']}" if c["effective_on"] else "")
+            + (
+                f", effective end {c['effective_on']}, window closes {c['window_end_at']}"
+                if c["effective_on"]
+                else ""
+            )
             + ".",
             "",
             "| processing | data categories | legal basis | retention |",
@@ -228,7 +235,9 @@ def _markdown(record: dict[str, Any]) -> str:
         "None: all processing stays in the EEA."
     ]
     lines += ["", "### Technical and organisational security measures (Art. 32)", ""]
-    lines += [f"- **{m['id']}** ({m['kind']}): {m['description']}" for m in proc["security_measures"]]
+    lines += [
+        f"- **{m['id']}** ({m['kind']}): {m['description']}" for m in proc["security_measures"]
+    ]
     lines += ["", "## Controller record (Art. 30(1))", ""]
     for activity in record["controller_record"]["activities"]:
         lines += _md_activity(activity)

@@ -62,7 +62,9 @@ class ContractPolicy:
     def effective_date(self, started: date, notice: date) -> date:
         """The last day of the contract when notice is given on `notice`."""
         if notice < started:
-            raise ValueError(f"notice ({notice}) cannot come before the contract started ({started})")
+            raise ValueError(
+                f"notice ({notice}) cannot come before the contract started ({started})"
+            )
         if self.kind == "end_of_month":
             result: date = notice + relativedelta(day=31)
             return result

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +55,9 @@ _ADVISORY_LOCK = 0x6470_616C  # "dpal": serialises appends on PostgreSQL
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces, UTF-8 kept as is, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _instant(at: datetime) -> str:
@@ -102,8 +104,8 @@ def default_actor() -> str:
 def head(session: Session) -> tuple[int, str]:
     """(seq, hash) of the newest event, or (0, GENESIS) for an empty ledger."""
     row = session.execute(
-        sa.select(LedgerEvent.seq, LedgerEvent.hash)  # type: ignore[call-overload]
-        .order_by(sa.desc(LedgerEvent.seq))  # type: ignore[arg-type]
+        sa.select(col(LedgerEvent.seq), col(LedgerEvent.hash))
+        .order_by(col(LedgerEvent.seq).desc())
         .limit(1)
     ).first()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
@@ -168,7 +170,9 @@ def events(
         query = query.where(LedgerEvent.customer_id == customer_id)
     if action is not None:
         query = query.where(
-            sa.or_(LedgerEvent.action == action, col(LedgerEvent.action).startswith(action + "."))
+            sa.or_(
+                col(LedgerEvent.action) == action, col(LedgerEvent.action).startswith(action + ".")
+            )
         )
     if since is not None:
         query = query.where(col(LedgerEvent.at) >= since)
@@ -259,19 +263,19 @@ class VerifyReport:
         return self.problem is None
 
 
-def _rows(session: Session) -> Iterator[sa.Row[Any]]:
-    table = sa.inspect(LedgerEvent).local_table
-    result = session.execute(
-        sa.select(table).order_by(table.c.seq).execution_options(yield_per=10_000)
-    )
-    yield from result
-
-
 def verify(session: Session, checkpoint: Checkpoint | None = None) -> VerifyReport:
     """Walk the whole chain; report the first event that breaks it, or a checkpoint mismatch."""
+    table = sa.inspect(LedgerEvent).local_table
+    query = sa.select(table).order_by(table.c.seq).execution_options(yield_per=10_000)
+    # Streamed (a server-side cursor on PostgreSQL), closed even when we stop early.
+    with session.execute(query) as rows:
+        return _walk(rows, checkpoint)
+
+
+def _walk(rows: Iterable[sa.Row[Any]], checkpoint: Checkpoint | None) -> VerifyReport:
     expected_seq, prev, count = 1, GENESIS, 0
     seen: dict[int, str] = {}
-    for row in _rows(session):
+    for row in rows:
         if row.seq != expected_seq:
             missing = row.seq > expected_seq
             problem = (
@@ -282,7 +286,11 @@ def verify(session: Session, checkpoint: Checkpoint | None = None) -> VerifyRepo
             return VerifyReport(count, expected_seq - 1, prev, expected_seq, problem)
         if row.prev_hash != prev:
             return VerifyReport(
-                count, expected_seq - 1, prev, row.seq, f"event {row.seq} does not follow event {row.seq - 1}"
+                count,
+                expected_seq - 1,
+                prev,
+                row.seq,
+                f"event {row.seq} does not follow event {row.seq - 1}",
             )
         recomputed = event_hash(
             prev_hash=row.prev_hash,
@@ -297,7 +305,11 @@ def verify(session: Session, checkpoint: Checkpoint | None = None) -> VerifyRepo
         )
         if recomputed != row.hash:
             return VerifyReport(
-                count, expected_seq - 1, prev, row.seq, f"event {row.seq} was altered after it was written"
+                count,
+                expected_seq - 1,
+                prev,
+                row.seq,
+                f"event {row.seq} was altered after it was written",
             )
         if checkpoint is not None and row.seq == checkpoint.seq:
             seen[row.seq] = row.hash

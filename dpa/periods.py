@@ -48,7 +48,12 @@ class Duration:
     @property
     def delta(self) -> relativedelta:
         """The period as a relativedelta, for calendar arithmetic."""
-        return relativedelta(**{self.unit: self.amount})
+        days = self.amount * (7 if self.unit == "weeks" else 1)
+        if self.unit == "months":
+            return relativedelta(months=self.amount)
+        if self.unit == "years":
+            return relativedelta(years=self.amount)
+        return relativedelta(days=days)
 
     def after(self, day: date) -> date:
         """The calendar date this period after `day` (month ends clamp: 31 Jan + 1 month = 28/29 Feb)."""

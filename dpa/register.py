@@ -99,8 +99,8 @@ class RegisterSettings:
     default_region: str
     window: Duration
     sweep_schedule: str = "0 3 * * *"
-    export_lifetime: Duration = Duration(14, "days")
-    key_rotation: Duration = Duration(12, "months")
+    export_lifetime: Duration = Duration(14, "days")  # noqa: RUF009 (frozen value)
+    key_rotation: Duration = Duration(12, "months")  # noqa: RUF009 (frozen value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +268,9 @@ def _schema_problems(document: Any) -> list[Problem]:
                 problems.append(Problem(_path([*path, name]), "is required but missing"))
             continue
         if error.validator == "additionalProperties":
-            message = error.message.replace("Additional properties are not allowed", "unknown field")
+            message = error.message.replace(
+                "Additional properties are not allowed", "unknown field"
+            )
         else:
             message = error.message
         problems.append(Problem(_path(path), message))

@@ -96,7 +96,9 @@ class Workspace:
 
 def _sqlite_file_exists(settings: Settings) -> bool:
     database = sa.engine.make_url(settings.database_url).database
-    return database is not None and (database == ":memory:" or settings.home.joinpath(database).exists())
+    return database is not None and (
+        database == ":memory:" or settings.home.joinpath(database).exists()
+    )
 
 
 @dataclass(frozen=True, slots=True)

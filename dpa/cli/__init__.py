@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from dpa import __version__
 from dpa.cli import audit, customer, register
-from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json
+from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json, say
 from dpa.config import Settings
 from dpa.workspace import init as init_workspace
 
@@ -61,20 +60,27 @@ def init(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     settings = Settings.from_env()
     report = init_workspace(settings, actor=actor(ctx), now=now())
     if as_json:
-        print_json({**{k: getattr(report, k) for k in ("home", "database", "key_fingerprint", "register_version")}, "changed": report.changed, "done": list(report.done)})
+        print_json(
+            {
+                **{
+                    k: getattr(report, k)
+                    for k in ("home", "database", "key_fingerprint", "register_version")
+                },
+                "changed": report.changed,
+                "done": list(report.done),
+            }
+        )
         return
     if not report.changed:
-        console.print(
-            Text(
-                f"dpa is already initialised in {report.home} (database {report.database}, "
-                f"key {report.key_fingerprint}, register version {report.register_version}): "
-                "nothing changed"
-            )
+        say(
+            f"dpa is already initialised in {report.home} (database {report.database}, "
+            f"key {report.key_fingerprint}, register version {report.register_version}): "
+            "nothing changed"
         )
         return
     for line in report.done:
-        console.print(Text(f"  {line}"))
-    console.print(Text(f"dpa initialised in {report.home}; database {report.database}"))
+        say(f"  {line}")
+    say(f"dpa initialised in {report.home}; database {report.database}")
 
 
 def main() -> None:

@@ -31,8 +31,13 @@ class DpaGroup(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except DpaError as exc:
-            err_console.print(Text(f"error: {exc}"))
+            err_console.print(Text(f"error: {exc}"), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+
+
+def say(message: str) -> None:
+    """Print one plain message on stdout; long lines are not wrapped (greppable in logs)."""
+    console.print(Text(message), soft_wrap=True)
 
 
 def now() -> datetime:
@@ -66,7 +71,9 @@ def parse_date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
 
 
 def _plain(value: Any) -> Any:
@@ -106,7 +113,7 @@ def write_output(text: str, output: Path | None) -> None:
     tmp = output.with_name(output.name + ".part")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(output)
-    err_console.print(Text(f"wrote {output}"))
+    err_console.print(Text(f"wrote {output}"), soft_wrap=True)
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from dpa import ledger
-from dpa.cli._common import JSON_OPTION, console, now, parse_date, print_json, table, workspace
+from dpa.cli._common import JSON_OPTION, console, now, parse_date, print_json, say, table, workspace
 
 app = typer.Typer(help="Audit: verify the ledger, query it, sign its head.")
 
@@ -20,7 +19,9 @@ app = typer.Typer(help="Audit: verify the ledger, query it, sign its head.")
 def verify(
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="A checkpoint file from `dpa audit checkpoint`: also detect cut-off or rewritten events."),
+        typer.Option(
+            help="A checkpoint file from `dpa audit checkpoint`: also detect cut-off or rewritten events."
+        ),
     ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -30,12 +31,23 @@ def verify(
         with ws.session() as session:
             report = ledger.verify(session, mark)
     if as_json:
-        print_json({**{k: getattr(report, k) for k in ("events", "head_seq", "head_hash", "bad_seq", "problem")}, "ok": report.ok})
+        print_json(
+            {
+                **{
+                    k: getattr(report, k)
+                    for k in ("events", "head_seq", "head_hash", "bad_seq", "problem")
+                },
+                "ok": report.ok,
+            }
+        )
     elif report.ok:
         against = f", matches checkpoint at event {mark.seq}" if mark is not None else ""
-        console.print(Text(f"ledger intact: {report.events} events, head {report.head_seq} ({report.head_hash[:16]}…){against}"))
+        say(
+            f"ledger intact: {report.events} events, head {report.head_seq} "
+            f"({report.head_hash[:16]}…){against}"
+        )
     else:
-        console.print(Text(f"ledger BROKEN at event {report.bad_seq}: {report.problem}"))
+        say(f"ledger BROKEN at event {report.bad_seq}: {report.problem}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -45,16 +57,24 @@ def log(
     customer: Annotated[str | None, typer.Option(help="Only events about this customer.")] = None,
     action: Annotated[
         str | None,
-        typer.Option(help="Only this action, or a family of actions (`customer` matches customer.add, customer.terminate)."),
+        typer.Option(
+            help="Only this action, or a family of actions (`customer` matches customer.add, customer.terminate)."
+        ),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Only events on or after this date, YYYY-MM-DD (UTC).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events on or after this date, YYYY-MM-DD (UTC).")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many events.")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List ledger events, oldest first: who did what, under which activity and legal basis."""
-    since_at = datetime.combine(parse_date(since, "--since"), time(0), tzinfo=UTC) if since else None
+    since_at = (
+        datetime.combine(parse_date(since, "--since"), time(0), tzinfo=UTC) if since else None
+    )
     with workspace() as ws, ws.session() as session:
-        rows = ledger.events(session, customer_id=customer, action=action, since=since_at, limit=limit)
+        rows = ledger.events(
+            session, customer_id=customer, action=action, since=since_at, limit=limit
+        )
     if as_json:
         print_json(
             [
@@ -109,7 +129,14 @@ def _summary(details: dict[str, object]) -> str:
 
 @app.command()
 def checkpoint(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the signed head; keep it outside the database's host.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the signed head; keep it outside the database's host.",
+        ),
+    ],
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write the ledger head (seq, hash) signed with a key derived from the master key."""
@@ -120,4 +147,4 @@ def checkpoint(
     if as_json:
         print_json({"file": output, **mark.body(), "mac": mark.mac})
     else:
-        console.print(Text(f"checkpoint of event {mark.seq} ({mark.hash[:16]}…) written to {output}"))
+        say(f"checkpoint of event {mark.seq} ({mark.hash[:16]}…) written to {output}")

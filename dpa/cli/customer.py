@@ -6,7 +6,6 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from dpa import customers
 from dpa import register as register_mod
@@ -17,6 +16,7 @@ from dpa.cli._common import (
     now,
     parse_date,
     print_json,
+    say,
     table,
     workspace,
 )
@@ -66,7 +66,7 @@ def add(
     if as_json:
         print_json(view)
     else:
-        console.print(Text(f"added customer {view.id} ({view.contract_policy}, since {started_on})"))
+        say(f"added customer {view.id} ({view.contract_policy}, since {started_on})")
 
 
 @app.command("list")
@@ -107,7 +107,10 @@ def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
         ("id", view.id),
         ("name", view.name),
         ("contact", view.contact or "not recorded"),
-        ("contract", f"{view.contract_policy}: {policy.description if policy else 'unknown policy'}"),
+        (
+            "contract",
+            f"{view.contract_policy}: {policy.description if policy else 'unknown policy'}",
+        ),
         ("started", view.started_on),
         ("status", view.status),
     ]
@@ -146,9 +149,7 @@ def terminate(
     if as_json:
         print_json(result)
         return
-    console.print(
-        Text(
-            f"customer {view.id}: notice on {result.notice_on}, contract ends {result.effective_on} "
-            f"(end of day), exports possible until {result.window_end_on}; status now {view.status}"
-        )
+    say(
+        f"customer {view.id}: notice on {result.notice_on}, contract ends {result.effective_on} "
+        f"(end of day), exports possible until {result.window_end_on}; status now {view.status}"
     )

@@ -17,6 +17,7 @@ from dpa.cli._common import (
     err_console,
     now,
     print_json,
+    say,
     table,
     workspace,
     write_output,
@@ -47,14 +48,12 @@ def show(as_json: bool = JSON_OPTION) -> None:
             }
         )
         return
-    console.print(
-        Text(
-            f"Register version {stored.version} ({stored.source}), loaded "
-            f"{stored.loaded_at:%Y-%m-%d %H:%M} UTC, sha256 {reg.sha256[:16]}…\n"
-            f"Provider {reg.provider.name}; DPO {reg.provider.dpo}\n"
-            f"Timezone {reg.settings.timezone.key}, phone region {reg.settings.default_region}, "
-            f"export window {reg.settings.window} after the contract ends"
-        )
+    say(
+        f"Register version {stored.version} ({stored.source}), loaded "
+        f"{stored.loaded_at:%Y-%m-%d %H:%M} UTC, sha256 {reg.sha256[:16]}…\n"
+        f"Provider {reg.provider.name}; DPO {reg.provider.dpo}\n"
+        f"Timezone {reg.settings.timezone.key}, phone region {reg.settings.default_region}, "
+        f"export window {reg.settings.window} after the contract ends"
     )
     console.print(
         table(
@@ -100,11 +99,9 @@ def validate(file: FileArg, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json({"file": str(file), "valid": True, "sha256": reg.sha256})
         return
-    console.print(
-        Text(
-            f"{file}: valid register ({len(reg.activities)} activities, "
-            f"{len(reg.data_categories)} data categories), sha256 {reg.sha256[:16]}…"
-        )
+    say(
+        f"{file}: valid register ({len(reg.activities)} activities, "
+        f"{len(reg.data_categories)} data categories), sha256 {reg.sha256[:16]}…"
     )
 
 
@@ -119,16 +116,14 @@ def load(ctx: typer.Context, file: FileArg, as_json: bool = JSON_OPTION) -> None
     if as_json:
         print_json({"version": version, "sha256": reg.sha256, "changed": changed})
     elif changed:
-        console.print(Text(f"installed {file} as register version {version} ({reg.sha256[:16]}…)"))
+        say(f"installed {file} as register version {version} ({reg.sha256[:16]}…)")
     else:
-        console.print(Text(f"unchanged: {file} is register version {version}, already in force"))
+        say(f"unchanged: {file} is register version {version}, already in force")
 
 
 @app.command()
 def export(
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="md, csv, json or html.")
-    ] = "md",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, csv, json or html.")] = "md",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
@@ -143,8 +138,10 @@ def export(
         stored = register_mod.current(session)
         views = customers.list_all(session, ws.key, moment)
     record = art30.build(stored.register, views, version=stored.version, generated_at=moment)
-    write_output(art30.render(record, fmt), output)  # type: ignore[arg-type]
+    write_output(art30.render(record, fmt), output)
     if output is not None and views:
         err_console.print(
-            Text(f"{output} names {len(views)} controllers: keep it as confidential as the register")
+            Text(
+                f"{output} names {len(views)} controllers: keep it as confidential as the register"
+            )
         )

@@ -1,9 +1,9 @@
 """Alembic environment: runs on the connection dpa.db.migrate hands over."""
 
 from alembic import context
+from sqlmodel import SQLModel
 
 from dpa import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from sqlmodel import SQLModel
 
 connection = context.config.attributes["connection"]
 context.configure(

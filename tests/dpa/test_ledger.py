@@ -1,0 +1,197 @@
+"""The hash-chained ledger: every kind of tampering is caught, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from dpa import ledger
+from dpa.errors import IntegrityFailure
+from dpa.models import LedgerEvent
+from dpa.workspace import Workspace
+from tests.conftest import NOW, Run
+
+
+def _fill(ws: Workspace, count: int = 6) -> None:
+    with ws.session() as session:
+        for i in range(count):
+            ledger.append(
+                session,
+                action="test.event",
+                actor="tester",
+                now=NOW + timedelta(seconds=i),
+                customer_id=f"c{i % 2}",
+                activity="messaging",
+                legal_basis="Art. 6(1)(b) GDPR",
+                details={"n": i, "note": "ünïcode"},
+            )
+
+
+def _sql(ws: Workspace, statement: str, **params: object) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+def _verify(ws: Workspace, checkpoint: ledger.Checkpoint | None = None) -> ledger.VerifyReport:
+    with ws.session() as session:
+        return ledger.verify(session, checkpoint)
+
+
+def test_intact_chain_verifies(ws: Workspace) -> None:
+    _fill(ws)
+    report = _verify(ws)
+    assert report.ok, report.problem
+    assert report.events == report.head_seq == 8  # init + register.load + 6
+
+
+def test_changed_row_is_caught(ws: Workspace) -> None:
+    _fill(ws)
+    _sql(ws, "UPDATE ledger_events SET details = :d WHERE seq = 5", d='{"n":99}')
+    report = _verify(ws)
+    assert (report.ok, report.bad_seq) == (False, 5)
+    assert "altered" in (report.problem or "")
+
+
+def test_deleted_row_is_caught(ws: Workspace) -> None:
+    _fill(ws)
+    _sql(ws, "DELETE FROM ledger_events WHERE seq = 4")
+    report = _verify(ws)
+    assert (report.ok, report.bad_seq) == (False, 4)
+    assert "missing" in (report.problem or "")
+
+
+def test_inserted_row_is_caught(ws: Workspace) -> None:
+    _fill(ws)
+    # shift the tail up by one and slip a forged event in at seq 5, linked to event 4
+    with ws.engine.begin() as conn:
+        for seq in range(8, 4, -1):
+            conn.execute(
+                sa.text("UPDATE ledger_events SET seq = :n WHERE seq = :o"),
+                {"n": seq + 1, "o": seq},
+            )
+        prev = conn.execute(sa.text("SELECT hash FROM ledger_events WHERE seq = 4")).scalar_one()
+        forged_at = NOW + timedelta(seconds=30)
+        forged = ledger.event_hash(
+            prev_hash=prev,
+            seq=5,
+            at=forged_at,
+            actor="mallory",
+            action="test.event",
+            customer_id=None,
+            activity=None,
+            legal_basis=None,
+            details="{}",
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO ledger_events (seq, at, actor, action, details, prev_hash, hash) "
+                "VALUES (5, :at, 'mallory', 'test.event', '{}', :prev, :hash)"
+            ),
+            {
+                "at": forged_at
+                if ws.engine.dialect.name != "sqlite"
+                else forged_at.replace(tzinfo=None),
+                "prev": prev,
+                "hash": forged,
+            },
+        )
+    report = _verify(ws)
+    assert (report.ok, report.bad_seq) == (False, 6)
+    assert "does not follow" in (report.problem or "")
+
+
+def test_swapped_rows_are_caught(ws: Workspace) -> None:
+    _fill(ws)
+    with ws.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_events SET seq = -1 WHERE seq = 5"))
+        conn.execute(sa.text("UPDATE ledger_events SET seq = 5 WHERE seq = 6"))
+        conn.execute(sa.text("UPDATE ledger_events SET seq = 6 WHERE seq = -1"))
+    report = _verify(ws)
+    assert (report.ok, report.bad_seq) == (False, 5)
+
+
+def test_cut_tail_is_caught_only_against_a_checkpoint(ws: Workspace) -> None:
+    _fill(ws)
+    with ws.session() as session:
+        mark = ledger.make_checkpoint(session, ws.key, NOW)
+    assert mark.seq == 8
+    _sql(ws, "DELETE FROM ledger_events WHERE seq > 6")
+    assert _verify(ws).ok  # a chain alone cannot see that its tail is gone
+    report = _verify(ws, mark)
+    assert (report.ok, report.bad_seq) == (False, 7)
+    assert "cut off" in (report.problem or "")
+
+
+def test_recomputed_chain_is_caught_against_a_checkpoint(ws: Workspace) -> None:
+    _fill(ws)
+    with ws.session() as session:
+        mark = ledger.make_checkpoint(session, ws.key, NOW)
+    # rewrite event 3 and recompute every hash after it: the chain itself is consistent again
+    with ws.session() as session:
+        prev = ledger.GENESIS
+        for event in session.exec(select(LedgerEvent).order_by(col(LedgerEvent.seq))).all():
+            if event.seq == 3:
+                event.details = '{"n":"rewritten"}'
+            event.prev_hash = prev
+            event.hash = ledger.event_hash(
+                prev_hash=prev,
+                seq=event.seq,
+                at=event.at,
+                actor=event.actor,
+                action=event.action,
+                customer_id=event.customer_id,
+                activity=event.activity,
+                legal_basis=event.legal_basis,
+                details=event.details,
+            )
+            session.add(event)
+            prev = event.hash
+    assert _verify(ws).ok
+    report = _verify(ws, mark)
+    assert not report.ok
+    assert "rewritten" in (report.problem or "")
+
+
+def test_forged_checkpoint_file_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    with ws.session() as session:
+        mark = ledger.make_checkpoint(session, ws.key, NOW)
+    path = tmp_path / "head.json"
+    ledger.write_checkpoint(mark, path)
+    assert ledger.read_checkpoint(path, ws.key) == mark
+    path.write_text(path.read_text().replace(f'"seq": {mark.seq}', '"seq": 1'))
+    with pytest.raises(IntegrityFailure, match="signature"):
+        ledger.read_checkpoint(path, ws.key)
+
+
+def test_events_filter_by_customer_action_and_prefix(ws: Workspace) -> None:
+    _fill(ws)
+    with ws.session() as session:
+        assert [e.seq for e in ledger.events(session, customer_id="c1")] == [4, 6, 8]
+        assert len(ledger.events(session, action="test")) == 6  # prefix family
+        assert len(ledger.events(session, action="test.event")) == 6
+        assert len(ledger.events(session, action="tes")) == 0  # not a word boundary
+        assert [e.seq for e in ledger.events(session, since=NOW + timedelta(seconds=4))] == [7, 8]
+
+
+def test_cli_verify_log_and_checkpoint(
+    ws: Workspace, cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    _fill(ws)
+    assert "ledger intact: 8 events" in cli("audit", "verify").stdout
+    head = tmp_path / "head.json"
+    cli("audit", "checkpoint", "-o", str(head))
+    assert (
+        "matches checkpoint at event 8" in cli("audit", "verify", "--checkpoint", str(head)).stdout
+    )
+    logged = cli("audit", "log", "--customer", "c0", "--json").stdout
+    assert '"customer": "c0"' in logged and '"c1"' not in logged
+    _sql(ws, "DELETE FROM ledger_events WHERE seq = 8")
+    assert "cut off" in cli("audit", "verify", "--checkpoint", str(head), code=1).stdout
+    _sql(ws, "UPDATE ledger_events SET actor = 'someone else' WHERE seq = 2")
+    out = cli("audit", "verify", "--json", code=1).stdout
+    assert '"bad_seq": 2' in out
