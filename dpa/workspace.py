@@ -31,9 +31,10 @@ FINGERPRINT = "master_key_fingerprint"
 class Workspace:
     """An opened installation: hands out sessions and the (checked) master key."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, key_fingerprint: str) -> None:
         self.settings = settings
         self.engine = engine
+        self.key_fingerprint = key_fingerprint
         self._key: MasterKey | None = None
 
     @classmethod
@@ -58,7 +59,12 @@ class Workspace:
                 f"the database schema is at {revision}, this dpa needs {db.head_revision()}: "
                 "run `dpa init` to upgrade it"
             )
-        return cls(settings, engine)
+        with db.session_scope(engine) as session:
+            fingerprint = session.get(Meta, FINGERPRINT)
+        if fingerprint is None:
+            engine.dispose()
+            raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
+        return cls(settings, engine, fingerprint.value)
 
     def close(self) -> None:
         """Release database connections."""
@@ -81,11 +87,7 @@ class Workspace:
         """The master key, checked against the fingerprint the database was set up with."""
         if self._key is None:
             key = load_master_key(self.settings)
-            with self.session() as session:
-                expected = session.get(Meta, FINGERPRINT)
-            if expected is None:
-                raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
-            key.check(expected.value)
+            key.check(self.key_fingerprint)
             self._key = key
         return self._key
 

@@ -122,7 +122,10 @@ def cli(env: dict[str, str]) -> Callable[..., Run]:
 
     def run(*args: str, code: int = 0, extra_env: dict[str, str] | None = None) -> Run:
         result = runner.invoke(
-            app, list(args), env={"COLUMNS": "200", **env, **(extra_env or {})}, catch_exceptions=True
+            app,
+            list(args),
+            env={"COLUMNS": "200", **env, **(extra_env or {})},
+            catch_exceptions=True,
         )
         out = Run(result.exit_code, result.stdout, result.stderr, result.exception)
         if out.exception is not None and not isinstance(out.exception, SystemExit):

@@ -1,0 +1,113 @@
+"""The Art. 30 record in four formats, from the default register and real customers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from dpa import register
+from dpa.art30 import CSV_COLUMNS
+from dpa.workspace import Workspace
+from tests.conftest import Run
+
+Cli = Callable[..., Run]
+
+
+def _customers(cli: Cli) -> None:
+    cli(
+        "customer",
+        "add",
+        "acme",
+        "--name",
+        "Acme <Holdings> & Co",
+        "--contact",
+        "dpo@acme.example",
+        "--contract",
+        "monthly",
+        "--started",
+        "2024-03-01",
+    )
+    cli(
+        "customer",
+        "add",
+        "globex",
+        "--name",
+        "Globex BV",
+        "--contract",
+        "fixed-36m",
+        "--started",
+        "2023-06-01",
+    )
+    cli("customer", "terminate", "acme", "--on", "2026-10-10")
+
+
+def test_markdown_shows_every_annex_1_category_with_legal_basis_and_retention(
+    ws: Workspace, cli: Cli
+) -> None:
+    md = cli("register", "export", "--format", "md").stdout
+    reg = register.default_register()
+    for category in reg.data_categories.values():
+        assert category.name in md, category.id
+    for activity in reg.activities:
+        assert f"`{activity.id}`" in md
+        assert activity.legal_basis.short in md
+        assert str(activity.retention) in md
+    for heading in (
+        "Processor record (Art. 30(2))",
+        "Controller record (Art. 30(1))",
+        "Data protection officer",
+        "Transfers to third countries",
+        "security measures",
+    ):
+        assert heading.lower() in md.lower()
+    assert "No customers are registered yet." in md
+
+
+def test_markdown_has_one_section_per_controller(ws: Workspace, cli: Cli) -> None:
+    _customers(cli)
+    md = cli("register", "export").stdout
+    assert "#### Controller acme: Acme <Holdings> & Co" in md
+    assert "#### Controller globex: Globex BV" in md
+    assert "window closes 2026-12-31" in md
+
+
+def test_csv_has_a_row_per_controller_and_activity(ws: Workspace, cli: Cli) -> None:
+    _customers(cli)
+    rows = list(csv.DictReader(io.StringIO(cli("register", "export", "--format", "csv").stdout)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    reg = register.default_register()
+    processor = [a for a in reg.activities if a.role == "processor"]
+    controller = [a for a in reg.activities if a.role == "controller"]
+    assert len(rows) == 2 * len(processor) + len(controller)
+    acme = [r for r in rows if r["controller_id"] == "acme"]
+    assert {r["activity_id"] for r in acme} == {a.id for a in processor}
+    assert all(r["status"] == "window" for r in acme)
+    assert all(r["legal_basis"].startswith("Art. 6(1)(") and r["retention"] for r in rows)
+
+
+def test_json_and_html_written_to_files(ws: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _customers(cli)
+    cli("register", "export", "--format", "json", "-o", str(tmp_path / "record.json"))
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert [c["customer_id"] for c in record["processor_record"]["controllers"]] == [
+        "acme",
+        "globex",
+    ]
+    assert {a["role"] for a in record["controller_record"]["activities"]} == {"controller"}
+    run = cli("register", "export", "--format", "html", "-o", str(tmp_path / "record.html"))
+    assert "keep it as confidential" in run.stderr
+    page = (tmp_path / "record.html").read_text()
+    assert page.startswith("<!doctype html>")
+    assert "Acme &lt;Holdings&gt; &amp; Co" in page and "<Holdings>" not in page
+    assert not re.search(r"(src|href)=", page), "the page must be self-contained"
+
+
+def test_unknown_format_is_a_usage_error(ws: Workspace, cli: Cli) -> None:
+    assert (
+        "is not one of md, csv, json, html"
+        in cli("register", "export", "--format", "pdf", code=2).stderr
+    )

@@ -1,0 +1,277 @@
+"""The processing register: the default encodes Annex 1; bad registers are refused with paths."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dpa import register
+from dpa.errors import RegisterInvalid
+from dpa.resources import default_register_text
+from dpa.workspace import Workspace
+from tests.conftest import Run
+
+ANNEX_1 = {
+    "phone_number",
+    "email",
+    "ip_address",
+    "passport_photo",
+    "name_address",
+    "voicemail",
+    "fax",
+    "cdr",
+    "call_recording",
+    "signalling_audio",
+}
+
+
+def _doc() -> dict[str, Any]:
+    return copy.deepcopy(yaml.safe_load(default_register_text()))
+
+
+def _write(tmp_path: Path, doc: Any, name: str = "register.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False) if not isinstance(doc, str) else doc)
+    return path
+
+
+def _problems(doc: Any) -> list[str]:
+    with pytest.raises(RegisterInvalid) as caught:
+        register.from_document(doc, "test")
+    return [str(p) for p in caught.value.problems]
+
+
+def test_default_register_encodes_annex_1_and_the_call_back_list() -> None:
+    reg = register.default_register()
+    assert set(reg.data_categories) == ANNEX_1 | {"callback_list"}
+    assert set(reg.subject_categories) == {"customer", "customer_staff", "call_party"}
+    assert set(reg.contract_policies) == {"monthly", "fixed-12m", "fixed-36m"}
+    assert str(reg.settings.window) == "2 months"
+    assert reg.settings.timezone.key == "Europe/Brussels"
+    for category in reg.data_categories:
+        activity = reg.activity_for(category)
+        assert activity.legal_basis.article.startswith("6(1)(")
+        assert activity.legal_basis.reference
+        assert activity.retention.duration is not None
+        assert activity.recipients and activity.security_measures
+
+
+@pytest.mark.parametrize(
+    ("category", "role", "duration", "anchor", "action"),
+    [
+        pytest.param("voicemail", "processor", "90 days", "collected", "delete", id="voicemail"),
+        pytest.param("fax", "processor", "90 days", "collected", "delete", id="fax"),
+        pytest.param(
+            "call_recording", "processor", "30 days", "collected", "delete", id="recording"
+        ),
+        pytest.param("cdr", "processor", "12 months", "collected", "anonymise", id="cdr"),
+        pytest.param("callback_list", "processor", "30 days", "collected", "delete", id="callback"),
+        pytest.param("phone_number", "controller", "0 days", "window_end", "delete", id="account"),
+        pytest.param("ip_address", "controller", "6 months", "collected", "delete", id="ip"),
+        pytest.param(
+            "passport_photo", "controller", "30 days", "collected", "delete", id="passport"
+        ),
+        pytest.param(
+            "signalling_audio", "processor", "14 days", "collected", "delete", id="signalling"
+        ),
+    ],
+)
+def test_default_retention_follows_the_domain_table(
+    category: str, role: str, duration: str, anchor: str, action: str
+) -> None:
+    activity = register.default_register().activity_for(category)
+    rule = activity.retention
+    assert (activity.role, str(rule.duration), rule.anchor, rule.action) == (
+        role,
+        duration,
+        anchor,
+        action,
+    )
+
+
+def test_cdr_anonymisation_keeps_only_billing_fields() -> None:
+    rule = register.default_register().activity_for("cdr").retention
+    assert set(rule.keep) == {"start", "duration", "billsec", "disposition", "cost"}
+
+
+def test_schema_file_has_id_and_version() -> None:
+    from dpa.resources import load_schema
+
+    schema = load_schema("register")
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert schema["$id"] and schema["version"]
+
+
+def test_unknown_category_is_reported_with_its_path() -> None:
+    doc = _doc()
+    doc["activities"][1]["data_categories"].append("telepathy")
+    assert _problems(doc) == ["activities[1].data_categories[1]: unknown data category 'telepathy'"]
+
+
+def test_activity_without_legal_basis_or_retention_is_reported() -> None:
+    doc = _doc()
+    del doc["activities"][0]["legal_basis"]
+    del doc["activities"][2]["retention"]
+    assert _problems(doc) == [
+        "activities[0].legal_basis: is required but missing",
+        "activities[2].retention: is required but missing",
+    ]
+
+
+def test_duplicate_ids_and_double_claims_are_all_reported_at_once() -> None:
+    doc = _doc()
+    doc["data_categories"].append({"id": "fax", "name": "Faxes again"})
+    doc["activities"][3]["data_categories"].append("voicemail")
+    doc["activities"][4]["recipients"].append("nobody")
+    problems = _problems(doc)
+    assert "data_categories[11].id: duplicate id 'fax'" in problems
+    assert any(
+        p.startswith("activities[3].data_categories[1]: category 'voicemail' already belongs")
+        for p in problems
+    )
+    assert "activities[4].recipients[1]: unknown recipient 'nobody'" in problems
+
+
+def test_category_without_activity_is_a_gap() -> None:
+    doc = _doc()
+    doc["data_categories"].append({"id": "sms", "name": "Text messages"})
+    assert _problems(doc) == [
+        "data_categories[11]: no activity processes category 'sms' (no legal basis, no retention)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(
+            lambda d: d["activities"][0]["legal_basis"].update(article="6(1)(z)"),
+            "activities[0].legal_basis.article",
+            id="bad-article",
+        ),
+        pytest.param(
+            lambda d: d["activities"][0]["retention"].update(anchor="whenever"),
+            "activities[0].retention.anchor",
+            id="bad-anchor",
+        ),
+        pytest.param(
+            lambda d: d["activities"][0]["retention"].update(duration="a while"),
+            "activities[0].retention.duration",
+            id="bad-duration",
+        ),
+        pytest.param(
+            lambda d: d["settings"].update(timezone="Mars/Olympus"),
+            "settings.timezone",
+            id="bad-timezone",
+        ),
+        pytest.param(
+            lambda d: d["settings"].update(sweep_schedule="every night"),
+            "settings.sweep_schedule",
+            id="bad-cron",
+        ),
+        pytest.param(
+            lambda d: d["activities"][2]["retention"].pop("keep"),
+            "activities[2].retention.keep",
+            id="anonymise-without-keep",
+        ),
+        pytest.param(lambda d: d.update(colour="blue"), "(document)", id="unknown-field"),
+    ],
+)
+def test_each_problem_names_its_path(
+    mutate: Callable[[dict[str, Any]], Any], expected: str
+) -> None:
+    doc = _doc()
+    mutate(doc)
+    problems = _problems(doc)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_cli_validate_accepts_the_default(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    path = _write(tmp_path, default_register_text())
+    assert (
+        "valid register (8 activities, 11 data categories)"
+        in cli("register", "validate", str(path)).stdout
+    )
+
+
+def test_cli_validate_reports_every_problem_and_exits_2(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    doc = _doc()
+    doc["activities"][1]["data_categories"].append("telepathy")
+    doc["activities"][5]["id"] = "messaging"
+    path = _write(tmp_path, doc)
+    run = cli("register", "validate", str(path), code=2)
+    assert "2 problems" in run.stderr
+    assert "activities[1].data_categories[1]: unknown data category 'telepathy'" in run.stderr
+    assert "activities[5].id: duplicate id 'messaging'" in run.stderr
+    as_json = json.loads(cli("register", "validate", str(path), "--json", code=2).stdout)
+    assert as_json["valid"] is False and len(as_json["problems"]) == 2
+
+
+def test_cli_validate_names_the_yaml_line(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    path = _write(tmp_path, "schema_version: 1\nprovider: [unclosed\n")
+    assert "line 3" in cli("register", "validate", str(path), code=2).stderr
+
+
+def test_cli_validate_missing_file(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    assert "no such file" in cli("register", "validate", str(tmp_path / "nope.yaml"), code=2).stderr
+
+
+def test_load_stores_a_new_version_and_ledgers_its_hash(
+    ws: Workspace, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    doc = _doc()
+    doc["activities"][1]["retention"]["duration"] = "60 days"
+    path = _write(tmp_path, doc, "v2.json")
+    assert "as register version 2" in cli("register", "load", str(path)).stdout
+    assert "unchanged" in cli("register", "load", str(path)).stdout
+    shown = json.loads(cli("register", "show", "--json").stdout)
+    assert shown["version"] == 2
+    assert shown["document"]["activities"][1]["retention"]["duration"] == "60 days"
+    events = json.loads(cli("audit", "log", "--action", "register.load", "--json").stdout)
+    assert [e["details"]["version"] for e in events] == [1, 2]
+    assert events[1]["details"]["sha256"] == shown["sha256"]
+    assert events[1]["details"]["previous_sha256"] == events[0]["details"]["sha256"]
+
+
+def test_load_refuses_a_register_that_drops_a_policy_in_use(
+    ws: Workspace, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    cli(
+        "customer",
+        "add",
+        "acme",
+        "--name",
+        "Acme BV",
+        "--contract",
+        "fixed-36m",
+        "--started",
+        "2024-01-01",
+    )
+    doc = _doc()
+    doc["contract_policies"] = [p for p in doc["contract_policies"] if p["id"] != "fixed-36m"]
+    run = cli("register", "load", str(_write(tmp_path, doc)), code=2)
+    assert "policy 'fixed-36m' is used by customers" in run.stderr
+    assert json.loads(cli("register", "show", "--json").stdout)["version"] == 1
+
+
+def test_invalid_register_is_not_loaded(
+    ws: Workspace, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    doc = _doc()
+    del doc["activities"][0]["retention"]
+    cli("register", "load", str(_write(tmp_path, doc)), code=2)
+    assert json.loads(cli("register", "show", "--json").stdout)["version"] == 1
+    assert len(json.loads(cli("audit", "log", "--action", "register", "--json").stdout)) == 1
+
+
+def test_show_lists_every_activity(ws: Workspace, cli: Callable[..., Run]) -> None:
+    out = cli("register", "show").stdout
+    for activity in register.default_register().activities:
+        assert activity.id in out
