@@ -95,11 +95,13 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, ensure_ascii=False) + "\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    """A rich table whose cells are plain text (never markup)."""
+def table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, keep: int = 1
+) -> Table:
+    """A rich table whose cells are plain text (never markup); the first `keep` columns never wrap."""
     out = Table(title=title, title_justify="left", show_lines=False)
-    for column in columns:
-        out.add_column(column)
+    for index, column in enumerate(columns):
+        out.add_column(column, no_wrap=index < keep)
     for row in rows:
         out.add_row(*(Text("" if v is None else str(v)) for v in row))
     return out

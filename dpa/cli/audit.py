@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dpa import ledger
-from dpa.cli._common import JSON_OPTION, console, now, parse_date, print_json, say, table, workspace
+from dpa.cli._common import JSON_OPTION, now, parse_date, print_json, say, workspace
 
 app = typer.Typer(help="Audit: verify the ledger, query it, sign its head.")
 
@@ -93,24 +93,17 @@ def log(
             ]
         )
         return
-    console.print(
-        table(
-            f"{len(rows)} ledger events",
-            ["seq", "at (UTC)", "actor", "action", "customer", "activity / basis", "details"],
-            [
-                (
-                    e.seq,
-                    f"{e.at:%Y-%m-%d %H:%M:%S}",
-                    e.actor,
-                    e.action,
-                    e.customer_id or "",
-                    " / ".join(x for x in (e.activity, e.legal_basis) if x),
-                    _summary(json.loads(e.details)),
-                )
-                for e in rows
-            ],
+    # One line per event, like `git log --oneline`: readable at any terminal width.
+    say(f"{len(rows)} ledger events")
+    for e in rows:
+        basis = " / ".join(x for x in (e.activity, e.legal_basis) if x)
+        say(
+            f"#{e.seq} {e.at:%Y-%m-%d %H:%M:%S} {e.action}"
+            + (f" customer={e.customer_id}" if e.customer_id else "")
+            + f" by {e.actor}"
+            + (f" under {basis}" if basis else "")
+            + f": {_summary(json.loads(e.details))}"
         )
-    )
 
 
 def _summary(details: dict[str, object]) -> str:

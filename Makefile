@@ -1,0 +1,53 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_HOME := .dpa-run
+# `make run` always uses the embedded default: a throwaway SQLite installation in .dpa-run.
+DPA := env -u DPA_DATABASE_URL -u DPA_MASTER_KEY DPA_HOME=$(RUN_HOME) $(BIN)/dpa --actor make-run
+
+.PHONY: run test lint typecheck install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@rm -rf $(RUN_HOME)
+	@echo "== dpa init: home, master key (0600), database, default Annex 1 register"
+	$(DPA) init
+	@echo; echo "== dpa register show: the processing register in force"
+	$(DPA) register show
+	@echo; echo "== two customers (controllers)"
+	$(DPA) customer add acme --name "Acme Plumbing BV" --contact "privacy@acme.example" --contract monthly --started 2024-03-01
+	$(DPA) customer add globex --name "Globex Telecom NV" --contract fixed-12m --started 2025-01-15
+	@echo; echo "== acme gives notice: contract ends at the end of the month, then a two-month export window"
+	$(DPA) customer terminate acme --on 2026-10-10
+	$(DPA) customer list
+	$(DPA) customer show globex
+	@echo; echo "== dpa register export: the Art. 30 record (also written as HTML to $(RUN_HOME)/art30.html)"
+	$(DPA) register export --format md
+	$(DPA) register export --format html -o $(RUN_HOME)/art30.html
+	@echo; echo "== dpa audit log: every action, hash-chained"
+	$(DPA) audit log
+	@echo; echo "== dpa audit checkpoint + verify: the chain and its signed head"
+	$(DPA) audit checkpoint -o $(RUN_HOME)/ledger-head.json
+	$(DPA) audit verify --checkpoint $(RUN_HOME)/ledger-head.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check dpa retention exports tests
+	$(BIN)/ruff format --check dpa retention exports tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(RUN_HOME) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis
