@@ -2,8 +2,8 @@
 
 The master key (key-encryption key) comes from `DPA_MASTER_KEY` or from the 0600 key file
 made by `dpa init`; it never enters the database. The database keeps only its fingerprint,
-so a wrong key is recognised before anything is written. Purpose keys (ledger checkpoints,
-customer fields, blind indexes) are derived from it with HKDF-SHA256, one label per purpose.
+so a wrong key is recognised before anything is written. Everything else is encrypted under
+keys the master key wraps (`dpa.keyring`).
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ class FieldCipher:
     The label is associated data: a ciphertext copied onto another row does not decrypt.
     """
 
-    def __init__(self, key: MasterKey, purpose: str) -> None:
-        self._aead = AESGCM(key.derive(purpose))
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
 
     def seal(self, text: str, label: str) -> bytes:
         """Encrypt `text`, bound to `label`."""

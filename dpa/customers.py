@@ -1,8 +1,8 @@
 """Customers (the controllers) and their contract lifecycle.
 
 A customer's name and contact can be personal data (a sole trader is a natural person), so
-they are stored encrypted under a key derived from the master key and bound to the
-customer id. Ledger events name the customer by id only.
+they are stored encrypted under the `customer-fields` system key and bound to the customer
+id. Ledger events name the customer by id only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from dpa import ledger
 from dpa.contracts import Termination, terminate
-from dpa.crypto import FieldCipher, MasterKey
+from dpa.crypto import FieldCipher
 from dpa.errors import (
     AlreadyTerminated,
     CustomerExists,
@@ -31,7 +31,6 @@ __all__ = ["CustomerView", "Status", "add", "get", "list_all", "status", "termin
 
 Status = Literal["active", "terminating", "window", "closed"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PURPOSE = "dpa/customer-fields/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +60,7 @@ def status(customer: Customer, now: datetime) -> Status:
     return "closed"
 
 
-def _view(customer: Customer, key: MasterKey, now: datetime) -> CustomerView:
-    cipher = FieldCipher(key, _PURPOSE)
+def _view(customer: Customer, cipher: FieldCipher, now: datetime) -> CustomerView:
     return CustomerView(
         id=customer.id,
         name=cipher.open(customer.name_sealed, f"customer:{customer.id}:name"),
@@ -88,20 +86,20 @@ def _row(session: Session, customer_id: str) -> Customer:
     return customer
 
 
-def get(session: Session, key: MasterKey, customer_id: str, now: datetime) -> CustomerView:
+def get(session: Session, cipher: FieldCipher, customer_id: str, now: datetime) -> CustomerView:
     """One customer, decrypted."""
-    return _view(_row(session, customer_id), key, now)
+    return _view(_row(session, customer_id), cipher, now)
 
 
-def list_all(session: Session, key: MasterKey, now: datetime) -> list[CustomerView]:
+def list_all(session: Session, cipher: FieldCipher, now: datetime) -> list[CustomerView]:
     """Every customer, by id."""
     rows = session.exec(select(Customer).order_by(col(Customer.id))).all()
-    return [_view(row, key, now) for row in rows]
+    return [_view(row, cipher, now) for row in rows]
 
 
 def add(
     session: Session,
-    key: MasterKey,
+    cipher: FieldCipher,
     register: Register,
     *,
     customer_id: str,
@@ -126,7 +124,6 @@ def add(
         )
     if session.get(Customer, customer_id) is not None:
         raise CustomerExists(customer_id)
-    cipher = FieldCipher(key, _PURPOSE)
     customer = Customer(
         id=customer_id,
         name_sealed=cipher.seal(name.strip(), f"customer:{customer_id}:name"),
@@ -147,12 +144,12 @@ def add(
         details={"contract_policy": contract_policy, "started_on": started_on.isoformat()},
     )
     session.flush()
-    return _view(customer, key, now)
+    return _view(customer, cipher, now)
 
 
 def terminate_contract(
     session: Session,
-    key: MasterKey,
+    cipher: FieldCipher,
     register: Register,
     *,
     customer_id: str,
@@ -202,4 +199,4 @@ def terminate_contract(
         },
     )
     session.flush()
-    return _view(customer, key, now), result
+    return _view(customer, cipher, now), result

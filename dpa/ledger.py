@@ -5,8 +5,8 @@ event's hash is SHA-256 over a canonical JSON encoding of its fields and the pre
 hash, so changing, deleting, inserting or reordering events breaks the chain at the first
 event touched. A chain alone cannot show that its newest events were cut off (or that the
 whole chain was recomputed by someone with write access), so `checkpoint` writes the head
-(seq, hash) to a file kept outside the database, signed with an HMAC key derived from the
-master key; `verify` against that file detects truncation and rewrites behind it.
+(seq, hash) to a file kept outside the database, signed with an HMAC key (the
+`ledger-checkpoint` system key, wrapped by the master key); `verify` against that file detects truncation and rewrites behind it.
 
 Details are JSON that never holds personal data in clear: ids, counts, dates, hashes.
 """
@@ -27,7 +27,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dpa.crypto import MasterKey
 from dpa.errors import InputError, IntegrityFailure
 from dpa.models import LedgerEvent
 
@@ -41,6 +40,7 @@ __all__ = [
     "event_hash",
     "events",
     "head",
+    "key_fingerprint",
     "make_checkpoint",
     "read_checkpoint",
     "verify",
@@ -49,7 +49,6 @@ __all__ = [
 
 GENESIS = "0" * 64
 CHECKPOINT_FORMAT = "dpa-ledger-checkpoint/1"
-_CHECKPOINT_PURPOSE = "dpa/ledger-checkpoint/v1"
 _ADVISORY_LOCK = 0x6470_616C  # "dpal": serialises appends on PostgreSQL
 
 
@@ -202,16 +201,20 @@ class Checkpoint:
         }
 
 
-def _mac(key: MasterKey, body: Mapping[str, Any]) -> str:
-    derived = key.derive(_CHECKPOINT_PURPOSE)
-    return hmac.new(derived, canonical_json(dict(body)).encode(), hashlib.sha256).hexdigest()
+def _mac(key: bytes, body: Mapping[str, Any]) -> str:
+    return hmac.new(key, canonical_json(dict(body)).encode(), hashlib.sha256).hexdigest()
 
 
-def make_checkpoint(session: Session, key: MasterKey, now: datetime) -> Checkpoint:
-    """Sign the current head."""
+def key_fingerprint(key: bytes) -> str:
+    """A public name for the checkpoint key (`ck-` and 16 hex digits)."""
+    return "ck-" + hmac.new(key, b"dpa/fingerprint/v1", hashlib.sha256).hexdigest()[:16]
+
+
+def make_checkpoint(session: Session, key: bytes, now: datetime) -> Checkpoint:
+    """Sign the current head with the checkpoint key (the `ledger-checkpoint` system key)."""
     seq, hash_ = head(session)
-    unsigned = Checkpoint(seq, hash_, now.astimezone(UTC), key.fingerprint, mac="")
-    return Checkpoint(seq, hash_, unsigned.at, key.fingerprint, _mac(key, unsigned.body()))
+    unsigned = Checkpoint(seq, hash_, now.astimezone(UTC), key_fingerprint(key), mac="")
+    return Checkpoint(seq, hash_, unsigned.at, unsigned.key_fingerprint, _mac(key, unsigned.body()))
 
 
 def write_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
@@ -222,7 +225,7 @@ def write_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     tmp.replace(path)
 
 
-def read_checkpoint(path: Path, key: MasterKey) -> Checkpoint:
+def read_checkpoint(path: Path, key: bytes) -> Checkpoint:
     """Read and authenticate a checkpoint file; a forged or damaged one is an integrity failure."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
@@ -242,7 +245,7 @@ def read_checkpoint(path: Path, key: MasterKey) -> Checkpoint:
     if not hmac.compare_digest(_mac(key, checkpoint.body()), checkpoint.mac):
         raise IntegrityFailure(
             f"{path}: checkpoint signature does not match (forged, edited, or signed "
-            f"with another master key than {key.fingerprint})"
+            f"with another key than {key_fingerprint(key)})"
         )
     return checkpoint
 

@@ -13,7 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Customer", "LedgerEvent", "Meta", "RegisterVersion", "UTCDateTime"]
+__all__ = [
+    "Customer",
+    "DataKey",
+    "LedgerEvent",
+    "Meta",
+    "Record",
+    "RegisterVersion",
+    "SystemKey",
+    "UTCDateTime",
+]
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -95,3 +104,53 @@ class LedgerEvent(SQLModel, table=True):
     details: str  # canonical JSON; never personal data in clear
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class SystemKey(SQLModel, table=True):
+    """A random installation key (blind index, checkpoints, customer fields), wrapped by the master key."""
+
+    __tablename__ = "system_keys"
+
+    purpose: str = Field(primary_key=True, max_length=64)
+    wrapped: bytes
+    master_version: int
+
+
+class DataKey(SQLModel, table=True):
+    """The data key of one bucket (customer, category, collection month), wrapped by the master key.
+
+    `wrapped` is NULL once the key is destroyed (crypto-shredding).
+    """
+
+    __tablename__ = "data_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id")
+    category: str = Field(max_length=64)
+    bucket: str = Field(max_length=7)
+    wrapped: bytes | None = None
+    master_version: int
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    destroyed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class Record(SQLModel, table=True):
+    """One stored item of personal data: metadata in clear, payload encrypted, subjects blind-indexed."""
+
+    __tablename__ = "records"
+
+    id: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id")
+    category: str = Field(max_length=64)
+    activity: str = Field(max_length=64)
+    collected_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    due_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    key_id: int = Field(foreign_key="data_keys.id")
+    source_key: str = Field(max_length=64)
+    subject_a: str | None = Field(default=None, max_length=64)
+    subject_b: str | None = Field(default=None, max_length=64)
+    subject_c: str | None = Field(default=None, max_length=64)
+    payload: bytes
+    blob_id: str | None = Field(default=None, max_length=32)
+    blob_size: int | None = None
+    ingested_at: datetime = Field(sa_column=_utc_column(nullable=False))

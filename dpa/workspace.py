@@ -18,24 +18,27 @@ from sqlmodel import Session
 
 from dpa import db, ledger
 from dpa import register as register_mod
+from dpa.blobs import BlobStore
 from dpa.config import Settings
-from dpa.crypto import MasterKey, create_key_file, load_master_key
+from dpa.crypto import FieldCipher, MasterKey, create_key_file, load_master_key
 from dpa.errors import NotInitialised
+from dpa.keyring import FINGERPRINT, SINCE, VERSION, Keyring
 from dpa.models import Meta
 
 __all__ = ["InitReport", "Workspace", "init"]
-
-FINGERPRINT = "master_key_fingerprint"
 
 
 class Workspace:
     """An opened installation: hands out sessions and the (checked) master key."""
 
-    def __init__(self, settings: Settings, engine: Engine, key_fingerprint: str) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, key_fingerprint: str, key_version: int
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.key_fingerprint = key_fingerprint
-        self._key: MasterKey | None = None
+        self.key_version = key_version
+        self._keyring: Keyring | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
@@ -61,10 +64,11 @@ class Workspace:
             )
         with db.session_scope(engine) as session:
             fingerprint = session.get(Meta, FINGERPRINT)
-        if fingerprint is None:
+            version = session.get(Meta, VERSION)
+        if fingerprint is None or version is None:
             engine.dispose()
             raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
-        return cls(settings, engine, fingerprint.value)
+        return cls(settings, engine, fingerprint.value, int(version.value))
 
     def close(self) -> None:
         """Release database connections."""
@@ -83,13 +87,26 @@ class Workspace:
             yield session
 
     @property
-    def key(self) -> MasterKey:
-        """The master key, checked against the fingerprint the database was set up with."""
-        if self._key is None:
+    def keyring(self) -> Keyring:
+        """Keys under the master key, which is loaded and checked against the database first."""
+        if self._keyring is None:
             key = load_master_key(self.settings)
             key.check(self.key_fingerprint)
-            self._key = key
-        return self._key
+            self._keyring = Keyring(key, self.key_version)
+        return self._keyring
+
+    def fields(self, session: Session) -> FieldCipher:
+        """The cipher for customers' names and contacts."""
+        return FieldCipher(self.keyring.system_key(session, "customer-fields"))
+
+    def checkpoint_key(self, session: Session) -> bytes:
+        """The key that signs ledger checkpoints."""
+        return self.keyring.system_key(session, "ledger-checkpoint")
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The encrypted blob files under DPA_HOME/blobs."""
+        return BlobStore(self.settings.home / "blobs")
 
     def register(self, session: Session) -> register_mod.Register:
         """The register in force."""
@@ -144,6 +161,8 @@ def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
         with db.session_scope(engine) as session:
             if session.get(Meta, FINGERPRINT) is None:
                 session.add(Meta(key=FINGERPRINT, value=key.fingerprint))
+                session.add(Meta(key=VERSION, value="1"))
+                session.add(Meta(key=SINCE, value=now.isoformat()))
                 ledger.append(
                     session,
                     action="init",
@@ -152,6 +171,11 @@ def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
                     details={"key_fingerprint": key.fingerprint, "schema": after},
                 )
                 done.append(f"master key {key.fingerprint} bound to the database")
+            version_row = session.get(Meta, VERSION)
+            assert version_row is not None
+            created = Keyring(key, int(version_row.value)).ensure_system_keys(session)
+            if created:
+                done.append(f"created system keys: {', '.join(created)}")
             try:
                 version = register_mod.current(session).version
             except NotInitialised:

@@ -26,10 +26,13 @@ def verify(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Walk the hash chain; exit 0 if intact, 1 naming the first bad event."""
-    with workspace() as ws:
-        mark = ledger.read_checkpoint(checkpoint, ws.key) if checkpoint is not None else None
-        with ws.session() as session:
-            report = ledger.verify(session, mark)
+    with workspace() as ws, ws.session() as session:
+        mark = (
+            ledger.read_checkpoint(checkpoint, ws.checkpoint_key(session))
+            if checkpoint is not None
+            else None
+        )
+        report = ledger.verify(session, mark)
     if as_json:
         print_json(
             {
@@ -135,7 +138,7 @@ def checkpoint(
     """Write the ledger head (seq, hash) signed with a key derived from the master key."""
     with workspace() as ws:
         with ws.session() as session:
-            mark = ledger.make_checkpoint(session, ws.key, now())
+            mark = ledger.make_checkpoint(session, ws.checkpoint_key(session), now())
         ledger.write_checkpoint(mark, output)
     if as_json:
         print_json({"file": output, **mark.body(), "mac": mark.mac})

@@ -53,7 +53,7 @@ def add(
     with workspace() as ws, ws.session() as session:
         view = customers.add(
             session,
-            ws.key,
+            ws.fields(session),
             ws.register(session),
             customer_id=customer_id,
             name=name,
@@ -74,7 +74,7 @@ def list_(as_json: bool = JSON_OPTION) -> None:
     """List every customer with its contract status."""
     moment = now()
     with workspace() as ws, ws.session() as session:
-        views = customers.list_all(session, ws.key, moment)
+        views = customers.list_all(session, ws.fields(session), moment)
     if as_json:
         print_json(views)
         return
@@ -92,7 +92,7 @@ def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
     """Show one customer: contract, notice, effective end, window."""
     moment = now()
     with workspace() as ws, ws.session() as session:
-        view = customers.get(session, ws.key, customer_id, moment)
+        view = customers.get(session, ws.fields(session), customer_id, moment)
         reg = register_mod.current(session).register
     policy = reg.contract_policies.get(view.contract_policy)
     deadline = (
@@ -139,7 +139,7 @@ def terminate(
     with workspace() as ws, ws.session() as session:
         view, result = customers.terminate_contract(
             session,
-            ws.key,
+            ws.fields(session),
             ws.register(session),
             customer_id=customer_id,
             notice_on=notice,

@@ -136,7 +136,7 @@ def export(
     moment = now()
     with workspace() as ws, ws.session() as session:
         stored = register_mod.current(session)
-        views = customers.list_all(session, ws.key, moment)
+        views = customers.list_all(session, ws.fields(session), moment)
     record = art30.build(stored.register, views, version=stored.version, generated_at=moment)
     write_output(art30.render(record, fmt), output)
     if output is not None and views:

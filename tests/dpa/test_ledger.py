@@ -118,7 +118,7 @@ def test_swapped_rows_are_caught(ws: Workspace) -> None:
 def test_cut_tail_is_caught_only_against_a_checkpoint(ws: Workspace) -> None:
     _fill(ws)
     with ws.session() as session:
-        mark = ledger.make_checkpoint(session, ws.key, NOW)
+        mark = ledger.make_checkpoint(session, ws.checkpoint_key(session), NOW)
     assert mark.seq == 8
     _sql(ws, "DELETE FROM ledger_events WHERE seq > 6")
     assert _verify(ws).ok  # a chain alone cannot see that its tail is gone
@@ -130,7 +130,7 @@ def test_cut_tail_is_caught_only_against_a_checkpoint(ws: Workspace) -> None:
 def test_recomputed_chain_is_caught_against_a_checkpoint(ws: Workspace) -> None:
     _fill(ws)
     with ws.session() as session:
-        mark = ledger.make_checkpoint(session, ws.key, NOW)
+        mark = ledger.make_checkpoint(session, ws.checkpoint_key(session), NOW)
     # rewrite event 3 and recompute every hash after it: the chain itself is consistent again
     with ws.session() as session:
         prev = ledger.GENESIS
@@ -159,13 +159,13 @@ def test_recomputed_chain_is_caught_against_a_checkpoint(ws: Workspace) -> None:
 
 def test_forged_checkpoint_file_is_refused(ws: Workspace, tmp_path: Path) -> None:
     with ws.session() as session:
-        mark = ledger.make_checkpoint(session, ws.key, NOW)
+        mark = ledger.make_checkpoint(session, ws.checkpoint_key(session), NOW)
     path = tmp_path / "head.json"
     ledger.write_checkpoint(mark, path)
-    assert ledger.read_checkpoint(path, ws.key) == mark
+    assert ledger.read_checkpoint(path, _ckey(ws)) == mark
     path.write_text(path.read_text().replace(f'"seq": {mark.seq}', '"seq": 1'))
     with pytest.raises(IntegrityFailure, match="signature"):
-        ledger.read_checkpoint(path, ws.key)
+        ledger.read_checkpoint(path, _ckey(ws))
 
 
 def test_events_filter_by_customer_action_and_prefix(ws: Workspace) -> None:
@@ -195,3 +195,8 @@ def test_cli_verify_log_and_checkpoint(
     _sql(ws, "UPDATE ledger_events SET actor = 'someone else' WHERE seq = 2")
     out = cli("audit", "verify", "--json", code=1).stdout
     assert '"bad_seq": 2' in out
+
+
+def _ckey(ws: Workspace) -> bytes:
+    with ws.session() as session:
+        return ws.checkpoint_key(session)

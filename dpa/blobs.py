@@ -1,0 +1,100 @@
+"""Encrypted blob files (audio, fax images, ID photos) under DPA_HOME/blobs.
+
+A blob is written in chunks of CHUNK bytes so memory does not grow with file size. Each chunk
+is sealed with AES-256-GCM under the record's data key, with its own random nonce; the
+associated data binds the blob id, the chunk's index and whether it is the last one, so
+chunks cannot be reordered, dropped or moved to another blob, and a truncated file fails.
+File names are random ids: they reveal nothing about the content or its owner.
+
+Layout: MAGIC, then per chunk a 4-byte big-endian length, the 12-byte nonce and the
+ciphertext with its tag.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["CHUNK", "BlobCorrupt", "BlobStore"]
+
+CHUNK = 1 << 20
+MAGIC = b"DPAB\x01"
+_LEN = struct.Struct(">I")
+_NONCE = 12
+
+
+class BlobCorrupt(Exception):
+    """A blob file does not decrypt: damaged, truncated, or not the blob asked for."""
+
+
+class BlobStore:
+    """Encrypted files in one folder, two levels deep by id prefix."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, blob_id: str) -> Path:
+        """Where the blob with this id lives."""
+        return self.root / blob_id[:2] / blob_id
+
+    @staticmethod
+    def _ad(blob_id: str, index: int, last: bool) -> bytes:
+        return f"dpa/blob/v1|{blob_id}|{index}|{int(last)}".encode()
+
+    def write(self, blob_id: str, aead: AESGCM, source: Path) -> int:
+        """Encrypt `source` into a new blob; return the plaintext size. Atomic: all or nothing."""
+        target = self.path(blob_id)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = target.with_name(target.name + ".part")
+        size = 0
+        try:
+            with source.open("rb") as src, tmp.open("wb") as out:
+                out.write(MAGIC)
+                chunk = src.read(CHUNK)
+                index = 0
+                while True:
+                    following = src.read(CHUNK) if chunk else b""
+                    last = not following
+                    nonce = os.urandom(_NONCE)
+                    sealed = aead.encrypt(nonce, chunk, self._ad(blob_id, index, last))
+                    out.write(_LEN.pack(len(sealed)) + nonce + sealed)
+                    size += len(chunk)
+                    if last:
+                        break
+                    chunk, index = following, index + 1
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return size
+
+    def read(self, blob_id: str, aead: AESGCM) -> Iterator[bytes]:
+        """Decrypt a blob chunk by chunk."""
+        with self.path(blob_id).open("rb") as src:
+            if src.read(len(MAGIC)) != MAGIC:
+                raise BlobCorrupt(f"blob {blob_id}: not a dpa blob")
+            index = 0
+            while True:
+                header = src.read(_LEN.size)
+                if len(header) < _LEN.size:
+                    raise BlobCorrupt(f"blob {blob_id}: truncated after chunk {index}")
+                (length,) = _LEN.unpack(header)
+                nonce, sealed = src.read(_NONCE), src.read(length)
+                at_end = src.peek(1) == b""
+                try:
+                    chunk = aead.decrypt(nonce, sealed, self._ad(blob_id, index, at_end))
+                except InvalidTag:
+                    raise BlobCorrupt(f"blob {blob_id}: chunk {index} does not decrypt") from None
+                yield chunk
+                if at_end:
+                    return
+                index += 1
+
+    def delete(self, blob_id: str) -> None:
+        """Remove a blob file if it exists."""
+        self.path(blob_id).unlink(missing_ok=True)

@@ -1,0 +1,182 @@
+"""Data keys and installation keys, wrapped by the master key (envelope encryption).
+
+- One AES-256-GCM **data key** per bucket: customer, data category and collection month
+  (`2026-11`, in the register's timezone). Destroying a bucket's key makes every copy of its
+  records unreadable, backups included (crypto-shredding, Art. 17).
+- A few random **system keys**, one per purpose: the blind index of phone numbers and
+  e-mail addresses, the ledger checkpoint signature, customer names. They are random rather
+  than derived from the master key so that rotating the master key changes none of them.
+
+Every key is stored wrapped with AES key wrap with padding (RFC 5649) under the master key,
+with the master key's version. Unwrapped keys live in this object's memory only.
+`rotate` re-wraps them all under a new master key in one transaction, without touching data.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap_with_padding,
+    aes_key_wrap_with_padding,
+)
+from sqlmodel import Session, col, select
+
+from dpa import ledger
+from dpa.crypto import KEY_BYTES, MasterKey
+from dpa.errors import KeyProblem, MasterKeyMismatch
+from dpa.models import DataKey, Meta, SystemKey
+
+__all__ = ["SYSTEM_PURPOSES", "KeyDestroyed", "Keyring"]
+
+SYSTEM_PURPOSES = ("blind-index", "ledger-checkpoint", "customer-fields")
+FINGERPRINT = "master_key_fingerprint"
+VERSION = "master_key_version"
+SINCE = "master_key_since"
+
+
+class KeyDestroyed(KeyProblem):
+    """Raised when a record's data key has been destroyed (its bucket was crypto-shredded)."""
+
+
+class Keyring:
+    """Wraps, unwraps and caches keys under one master key."""
+
+    def __init__(self, master: MasterKey, master_version: int) -> None:
+        self.master = master
+        self.master_version = master_version
+        self._system: dict[str, bytes] = {}
+        self._buckets: dict[tuple[str, str, str], tuple[int, AESGCM]] = {}
+        self._by_id: dict[int, AESGCM] = {}
+
+    def _wrap(self, key: bytes) -> bytes:
+        return aes_key_wrap_with_padding(self.master.secret, key)
+
+    def _unwrap(self, wrapped: bytes) -> bytes:
+        try:
+            return aes_key_unwrap_with_padding(self.master.secret, wrapped)
+        except InvalidUnwrap:
+            raise MasterKeyMismatch(
+                f"a stored key does not unwrap under master key {self.master.fingerprint}; "
+                "nothing was changed"
+            ) from None
+
+    def ensure_system_keys(self, session: Session) -> list[str]:
+        """Create the missing system keys; return the purposes created."""
+        present = set(session.exec(select(SystemKey.purpose)).all())
+        created = [p for p in SYSTEM_PURPOSES if p not in present]
+        for purpose in created:
+            session.add(
+                SystemKey(
+                    purpose=purpose,
+                    wrapped=self._wrap(os.urandom(KEY_BYTES)),
+                    master_version=self.master_version,
+                )
+            )
+        session.flush()
+        return created
+
+    def system_key(self, session: Session, purpose: str) -> bytes:
+        """The raw key for one installation purpose."""
+        if purpose not in self._system:
+            row = session.get(SystemKey, purpose)
+            if row is None:
+                raise KeyProblem(f"system key {purpose!r} is missing: run `dpa init`")
+            self._system[purpose] = self._unwrap(row.wrapped)
+        return self._system[purpose]
+
+    def bucket_key(
+        self, session: Session, customer_id: str, category: str, bucket: str, now: datetime
+    ) -> tuple[int, AESGCM]:
+        """(key id, cipher) of a bucket; the key is created on first use."""
+        cache_key = (customer_id, category, bucket)
+        if cache_key in self._buckets:
+            return self._buckets[cache_key]
+        row = session.exec(
+            select(DataKey).where(
+                DataKey.customer_id == customer_id,
+                DataKey.category == category,
+                DataKey.bucket == bucket,
+            )
+        ).first()
+        if row is None:
+            row = DataKey(
+                customer_id=customer_id,
+                category=category,
+                bucket=bucket,
+                wrapped=self._wrap(AESGCM.generate_key(bit_length=256)),
+                master_version=self.master_version,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+        if row.wrapped is None or row.id is None:
+            raise KeyDestroyed(
+                f"the key of bucket {customer_id}/{category}/{bucket} was destroyed; "
+                "nothing can be stored in or read from it"
+            )
+        entry = (row.id, AESGCM(self._unwrap(row.wrapped)))
+        self._buckets[cache_key] = entry
+        self._by_id[row.id] = entry[1]
+        return entry
+
+    def cipher(self, session: Session, key_id: int) -> AESGCM:
+        """The cipher of a data key by id."""
+        if key_id not in self._by_id:
+            row = session.get(DataKey, key_id)
+            if row is None or row.wrapped is None:
+                raise KeyDestroyed(f"data key {key_id} was destroyed (crypto-shredded)")
+            self._by_id[key_id] = AESGCM(self._unwrap(row.wrapped))
+        return self._by_id[key_id]
+
+    def rotate(self, session: Session, new_master: MasterKey, *, actor: str, now: datetime) -> int:
+        """Re-wrap every live key under `new_master` in the caller's transaction; return the count."""
+        if new_master.fingerprint == self.master.fingerprint:
+            raise KeyProblem("the new master key is the key in use; nothing was changed")
+        new_version = self.master_version + 1
+        count = 0
+        for system in session.exec(select(SystemKey)).all():
+            raw = self._unwrap(system.wrapped)
+            system.wrapped = aes_key_wrap_with_padding(new_master.secret, raw)
+            system.master_version = new_version
+            session.add(system)
+            count += 1
+        rows = session.exec(select(DataKey).where(col(DataKey.wrapped).is_not(None))).all()
+        for data_key in rows:
+            assert data_key.wrapped is not None
+            raw = self._unwrap(data_key.wrapped)
+            data_key.wrapped = aes_key_wrap_with_padding(new_master.secret, raw)
+            data_key.master_version = new_version
+            session.add(data_key)
+            count += 1
+        old_fingerprint = self.master.fingerprint
+        for key, value in (
+            (FINGERPRINT, new_master.fingerprint),
+            (VERSION, str(new_version)),
+            (SINCE, now.isoformat()),
+        ):
+            session.merge(Meta(key=key, value=value))
+        ledger.append(
+            session,
+            action="keys.rotate",
+            actor=actor,
+            now=now,
+            details={
+                "old_key": old_fingerprint,
+                "new_key": new_master.fingerprint,
+                "master_version": new_version,
+                "keys_rewrapped": count,
+            },
+        )
+        session.flush()
+        self.master, self.master_version = new_master, new_version
+        return count
+
+    def live_data_keys(self, session: Session) -> int:
+        """How many data keys exist and are not destroyed."""
+        query = sa.select(sa.func.count()).where(col(DataKey.wrapped).is_not(None))
+        return int(session.execute(query).scalar_one())
