@@ -7,7 +7,7 @@ RUN_HOME := .dpa-run
 # `make run` always uses the embedded default: a throwaway SQLite installation in .dpa-run.
 DPA := env -u DPA_DATABASE_URL -u DPA_MASTER_KEY DPA_HOME=$(RUN_HOME) $(BIN)/dpa --actor make-run
 
-.PHONY: run test lint typecheck install clean
+.PHONY: run test lint typecheck bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,17 @@ run: $(STAMP)
 	@echo; echo "== two customers (controllers)"
 	$(DPA) customer add acme --name "Acme Plumbing BV" --contact "privacy@acme.example" --contract monthly --started 2024-03-01
 	$(DPA) customer add globex --name "Globex Telecom NV" --contract fixed-12m --started 2025-01-15
+	@echo; echo "== ingest: the platform's files, encrypted (CDRs, voicemail spool, recordings, contacts; samples in tests/data)"
+	$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme
+	$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme
+	$(DPA) ingest voicemail tests/data/voicemail --customer acme
+	$(DPA) ingest recording tests/data/recordings/*.wav --customer acme
+	$(DPA) ingest contacts tests/data/contacts.csv --customer globex
+	@echo; echo "== dpa subject find: one caller, whatever the spelling, through the blind index"
+	$(DPA) subject find "0032 470 12 34 56"
 	@echo; echo "== acme gives notice: contract ends at the end of the month, then a two-month export window"
 	$(DPA) customer terminate acme --on 2026-10-10
+	-$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme  # refused: exit 3, export only
 	$(DPA) customer list
 	$(DPA) customer show globex
 	@echo; echo "== dpa register export: the Art. 30 record (also written as HTML to $(RUN_HOME)/art30.html)"
@@ -40,14 +49,17 @@ run: $(STAMP)
 	$(DPA) audit verify --checkpoint $(RUN_HOME)/ledger-head.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check dpa retention exports tests
-	$(BIN)/ruff format --check dpa retention exports tests
+	$(BIN)/ruff check dpa retention exports tests bench
+	$(BIN)/ruff format --check dpa retention exports tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) $(RUN_HOME) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -2,7 +2,7 @@
 
 A blob is written in chunks of CHUNK bytes so memory does not grow with file size. Each chunk
 is sealed with AES-256-GCM under the record's data key, with its own random nonce; the
-associated data binds the blob id, the chunk's index and whether it is the last one, so
+associated data binds the blob id, a label (the record id), the chunk's index and whether it is the last one, so
 chunks cannot be reordered, dropped or moved to another blob, and a truncated file fails.
 File names are random ids: they reveal nothing about the content or its owner.
 
@@ -43,10 +43,10 @@ class BlobStore:
         return self.root / blob_id[:2] / blob_id
 
     @staticmethod
-    def _ad(blob_id: str, index: int, last: bool) -> bytes:
-        return f"dpa/blob/v1|{blob_id}|{index}|{int(last)}".encode()
+    def _ad(blob_id: str, label: str, index: int, last: bool) -> bytes:
+        return f"dpa/blob/v1|{blob_id}|{label}|{index}|{int(last)}".encode()
 
-    def write(self, blob_id: str, aead: AESGCM, source: Path) -> int:
+    def write(self, blob_id: str, aead: AESGCM, source: Path, *, label: str) -> int:
         """Encrypt `source` into a new blob; return the plaintext size. Atomic: all or nothing."""
         target = self.path(blob_id)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -61,7 +61,7 @@ class BlobStore:
                     following = src.read(CHUNK) if chunk else b""
                     last = not following
                     nonce = os.urandom(_NONCE)
-                    sealed = aead.encrypt(nonce, chunk, self._ad(blob_id, index, last))
+                    sealed = aead.encrypt(nonce, chunk, self._ad(blob_id, label, index, last))
                     out.write(_LEN.pack(len(sealed)) + nonce + sealed)
                     size += len(chunk)
                     if last:
@@ -73,7 +73,7 @@ class BlobStore:
             raise
         return size
 
-    def read(self, blob_id: str, aead: AESGCM) -> Iterator[bytes]:
+    def read(self, blob_id: str, aead: AESGCM, *, label: str) -> Iterator[bytes]:
         """Decrypt a blob chunk by chunk."""
         with self.path(blob_id).open("rb") as src:
             if src.read(len(MAGIC)) != MAGIC:
@@ -87,7 +87,7 @@ class BlobStore:
                 nonce, sealed = src.read(_NONCE), src.read(length)
                 at_end = src.peek(1) == b""
                 try:
-                    chunk = aead.decrypt(nonce, sealed, self._ad(blob_id, index, at_end))
+                    chunk = aead.decrypt(nonce, sealed, self._ad(blob_id, label, index, at_end))
                 except InvalidTag:
                     raise BlobCorrupt(f"blob {blob_id}: chunk {index} does not decrypt") from None
                 yield chunk

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from dpa.config import Settings
 from dpa.errors import KeyFileInsecure, MasterKeyMismatch, MasterKeyMissing
 
-__all__ = ["FieldCipher", "MasterKey", "create_key_file", "load_master_key"]
+__all__ = ["FieldCipher", "MasterKey", "create_key_file", "load_master_key", "read_key_file"]
 
 KEY_BYTES = 32
 _FIELD_FORMAT = b"\x01"
@@ -93,6 +93,17 @@ def _check_key_file_mode(path: Path) -> None:
         )
 
 
+def read_key_file(path: Path) -> MasterKey:
+    """A master key from a file holding its base64 (never echoes what the file holds)."""
+    try:
+        text = path.read_bytes().decode("ascii")
+    except FileNotFoundError:
+        raise MasterKeyMissing(f"key file {path} does not exist") from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise MasterKeyMissing(f"key file {path} does not hold a base64 master key") from None
+    return MasterKey.from_b64(text, source=f"key file {path}")
+
+
 def load_master_key(settings: Settings) -> MasterKey:
     """The master key from DPA_MASTER_KEY, else from the key file (which must be 0600)."""
     if settings.master_key_b64:
@@ -103,7 +114,7 @@ def load_master_key(settings: Settings) -> MasterKey:
             f"no master key: DPA_MASTER_KEY is not set and {path} does not exist (run `dpa init`)"
         )
     _check_key_file_mode(path)
-    return MasterKey.from_b64(path.read_text(encoding="ascii"), source=f"key file {path}")
+    return read_key_file(path)
 
 
 def create_key_file(path: Path, key: MasterKey) -> None:

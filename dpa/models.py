@@ -146,10 +146,10 @@ class Record(SQLModel, table=True):
     collected_at: datetime = Field(sa_column=_utc_column(nullable=False))
     due_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     key_id: int = Field(foreign_key="data_keys.id")
-    source_key: str = Field(max_length=64)
-    subject_a: str | None = Field(default=None, max_length=64)
-    subject_b: str | None = Field(default=None, max_length=64)
-    subject_c: str | None = Field(default=None, max_length=64)
+    source_key: bytes  # blind digests: 16 bytes of HMAC-SHA256
+    subject_a: bytes | None = None
+    subject_b: bytes | None = None
+    subject_c: bytes | None = None
     payload: bytes
     blob_id: str | None = Field(default=None, max_length=32)
     blob_size: int | None = None

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -174,6 +174,32 @@ class RetentionRule:
             raise ValueError("an anonymising rule must say which fields it keeps")
         if self.action == "delete" and self.keep:
             raise ValueError("a deleting rule keeps nothing; remove 'keep' or anonymise")
+
+    def due_at(
+        self,
+        collected_at: datetime,
+        contract_end_at: datetime | None,
+        window_end_at: datetime | None,
+        tz: ZoneInfo,
+    ) -> datetime | None:
+        """When a record falls due: its anchor plus the duration, and never after the window's end.
+
+        None while the anchor is unknown (a contract not yet terminated). Calendar units are
+        added to the local wall-clock time in `tz` (31 January + 1 month = 28/29 February).
+        """
+        anchor = {
+            "collected": collected_at,
+            "contract_end": contract_end_at,
+            "window_end": window_end_at,
+        }[self.anchor]
+        due = None
+        if anchor is not None:
+            local = self.duration.add(anchor.astimezone(tz).replace(tzinfo=None))
+            due = local.replace(tzinfo=tz).astimezone(UTC)
+        if window_end_at is not None:
+            # After the window nothing of a former customer stays (ClientCom terms 7.5, 7.6).
+            due = window_end_at if due is None else min(due, window_end_at)
+        return due
 
     def __str__(self) -> str:
         when = (

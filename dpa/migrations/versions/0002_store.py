@@ -42,20 +42,23 @@ def upgrade() -> None:
         sa.Column("collected_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("key_id", sa.Integer(), sa.ForeignKey("data_keys.id"), nullable=False),
-        sa.Column("source_key", sa.String(64), nullable=False),
-        sa.Column("subject_a", sa.String(64), nullable=True),
-        sa.Column("subject_b", sa.String(64), nullable=True),
-        sa.Column("subject_c", sa.String(64), nullable=True),
+        sa.Column("source_key", sa.LargeBinary(16), nullable=False),
+        sa.Column("subject_a", sa.LargeBinary(16), nullable=True),
+        sa.Column("subject_b", sa.LargeBinary(16), nullable=True),
+        sa.Column("subject_c", sa.LargeBinary(16), nullable=True),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.Column("blob_id", sa.String(32), nullable=True),
         sa.Column("blob_size", sa.BigInteger(), nullable=True),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("customer_id", "category", "source_key", name="uq_records_source"),
     )
-    op.create_index("ix_records_due_at", "records", ["due_at"])
     op.create_index("ix_records_key_id", "records", ["key_id"])
-    for column in ("subject_a", "subject_b", "subject_c"):
-        op.create_index(f"ix_records_{column}", "records", [column])
+    # Partial indexes: many records have no due time yet or fewer than three subjects.
+    for column in ("due_at", "subject_a", "subject_b", "subject_c"):
+        where = sa.text(f"{column} IS NOT NULL")
+        op.create_index(
+            f"ix_records_{column}", "records", [column], sqlite_where=where, postgresql_where=where
+        )
 
 
 def downgrade() -> None:

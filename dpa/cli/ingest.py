@@ -1,0 +1,170 @@
+"""`dpa ingest`: encrypted intake of the files a telephony platform produces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from dpa import ingest as ingest_mod
+from dpa.cli._common import JSON_OPTION, actor, console, now, print_json, say, workspace
+from dpa.parsers import (
+    ParsedRecord,
+    parse_cdr_csv,
+    parse_contacts_csv,
+    parse_recordings,
+    parse_voicemail_spool,
+)
+from dpa.register import Register
+
+app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
+
+CustomerOpt = Annotated[str, typer.Option("--customer", help="The customer the data belongs to.")]
+
+
+def _run(
+    ctx: typer.Context,
+    label: str,
+    kind: str,
+    customer: str,
+    parse: Callable[[Register], Iterable[ParsedRecord]],
+    as_json: bool,
+) -> None:
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        register = ws.register(session)
+        show = console.is_terminal and not as_json
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed} records"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"ingesting {label}", total=None)
+            report = ingest_mod.ingest(
+                session,
+                ws.keyring,
+                ws.blobs,
+                register,
+                parse(register),
+                customer_id=customer,
+                kind=kind,
+                actor=actor(ctx),
+                now=moment,
+                progress=lambda n: progress.update(task, completed=n),
+            )
+    if as_json:
+        print_json({"file": label, **{k: getattr(report, k) for k in report.__slots__}})
+    elif report.added == 0:
+        say(f"{label}: nothing new ({report.skipped} records already stored)")
+    else:
+        skipped = f", {report.skipped} already stored" if report.skipped else ""
+        say(
+            f"{label}: {report.added} {report.category} records stored encrypted for {customer} "
+            f"under {report.activity} ({report.legal_basis}){skipped}; ledger event #{report.ledger_seq}"
+        )
+
+
+def _zone(name: str | None, register: Register) -> ZoneInfo:
+    if name is None:
+        return register.settings.timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown timezone {name!r}", param_hint="--tz") from None
+
+
+ExistingFile = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, help="The file to ingest.")
+]
+
+
+@app.command()
+def cdr(
+    ctx: typer.Context,
+    file: ExistingFile,
+    customer: CustomerOpt,
+    tz: Annotated[
+        str | None, typer.Option(help="The PBX's timezone (default: the register's).")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Asterisk cdr-csv Master.csv (18 columns, no header, PBX local time)."""
+    _run(
+        ctx,
+        str(file),
+        "asterisk-cdr-csv",
+        customer,
+        lambda r: parse_cdr_csv(file, _zone(tz, r)),
+        as_json,
+    )
+
+
+@app.command()
+def voicemail(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A voicemail spool (or part of one)."),
+    ],
+    customer: CustomerOpt,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """An Asterisk voicemail spool: msgNNNN.txt with its audio (.wav, .WAV, .gsm)."""
+    _run(
+        ctx,
+        str(directory),
+        "asterisk-voicemail",
+        customer,
+        lambda r: parse_voicemail_spool(directory),
+        as_json,
+    )
+
+
+@app.command()
+def recording(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(exists=True, help="Recording files (or folders).")],
+    customer: CustomerOpt,
+    tz: Annotated[
+        str | None, typer.Option(help="Timezone of times in file names (default: the register's).")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Call recordings: metadata from a sidecar JSON or the MixMonitor-style file name."""
+    label = str(files[0]) if len(files) == 1 else f"{len(files)} recording paths"
+    _run(
+        ctx,
+        label,
+        "call-recording",
+        customer,
+        lambda r: parse_recordings(files, _zone(tz, r)),
+        as_json,
+    )
+
+
+@app.command()
+def contacts(
+    ctx: typer.Context,
+    file: ExistingFile,
+    customer: CustomerOpt,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A headered CSV of contacts: names, phone numbers, e-mail and postal addresses."""
+    collected = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+    _run(
+        ctx,
+        str(file),
+        "contacts-csv",
+        customer,
+        lambda r: parse_contacts_csv(file, collected),
+        as_json,
+    )

@@ -1,0 +1,46 @@
+"""`dpa subject`: where a person's data is, found through the blind index."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dpa import ingest
+from dpa.cli._common import JSON_OPTION, console, print_json, say, table, workspace
+from dpa.errors import InputError
+
+app = typer.Typer(help="Data subjects: find every record of a phone number or e-mail address.")
+
+
+@app.command()
+def find(
+    who: Annotated[
+        str, typer.Argument(help="A phone number in any spelling, or an e-mail address.")
+    ],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List customers, categories, record counts and date ranges holding data of this person."""
+    with workspace() as ws, ws.session() as session:
+        register = ws.register(session)
+        key = ws.keyring.system_key(session, "blind-index")
+        digest = ingest.subject_digest(key, who, register.settings.default_region)
+        if digest is None:
+            raise InputError("not a phone number or e-mail address")
+        hits = ingest.find_subject(session, digest)
+    if as_json:
+        print_json(hits)
+        return
+    if not hits:
+        say("no records of this subject")
+        return
+    console.print(
+        table(
+            f"records of this subject in {len({h.customer_id for h in hits})} customers",
+            ["customer", "category", "records", "first", "last"],
+            [
+                (h.customer_id, h.category, h.records, f"{h.first:%Y-%m-%d}", f"{h.last:%Y-%m-%d}")
+                for h in hits
+            ],
+        )
+    )
