@@ -30,7 +30,7 @@ from dpa.customers import status
 from dpa.errors import InputError, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_phone
 from dpa.keyring import Keyring
-from dpa.merkle import merkle_root
+from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Record
 from dpa.parsers.base import ParsedRecord
 from dpa.register import Register
@@ -195,10 +195,10 @@ def ingest(
     index_key = keyring.system_key(session, "blind-index")
     identifiers = _Identifiers(index_key, settings.default_region)
     written: list[str] = []
-    new_ids: list[str] = []
+    merkle = MerkleBuilder()
     skipped = 0
     category = activity_id = ""
-    seen: set[bytes] = set()
+    seen: set[bytes] = set()  # source keys of the current batch; earlier ones are in the table
     batch: list[tuple[object, ...]] = []
     instant = _instant_writer(session)
     ingested_at = instant(now)
@@ -209,13 +209,7 @@ def ingest(
             return
         keys = [row[_SOURCE] for row in batch]
         existing = set(
-            session.exec(
-                select(Record.source_key).where(
-                    Record.customer_id == customer_id,
-                    Record.category == category,
-                    col(Record.source_key).in_(keys),
-                )
-            ).all()
+            session.exec(select(Record.source_key).where(col(Record.source_key).in_(keys))).all()
         )
         fresh = [row for row in batch if row[_SOURCE] not in existing]
         skipped += len(batch) - len(fresh)
@@ -224,24 +218,30 @@ def ingest(
                 blobs.delete(str(row[_BLOB]))
         if fresh:
             _insert(session, fresh)
-            new_ids.extend(str(row[_ID]) for row in fresh)
+            for row in fresh:
+                merkle.add(str(row[_ID]))
         batch.clear()
+        seen.clear()
 
+    count = 0
     try:
         for count, parsed in enumerate(records, start=1):
-            if category and parsed.category != category:
-                raise InputError(
-                    f"one file holds one category; found {category} and {parsed.category}"
-                )
-            category = parsed.category
-            try:
-                activity = register.activity_for(category)
-            except KeyError:
-                raise InputError(
-                    f"the register has no activity for category {category!r}"
-                ) from None
-            activity_id = activity.id
-            source_key = identifiers.digest("source", f"{category}:{parsed.source_key}")
+            if parsed.category != category:
+                if category:
+                    raise InputError(
+                        f"one file holds one category; found {category} and {parsed.category}"
+                    )
+                category = parsed.category
+                try:
+                    activity = register.activity_for(category)
+                except KeyError:
+                    raise InputError(
+                        f"the register has no activity for category {category!r}"
+                    ) from None
+                activity_id = activity.id
+            source_key = identifiers.digest(
+                "source", f"{customer_id}:{category}:{parsed.source_key}"
+            )
             if source_key in seen:
                 skipped += 1
                 continue
@@ -289,15 +289,17 @@ def ingest(
             )
             if len(batch) >= BATCH:
                 flush()
-            if progress is not None:
+            if progress is not None and count % 500 == 0:
                 progress(count)
         flush()
+        if progress is not None:
+            progress(count)
         if not category:
             raise InputError("the file holds no records")
         activity = register.activity(activity_id)
-        root = merkle_root(new_ids)
+        root = merkle.root
         seq = None
-        if new_ids:
+        if merkle.count:
             event = ledger.append(
                 session,
                 action="ingest",
@@ -309,7 +311,7 @@ def ingest(
                 details={
                     "format": kind,
                     "category": category,
-                    "records": len(new_ids),
+                    "records": merkle.count,
                     "skipped_duplicates": skipped,
                     "merkle_root": root,
                 },
@@ -325,7 +327,7 @@ def ingest(
         category=category,
         activity=activity.id,
         legal_basis=activity.legal_basis.short,
-        added=len(new_ids),
+        added=merkle.count,
         skipped=skipped,
         merkle_root=root,
         ledger_seq=seq,

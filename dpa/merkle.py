@@ -1,8 +1,11 @@
 """Merkle roots over record ids: one hash in the ledger stands for every id of a batch.
 
-Leaves are SHA-256 of each id (UTF-8), sorted so the root does not depend on insertion order;
-an odd node at any level is paired with itself. Interior nodes hash a 0x01 prefix and leaves a
-0x00 prefix (RFC 6962 style) so a leaf can never pass for an interior node. Pure: no I/O.
+Leaves are SHA-256 of each id (UTF-8) with a 0x00 prefix, interior nodes SHA-256 of 0x01 and
+their two children (RFC 6962 style, so a leaf can never pass for an interior node). Ids are
+taken in the order given (ingest: insertion order; sweeps: sorted). `MerkleBuilder` folds
+ids in as they come, keeping one node per level: memory is O(log n), so a million-record file
+costs no more than a small one. Full subtrees are built left to right like a binary counter;
+at the end the remaining peaks are folded from the right. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -10,21 +13,45 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-__all__ = ["EMPTY_ROOT", "merkle_root"]
+__all__ = ["EMPTY_ROOT", "MerkleBuilder", "merkle_root"]
 
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
 
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class MerkleBuilder:
+    """Accumulates ids one at a time; `root` is the Merkle root of all ids added so far."""
+
+    def __init__(self) -> None:
+        self._peaks: list[tuple[int, bytes]] = []  # (height, hash), heights strictly decreasing
+        self.count = 0
+
+    def add(self, item: str) -> None:
+        """Fold in the next id."""
+        height, digest = 0, hashlib.sha256(b"\x00" + item.encode()).digest()
+        while self._peaks and self._peaks[-1][0] == height:
+            _, left = self._peaks.pop()
+            height, digest = height + 1, _node(left, digest)
+        self._peaks.append((height, digest))
+        self.count += 1
+
+    @property
+    def root(self) -> str:
+        """The hex root (EMPTY_ROOT when nothing was added)."""
+        if not self._peaks:
+            return EMPTY_ROOT
+        digest = self._peaks[-1][1]
+        for _, left in reversed(self._peaks[:-1]):
+            digest = _node(left, digest)
+        return digest.hex()
+
+
 def merkle_root(ids: Iterable[str]) -> str:
-    """The hex Merkle root of a set of ids (the empty set has EMPTY_ROOT)."""
-    level = sorted(hashlib.sha256(b"\x00" + i.encode()).digest() for i in ids)
-    if not level:
-        return EMPTY_ROOT
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        level = [
-            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
-            for i in range(0, len(level), 2)
-        ]
-    return level[0].hex()
+    """The hex Merkle root of ids in the order given."""
+    builder = MerkleBuilder()
+    for item in ids:
+        builder.add(item)
+    return builder.root

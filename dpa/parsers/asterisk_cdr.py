@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +52,7 @@ FIELDS = (
     "uniqueid",
     "userfield",
 )
-_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIME_SHAPE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 def parse_cdr_csv(path: Path, tz: ZoneInfo) -> Iterator[ParsedRecord]:
@@ -104,7 +105,11 @@ def _time(name: str, line: int, fields: dict[str, str], key: str, tz: ZoneInfo) 
     if not text:
         return None
     try:
-        naive = datetime.strptime(text, _TIME_FORMAT)
+        # fromisoformat is ~20x faster than strptime; check the exact shape first, since it
+        # would also accept a bare date or a "T" separator that cdr_csv never writes.
+        if not _TIME_SHAPE.fullmatch(text):
+            raise ValueError(text)
+        naive = datetime.fromisoformat(text)
     except ValueError:
         # The value is not echoed: a shifted column could put a phone number here.
         raise FileLineError(name, line, f"{key} time is not YYYY-MM-DD HH:MM:SS") from None

@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from dpa.errors import FileLineError
 from dpa.parsers.base import ParsedRecord, sha256_hex
@@ -67,27 +68,32 @@ def parse_contacts_csv(path: Path, collected_at: datetime) -> Iterator[ParsedRec
         raise ValueError("collected_at must be timezone-aware")
     collected_at = collected_at.astimezone(UTC)
     name = str(path)
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        try:
-            header_line = f.readline()
-        except UnicodeDecodeError:
-            raise FileLineError(name, 1, "not UTF-8") from None
+    with path.open("rb") as f:
+        lines = _decoded(name, f)
+        header_line = next(lines, "")
         if not header_line.strip():
             raise FileLineError(name, 1, "no header line")
         delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-        reader = csv.reader(itertools.chain([header_line], f), delimiter=delimiter)
-        previous_end = 1
-        try:
-            columns = _columns(name, next(reader))
+        reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
+        columns = _columns(name, next(reader))
+        previous_end = reader.line_num
+        for row in reader:
+            line = previous_end + 1
             previous_end = reader.line_num
-            for row in reader:
-                line = previous_end + 1
-                previous_end = reader.line_num
-                if not row or all(not field.strip() for field in row):
-                    continue
-                yield _record(name, line, columns, row, collected_at)
+            if not row or all(not field.strip() for field in row):
+                continue
+            yield _record(name, line, columns, row, collected_at)
+
+
+def _decoded(name: str, f: BinaryIO) -> Iterator[str]:
+    # Decoded line by line (not through a text wrapper, which decodes ahead in 8 KiB blocks)
+    # so that a byte that is not UTF-8 is reported on its own line.
+    for number, raw in enumerate(f, start=1):
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise FileLineError(name, previous_end + 1, "not UTF-8") from None
+            raise FileLineError(name, number, "not UTF-8") from None
+        yield text.removeprefix("\ufeff") if number == 1 else text
 
 
 def _columns(name: str, header: list[str]) -> list[str]:

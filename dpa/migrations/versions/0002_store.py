@@ -50,7 +50,8 @@ def upgrade() -> None:
         sa.Column("blob_id", sa.String(32), nullable=True),
         sa.Column("blob_size", sa.BigInteger(), nullable=True),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("customer_id", "category", "source_key", name="uq_records_source"),
+        # source_key is a keyed hash of customer, category and the platform's own id
+        sa.UniqueConstraint("source_key", name="uq_records_source"),
     )
     op.create_index("ix_records_key_id", "records", ["key_id"])
     # Partial indexes: many records have no due time yet or fewer than three subjects.

@@ -1,0 +1,197 @@
+"""Asterisk cdr_csv: 18 columns, local times to UTC across DST, errors without personal data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dpa.errors import FileLineError
+from dpa.identifiers import normalise_phone
+from dpa.parsers import ParsedRecord, parse_cdr_csv
+
+DATA = Path(__file__).parents[2] / "data" / "asterisk"
+BXL = ZoneInfo("Europe/Brussels")
+PERSONAL = ("0470", "470 12", "470123456", "2234", "0478", "Peeters", "Zoë", "Jérôme", "Doe")
+GOOD = (
+    '"","0470123456","1001","from-pstn","""Jan Peeters"" <0470123456>","SIP/a","SIP/b","Dial",'
+    '"SIP/1001,30","2026-03-28 10:15:02","2026-03-28 10:15:05","2026-03-28 10:17:44",162,159,'
+    '"ANSWERED","DOCUMENTATION","1.1",""'
+)
+
+
+def records() -> list[ParsedRecord]:
+    return list(parse_cdr_csv(DATA / "Master.csv", BXL))
+
+
+def by_key(key: str) -> ParsedRecord:
+    return next(r for r in records() if r.source_key == key)
+
+
+def test_every_line_is_a_record() -> None:
+    result = records()
+    assert len(result) == 12
+    assert [r.line for r in result] == list(range(1, 13))
+    assert {r.category for r in result} == {"cdr"}
+    assert all(r.media is None and r.emails == () for r in result)
+
+
+def test_fields_by_name() -> None:
+    record = by_key("1774689302.1")
+    assert record.payload["src"] == "0470123456"
+    assert record.payload["dst"] == "1001"
+    assert record.payload["clid"] == '"Jan Peeters" <0470123456>'
+    assert record.payload["lastdata"] == "SIP/1001,30"
+    assert record.payload["duration"] == 162
+    assert record.payload["billsec"] == 159
+    assert record.payload["disposition"] == "ANSWERED"
+    assert record.payload["start"] == "2026-03-28T09:15:02+00:00"
+    assert record.collected_at == datetime(2026, 3, 28, 9, 15, 2, tzinfo=UTC)
+    assert len(record.payload) == 18
+
+
+def test_quoted_comma_in_clid_stays_in_one_field() -> None:
+    record = by_key("1775113200.8")
+    assert record.payload["clid"] == '"Doe, John" <0478112233>'
+    assert record.phones == ("0478112233", "1001")
+
+
+@pytest.mark.parametrize(
+    ("uniqueid", "start", "end"),
+    [
+        pytest.param(
+            "1774744200.3",
+            "2026-03-29T00:30:00+00:00",
+            "2026-03-29T01:10:00+00:00",
+            id="call-spanning-spring-forward",
+        ),
+        pytest.param(
+            "1774747800.4",
+            "2026-03-29T01:30:00+00:00",
+            "2026-03-29T01:30:20+00:00",
+            id="skipped-hour-read-as-winter-time",
+        ),
+        pytest.param(
+            "1774746300.5",
+            "2026-03-29T01:05:00+00:00",
+            "2026-03-29T01:06:00+00:00",
+            id="after-spring-forward",
+        ),
+        pytest.param(
+            "1792888200.11",
+            "2026-10-25T00:30:00+00:00",
+            "2026-10-25T00:31:00+00:00",
+            id="repeated-hour-read-as-summer-time",
+        ),
+    ],
+)
+def test_local_times_become_utc_across_dst(uniqueid: str, start: str, end: str) -> None:
+    record = by_key(uniqueid)
+    assert record.payload["start"] == start
+    assert record.payload["end"] == end
+    assert record.collected_at.isoformat() == start
+
+
+def test_unanswered_call_has_no_answer_time() -> None:
+    record = by_key("1774747800.4")
+    assert record.payload["answer"] is None
+    assert record.payload["disposition"] == "NO ANSWER"
+    assert record.payload["billsec"] == 0
+
+
+@pytest.mark.parametrize(
+    ("uniqueid", "expected"),
+    [
+        pytest.param("1774747800.4", set(), id="unknown"),
+        pytest.param("1774850400.6", set(), id="anonymous"),
+        pytest.param("1774746300.5", {"+32470123456"}, id="00-prefix-and-spaced-clid"),
+        pytest.param("1774738770.2", {"+32470123456"}, id="e164-dst"),
+        pytest.param("1774744200.3", {"+3222345678"}, id="landline-00-prefix"),
+    ],
+)
+def test_indexable_phones(uniqueid: str, expected: set[str]) -> None:
+    phones = {normalise_phone(p, "BE") for p in by_key(uniqueid).phones} - {None}
+    assert phones == expected
+
+
+def test_clid_number_added_when_spelled_differently() -> None:
+    assert by_key("1774746300.5").phones == ("0032470123456", "1001", "+32 470 12 34 56")
+
+
+def test_non_ascii_names_survive() -> None:
+    assert by_key("1775046130.7").payload["clid"] == '"Jérôme Dupont" <+32470987654>'
+    assert by_key("1774744200.3").payload["clid"].startswith('"Zoë Vandenbroucke"')
+
+
+def test_missing_uniqueid_gets_a_stable_content_hash() -> None:
+    last = records()[-1]
+    assert last.payload["uniqueid"] == ""
+    assert len(last.source_key) == 64
+    assert last.source_key == records()[-1].source_key
+
+
+def test_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(f"\n{GOOD}\n\n{GOOD}\n", encoding="utf-8")
+    assert [r.line for r in parse_cdr_csv(path, BXL)] == [2, 4]
+
+
+def test_streams_without_reading_everything_first(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{GOOD}\n{GOOD[:40]}\n", encoding="utf-8")
+    records = parse_cdr_csv(path, BXL)
+    assert next(records).line == 1  # the bad second line is not read yet
+    with pytest.raises(FileLineError):
+        next(records)
+
+
+def test_bad_column_count_fixture() -> None:
+    path = DATA / "Master-bad-line.csv"
+    with pytest.raises(FileLineError) as caught:
+        list(parse_cdr_csv(path, BXL))
+    assert str(caught.value) == f"{path}:4: expected 18 columns, found 17"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        pytest.param(
+            '"2026-03-28 10:15:02"',
+            '"28/03/2026 10:15"',
+            "start time is not YYYY-MM-DD HH:MM:SS",
+            id="bad-start",
+        ),
+        pytest.param('"2026-03-28 10:15:02"', '""', "start time is empty", id="empty-start"),
+        pytest.param(
+            '"2026-03-28 10:15:05"',
+            '"0470123456"',
+            "answer time is not YYYY-MM-DD HH:MM:SS",
+            id="phone-in-answer-not-echoed",
+        ),
+        pytest.param(
+            ",162,", ",1m42,", "duration is not a whole number of seconds", id="bad-duration"
+        ),
+        pytest.param(
+            ",159,", ",-1,", "billsec is not a whole number of seconds", id="negative-billsec"
+        ),
+    ],
+)
+def test_bad_values(tmp_path: Path, old: str, new: str, reason: str) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{GOOD}\n{GOOD}\n{GOOD.replace(old, new, 1)}\n", encoding="utf-8")
+    with pytest.raises(FileLineError) as caught:
+        list(parse_cdr_csv(path, BXL))
+    message = str(caught.value)
+    assert message == f"{path}:3: {reason}"
+    assert not any(word in message for word in PERSONAL)
+
+
+def test_multiline_field_reports_its_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    multiline = GOOD.replace('"SIP/1001,30"', '"SIP/1001,\n30"')
+    path.write_text(f"{multiline}\n{GOOD[:40]}\n", encoding="utf-8")
+    with pytest.raises(FileLineError) as caught:
+        list(parse_cdr_csv(path, BXL))
+    assert caught.value.line == 3
