@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -33,6 +33,7 @@ from dpa.models import LedgerEvent
 __all__ = [
     "GENESIS",
     "Checkpoint",
+    "Hashable",
     "VerifyReport",
     "append",
     "canonical_json",
@@ -63,30 +64,33 @@ def _instant(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def event_hash(
-    *,
-    prev_hash: str,
-    seq: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    customer_id: str | None,
-    activity: str | None,
-    legal_basis: str | None,
-    details: str,
-) -> str:
-    """The chained hash of one event (details given as its canonical JSON text)."""
+class Hashable(Protocol):
+    """The fields an event's hash covers (a LedgerEvent, or a row read from its table)."""
+
+    prev_hash: str
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    customer_id: str | None
+    activity: str | None
+    legal_basis: str | None
+    details: str  # canonical JSON text
+
+
+def event_hash(event: Hashable) -> str:
+    """The chained hash of one event: SHA-256 over the canonical JSON of its fields."""
     body = canonical_json(
         {
-            "prev": prev_hash,
-            "seq": seq,
-            "at": _instant(at),
-            "actor": actor,
-            "action": action,
-            "customer": customer_id,
-            "activity": activity,
-            "legal_basis": legal_basis,
-            "details": details,
+            "prev": event.prev_hash,
+            "seq": event.seq,
+            "at": _instant(_as_utc(event.at)),
+            "actor": event.actor,
+            "action": event.action,
+            "customer": event.customer_id,
+            "activity": event.activity,
+            "legal_basis": event.legal_basis,
+            "details": event.details,
         }
     )
     return hashlib.sha256(body.encode()).hexdigest()
@@ -126,30 +130,19 @@ def append(
         # Appends from concurrent transactions must not both read the same head.
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
     seq, prev = head(session)
-    details_json = canonical_json(dict(details or {}))
-    at = now.astimezone(UTC)
     event = LedgerEvent(
         seq=seq + 1,
-        at=at,
+        at=now.astimezone(UTC),
         actor=actor,
         action=action,
         customer_id=customer_id,
         activity=activity,
         legal_basis=legal_basis,
-        details=details_json,
+        details=canonical_json(dict(details or {})),
         prev_hash=prev,
-        hash=event_hash(
-            prev_hash=prev,
-            seq=seq + 1,
-            at=at,
-            actor=actor,
-            action=action,
-            customer_id=customer_id,
-            activity=activity,
-            legal_basis=legal_basis,
-            details=details_json,
-        ),
+        hash="",
     )
+    event.hash = event_hash(event)
     session.add(event)
     session.flush()
     return event
@@ -295,18 +288,7 @@ def _walk(rows: Iterable[sa.Row[Any]], checkpoint: Checkpoint | None) -> VerifyR
                 row.seq,
                 f"event {row.seq} does not follow event {row.seq - 1}",
             )
-        recomputed = event_hash(
-            prev_hash=row.prev_hash,
-            seq=row.seq,
-            at=_as_utc(row.at),
-            actor=row.actor,
-            action=row.action,
-            customer_id=row.customer_id,
-            activity=row.activity,
-            legal_basis=row.legal_basis,
-            details=row.details,
-        )
-        if recomputed != row.hash:
+        if event_hash(row) != row.hash:
             return VerifyReport(
                 count,
                 expected_seq - 1,

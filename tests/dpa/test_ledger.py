@@ -77,15 +77,15 @@ def test_inserted_row_is_caught(ws: Workspace) -> None:
         prev = conn.execute(sa.text("SELECT hash FROM ledger_events WHERE seq = 4")).scalar_one()
         forged_at = NOW + timedelta(seconds=30)
         forged = ledger.event_hash(
-            prev_hash=prev,
-            seq=5,
-            at=forged_at,
-            actor="mallory",
-            action="test.event",
-            customer_id=None,
-            activity=None,
-            legal_basis=None,
-            details="{}",
+            LedgerEvent(
+                prev_hash=prev,
+                seq=5,
+                at=forged_at,
+                actor="mallory",
+                action="test.event",
+                details="{}",
+                hash="",
+            )
         )
         conn.execute(
             sa.text(
@@ -138,17 +138,7 @@ def test_recomputed_chain_is_caught_against_a_checkpoint(ws: Workspace) -> None:
             if event.seq == 3:
                 event.details = '{"n":"rewritten"}'
             event.prev_hash = prev
-            event.hash = ledger.event_hash(
-                prev_hash=prev,
-                seq=event.seq,
-                at=event.at,
-                actor=event.actor,
-                action=event.action,
-                customer_id=event.customer_id,
-                activity=event.activity,
-                legal_basis=event.legal_basis,
-                details=event.details,
-            )
+            event.hash = ledger.event_hash(event)
             session.add(event)
             prev = event.hash
     assert _verify(ws).ok
