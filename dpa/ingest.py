@@ -164,7 +164,9 @@ def _instant_writer(session: Session) -> Callable[[datetime | None], object]:
     def sqlite_text(moment: datetime | None) -> object:
         if moment is None:
             return None
-        return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if moment.tzinfo is not UTC:
+            moment = moment.astimezone(UTC)
+        return moment.isoformat(" ", "microseconds")[:26]  # without "+00:00"
 
     return sqlite_text
 
@@ -224,6 +226,9 @@ def ingest(
         seen.clear()
 
     count = 0
+    zone = settings.timezone
+    contract_end_at, window_end_at = customer.contract_end_at, customer.window_end_at
+    encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     try:
         for count, parsed in enumerate(records, start=1):
             if parsed.category != category:
@@ -239,6 +244,7 @@ def ingest(
                         f"the register has no activity for category {category!r}"
                     ) from None
                 activity_id = activity.id
+                rule = activity.retention
             source_key = identifiers.digest(
                 "source", f"{customer_id}:{category}:{parsed.source_key}"
             )
@@ -247,7 +253,7 @@ def ingest(
                 continue
             seen.add(source_key)
             record_id = new_record_id()
-            local = parsed.collected_at.astimezone(settings.timezone)
+            local = parsed.collected_at.astimezone(zone)
             bucket = f"{local.year:04d}-{local.month:02d}"
             key_id, aead = keyring.bucket_key(session, customer_id, category, bucket, now)
             ad = f"dpa/record/v1|{customer_id}|{category}|{record_id}|{key_id}".encode()
@@ -260,13 +266,8 @@ def ingest(
                 blob_size = blobs.write(blob_id, aead, parsed.media, label=record_id)
             padded: list[bytes | None] = [*subjects, None, None, None]
             nonce = os.urandom(12)
-            due_at = activity.retention.due_at(
-                parsed.collected_at,
-                customer.contract_end_at,
-                customer.window_end_at,
-                settings.timezone,
-            )
-            plain = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            due_at = rule.due_at(parsed.collected_at, contract_end_at, window_end_at, zone)
+            plain = encode_json(payload).encode()
             sealed = aead.encrypt(nonce, plain, ad)
             batch.append(
                 (
