@@ -33,6 +33,12 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("DPA_HOME") or ".dpa").absolute()
         url = env.get("DPA_DATABASE_URL") or f"sqlite:///{home / DATABASE_FILE_NAME}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            # A relative SQLite path is relative to where dpa runs: pin it now, so every
+            # command finds the same file.
+            relative = url.removeprefix("sqlite:///")
+            if relative and not relative.startswith(":memory:"):
+                url = f"sqlite:///{Path(relative).absolute()}"
         return cls(home=home, database_url=url, master_key_b64=env.get("DPA_MASTER_KEY") or None)
 
     @property
@@ -49,5 +55,9 @@ class Settings:
     def database_label(self) -> str:
         """The database URL with any password removed, safe to print."""
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        try:
+            return make_url(self.database_url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "(not a database URL)"

@@ -12,10 +12,15 @@ Two kinds of policy (DOMAIN.md):
   the day before its anniversary, and a term started 29 February has its anniversary on
   28 February in common years.
 
-The deadline for notice is the anniversary minus `notice_months`, inclusive: notice given on
-the deadline itself is in time. The contract ends at the end of its effective date in the
-register's timezone; the window for exports ends `window` after the effective date, at the
-end of that day.
+The deadline for notice is the term's last day minus `notice_months` ("notice two months
+before the end of the running term", read literally), inclusive: notice given on the
+deadline itself is in time. A term ending 28 February takes notice until 28 December.
+
+The contract ends at the end of its effective date in the register's timezone. The export
+window (ClientCom terms 7.5) is never shorter than `window` from that moment: its last day is
+the later of "effective date + window" and "the day after + window, less a day", so a contract
+ending 30 June keeps its window until 31 August and one ending 30 December until 28 February.
+Where the two readings differ, the customer gets the longer one.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ class ContractPolicy:
                 months=self.term_months + period * self.renewal_months
             )
             end = anniversary - timedelta(days=1)
-            yield end, min(anniversary - relativedelta(months=self.notice_months), end)
+            yield end, end - relativedelta(months=self.notice_months)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +108,12 @@ def terminate(
     policy: ContractPolicy, started: date, notice: date, window: Duration, tz: ZoneInfo
 ) -> Termination:
     """The dates that follow from giving notice on `notice` under `policy`."""
-    effective = policy.effective_date(started, notice)
-    window_end = window.after(effective)
+    try:
+        effective = policy.effective_date(started, notice)
+        next_day = effective + timedelta(days=1)
+        window_end = max(window.after(effective), window.after(next_day) - timedelta(days=1))
+    except OverflowError:
+        raise ValueError(f"notice date {notice} is beyond the calendar dpa can compute") from None
     return Termination(
         notice_on=notice,
         effective_on=effective,

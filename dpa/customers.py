@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from dpa import ledger
@@ -79,8 +80,9 @@ def _view(customer: Customer, cipher: FieldCipher, now: datetime) -> CustomerVie
     )
 
 
-def _row(session: Session, customer_id: str) -> Customer:
-    customer = session.get(Customer, customer_id)
+def _row(session: Session, customer_id: str, *, lock: bool = False) -> Customer:
+    # FOR UPDATE on PostgreSQL: two concurrent terminations must not both pass the checks.
+    customer = session.get(Customer, customer_id, with_for_update=lock)
     if customer is None:
         raise UnknownCustomer(customer_id)
     return customer
@@ -135,6 +137,10 @@ def add(
         created_at=now,
     )
     session.add(customer)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:  # added concurrently since the check above
+        raise CustomerExists(customer_id) from None
     ledger.append(
         session,
         action="customer.add",
@@ -158,7 +164,7 @@ def terminate_contract(
     now: datetime,
 ) -> tuple[CustomerView, Termination]:
     """Record notice given on `notice_on`; set the effective end and the window's end."""
-    customer = _row(session, customer_id)
+    customer = _row(session, customer_id, lock=True)
     if customer.notice_on is not None:
         raise AlreadyTerminated(
             f"customer {customer_id!r} was already terminated (notice on {customer.notice_on}, "
@@ -175,9 +181,16 @@ def terminate_contract(
             f"customer {customer_id!r} has policy {customer.contract_policy!r}, "
             "which the register in force does not define"
         )
-    result = terminate(
-        policy, customer.started_on, notice_on, register.settings.window, register.settings.timezone
-    )
+    try:
+        result = terminate(
+            policy,
+            customer.started_on,
+            notice_on,
+            register.settings.window,
+            register.settings.timezone,
+        )
+    except ValueError as exc:
+        raise InputError(f"customer {customer_id!r}: {exc}") from None
     customer.notice_on = result.notice_on
     customer.effective_on = result.effective_on
     customer.contract_end_at = result.contract_end_at

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from dpa.errors import InputError, IntegrityFailure
+from dpa.files import write_private
 from dpa.models import LedgerEvent
 
 __all__ = [
@@ -213,9 +214,10 @@ def make_checkpoint(session: Session, key: bytes, now: datetime) -> Checkpoint:
 def write_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     """Write a checkpoint as JSON; replace the file whole or not at all."""
     payload = {**checkpoint.body(), "mac": checkpoint.mac}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        write_private(path, json.dumps(payload, indent=2) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def read_checkpoint(path: Path, key: bytes) -> Checkpoint:
@@ -233,6 +235,8 @@ def read_checkpoint(path: Path, key: bytes) -> Checkpoint:
             raise ValueError("unknown format")
     except FileNotFoundError:
         raise InputError(f"{path}: no such checkpoint file") from None
+    except (OSError, UnicodeDecodeError):
+        raise InputError(f"{path}: cannot be read as a checkpoint file") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a dpa ledger checkpoint ({exc})") from None
     if not hmac.compare_digest(_mac(key, checkpoint.body()), checkpoint.mac):

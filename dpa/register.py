@@ -283,6 +283,41 @@ def _path(parts: Iterable[str | int]) -> str:
     return out or "(document)"
 
 
+def _describe(error: jsonschema.ValidationError) -> str:
+    """What is wrong, in words taken from the schema, never from the value.
+
+    jsonschema's own messages quote the offending value, which may be a person's e-mail
+    address or phone number (the DPO's, a representative's).
+    """
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    match error.validator:
+        case "additionalProperties":
+            known = set(schema.get("properties", {}))
+            extra = sorted(k for k in instance if k not in known)
+            return f"unknown field {', '.join(map(repr, extra))}"
+        case "type":
+            return f"must be of type {expected}"
+        case "enum":
+            return f"must be one of {', '.join(map(str, expected))}"
+        case "const":
+            return f"must be {expected!r}"
+        case "pattern":
+            hint = schema.get("description")
+            return f"has the wrong form ({hint})" if hint else f"must match {expected}"
+        case "minLength":
+            return "must not be empty"
+        case "minItems":
+            return f"needs at least {expected} item(s)"
+        case "uniqueItems":
+            return "lists an item twice"
+        case "minimum":
+            return f"must be at least {expected}"
+        case _:
+            return f"fails the schema's {error.validator!r} rule"
+
+
 def _schema_problems(document: Any) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(load_schema("register"))
     problems = []
@@ -293,13 +328,7 @@ def _schema_problems(document: Any) -> list[Problem]:
             for name in missing:
                 problems.append(Problem(_path([*path, name]), "is required but missing"))
             continue
-        if error.validator == "additionalProperties":
-            message = error.message.replace(
-                "Additional properties are not allowed", "unknown field"
-            )
-        else:
-            message = error.message
-        problems.append(Problem(_path(path), message))
+        problems.append(Problem(_path(path), _describe(error)))
     return sorted(problems, key=lambda p: p.path)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ from dpa import register as register_mod
 from dpa.blobs import BlobStore
 from dpa.config import Settings
 from dpa.crypto import FieldCipher, MasterKey, create_key_file, load_master_key
-from dpa.errors import NotInitialised
+from dpa.errors import InputError, MasterKeyMissing, NotInitialised
 from dpa.keyring import FINGERPRINT, SINCE, VERSION, Keyring
 from dpa.models import Meta
 
@@ -45,7 +46,7 @@ class Workspace:
         """Open an installation made by `dpa init`."""
         if settings.is_sqlite and not _sqlite_file_exists(settings):
             raise NotInitialised(f"no dpa database in {settings.home}: run `dpa init` first")
-        engine = db.make_engine(settings.database_url)
+        engine = _engine(settings)
         try:
             revision = db.current_revision(engine)
         except sa.exc.OperationalError as exc:
@@ -114,10 +115,13 @@ class Workspace:
 
 
 def _sqlite_file_exists(settings: Settings) -> bool:
-    database = sa.engine.make_url(settings.database_url).database
-    return database is not None and (
-        database == ":memory:" or settings.home.joinpath(database).exists()
-    )
+    try:
+        database = sa.engine.make_url(settings.database_url).database
+    except sa.exc.ArgumentError:
+        raise InputError(
+            f"DPA_DATABASE_URL is not a database URL: {settings.database_url}"
+        ) from None
+    return database is not None and (database == ":memory:" or Path(database).exists())
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,25 +140,50 @@ class InitReport:
         return bool(self.done)
 
 
+def _engine(settings: Settings) -> Engine:
+    try:
+        return db.make_engine(settings.database_url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise InputError(
+            f"DPA_DATABASE_URL is not a database URL: {settings.database_label}"
+        ) from None
+
+
+def _bound_fingerprint(engine: Engine) -> str | None:
+    """The master key fingerprint the database was set up with, if it was."""
+    if db.current_revision(engine) is None:
+        return None
+    with db.session_scope(engine) as session:
+        stored = session.get(Meta, FINGERPRINT)
+    return None if stored is None else stored.value
+
+
 def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
     """Create home, key file, schema and default register; leave whatever exists as it is."""
     done: list[str] = []
-    if not settings.home.exists():
-        settings.home.mkdir(parents=True, mode=0o700)
-        done.append(f"created {settings.home}")
-    if settings.master_key_b64 is None and not settings.key_file.exists():
-        create_key_file(settings.key_file, MasterKey.generate())
-        done.append(f"created master key file {settings.key_file} (mode 0600)")
-    key = load_master_key(settings)
-
-    engine = db.make_engine(settings.database_url)
+    engine = _engine(settings)
     try:
-        if db.current_revision(engine) is not None:
-            # Check the key before touching anything: a wrong key must change nothing.
-            with db.session_scope(engine) as session:
-                stored = session.get(Meta, FINGERPRINT)
-            if stored is not None:
-                key.check(stored.value)
+        if not settings.home.exists():
+            settings.home.mkdir(parents=True, mode=0o700)
+            done.append(f"created {settings.home}")
+        try:
+            bound = _bound_fingerprint(engine)
+        except sa.exc.OperationalError as exc:
+            raise NotInitialised(
+                f"cannot reach the database {settings.database_label}: {exc.orig}"
+            ) from None
+        if settings.master_key_b64 is None and not settings.key_file.exists():
+            if bound is not None:
+                # A new key would only lock the data away: refuse rather than guess.
+                raise MasterKeyMissing(
+                    f"the database is bound to master key {bound} but {settings.key_file} is "
+                    "missing: restore the key file (or set DPA_MASTER_KEY); nothing was changed"
+                )
+            create_key_file(settings.key_file, MasterKey.generate())
+            done.append(f"created master key file {settings.key_file} (mode 0600)")
+        key = load_master_key(settings)
+        if bound is not None:
+            key.check(bound)  # a wrong key must change nothing
         before, after = db.migrate(engine)
         if before != after:
             done.append(f"database schema {before or 'empty'} -> {after}")

@@ -17,7 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dpa.config import Settings
-from dpa.errors import DpaError
+from dpa.errors import DpaError, InputError
+from dpa.files import write_private
 from dpa.workspace import Workspace
 
 console = Console(highlight=False)
@@ -33,6 +34,11 @@ class DpaGroup(typer.core.TyperGroup):
         except DpaError as exc:
             err_console.print(Text(f"error: {exc}"), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # A file or folder the user named cannot be used: bad input, not a crash.
+            where = f" {exc.filename}" if exc.filename else ""
+            err_console.print(Text(f"error:{where}: {exc.strerror or exc}"), soft_wrap=True)
+            raise typer.Exit(InputError.exit_code) from None
 
 
 def say(message: str) -> None:
@@ -112,9 +118,10 @@ def write_output(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    tmp = output.with_name(output.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    try:
+        write_private(output, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from None
     err_console.print(Text(f"wrote {output}"), soft_wrap=True)
 
 

@@ -43,8 +43,12 @@ dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31))
             date(2027, 12, 2), date(2027, 12, 31), date(2028, 2, 29), id="window-into-leap-february"
         ),
         pytest.param(
-            date(2024, 2, 29), date(2024, 2, 29), date(2024, 4, 29), id="notice-on-29-february"
+            date(2024, 2, 29), date(2024, 2, 29), date(2024, 4, 30), id="notice-on-29-february"
         ),
+        pytest.param(
+            date(2026, 6, 10), date(2026, 6, 30), date(2026, 8, 31), id="30-day-month-full-window"
+        ),
+        pytest.param(date(2026, 11, 3), date(2026, 11, 30), date(2027, 1, 31), id="november-end"),
     ],
 )
 def test_monthly_contract_ends_at_end_of_notice_month(
@@ -56,14 +60,13 @@ def test_monthly_contract_ends_at_end_of_notice_month(
 
 
 def test_fixed_term_notice_on_the_deadline_is_in_time() -> None:
-    # started 1 March 2025: the first term ends 28 February 2026; notice deadline 1 January 2026
+    # started 1 March 2025: the first term ends 28 February 2026; deadline 28 December 2025
     started = date(2025, 3, 1)
-    assert FIXED_12.notice_deadline(started, date(2025, 6, 1)) == date(2026, 1, 1)
-    assert FIXED_12.effective_date(started, date(2025, 12, 31)) == date(2026, 2, 28)  # day before
-    assert FIXED_12.effective_date(started, date(2026, 1, 1)) == date(
-        2026, 2, 28
-    )  # deadline itself
-    assert FIXED_12.effective_date(started, date(2026, 1, 2)) == date(2027, 2, 28)  # one day late
+    end, next_end = date(2026, 2, 28), date(2027, 2, 28)
+    assert FIXED_12.notice_deadline(started, date(2025, 6, 1)) == date(2025, 12, 28)
+    assert FIXED_12.effective_date(started, date(2025, 12, 27)) == end  # the day before
+    assert FIXED_12.effective_date(started, date(2025, 12, 28)) == end  # the deadline itself
+    assert FIXED_12.effective_date(started, date(2025, 12, 29)) == next_end  # one day late
 
 
 def test_fixed_term_started_on_31_january_does_not_drift() -> None:
@@ -144,11 +147,12 @@ def test_fixed_term_ends_at_the_first_term_end_notice_reaches_in_time(
         for k in range(0, 30)
     ]
     assert anniversary in periods
-    # notice reached that term in time ...
-    assert notice <= anniversary - relativedelta(months=policy.notice_months)
+    months = relativedelta(months=policy.notice_months)
+    # notice reached that term's last day in time ...
+    assert notice <= effective - months
     # ... and was too late for every earlier term end
     for earlier in periods[: periods.index(anniversary)]:
-        assert notice > earlier - relativedelta(months=policy.notice_months)
+        assert notice > earlier - timedelta(days=1) - months
 
 
 @given(
@@ -169,7 +173,10 @@ def test_window_closes_two_calendar_months_after_the_end(
     for instant in (result.contract_end_at, result.window_end_at):
         local = instant.astimezone(BRUSSELS)
         assert (local.hour, local.minute) == (0, 0)
-    assert result.window_end_on == result.effective_on + relativedelta(months=2)
+    # never shorter than two calendar months from the moment the contract ends
+    assert result.window_end_on >= result.effective_on + relativedelta(months=2)
+    next_day = result.effective_on + timedelta(days=1)
+    assert result.window_end_on >= next_day + relativedelta(months=2) - timedelta(days=1)
 
 
 @given(text=st.sampled_from(["1 day", "90 days", "2 weeks", "1 month", "12 months", "3 years"]))

@@ -58,7 +58,7 @@ def test_add_list_show(ws: Workspace, cli: Cli) -> None:
         pytest.param(
             "fixed-12m",
             "2025-01-15",
-            "2025-11-15",
+            "2025-11-14",
             "2026-01-14",
             "2026-03-14",
             id="fixed-12m-on-deadline",
@@ -210,3 +210,8 @@ def test_terminating_twice_is_refused(ws: Workspace, cli: Cli) -> None:
     cli("customer", "terminate", "acme", "--on", "2026-10-10")
     run = cli("customer", "terminate", "acme", "--on", "2026-11-10", code=3)
     assert "already terminated" in run.stderr and "2026-10-31" in run.stderr
+
+
+def test_notice_beyond_the_calendar_is_bad_input(ws: Workspace, cli: Cli) -> None:
+    _add(cli)
+    assert "beyond" in cli("customer", "terminate", "acme", "--on", "9999-12-10", code=2).stderr

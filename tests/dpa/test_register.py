@@ -275,3 +275,15 @@ def test_show_lists_every_activity(ws: Workspace, cli: Callable[..., Run]) -> No
     out = cli("register", "show").stdout
     for activity in register.default_register().activities:
         assert activity.id in out
+
+
+def test_problems_never_quote_the_offending_value() -> None:
+    doc = _doc()
+    doc["provider"]["dpo"]["email"] = "jan.peeters at telephony.example"
+    doc["provider"]["dpo"]["phone"] = 32475123456
+    doc["provider"]["representative"] = {"name": "An Janssens", "email": "nope", "extra": 1}
+    problems = _problems(doc)
+    text = "\n".join(problems)
+    assert "provider.dpo.email" in text and "provider.dpo.phone" in text
+    for personal in ("jan.peeters", "32475123456", "An Janssens"):
+        assert personal not in text

@@ -165,3 +165,77 @@ def test_customer_names_are_not_stored_in_clear(
     for secret in (name, contact, "Peeters"):
         assert secret.encode() not in raw
     assert json.loads(cli("customer", "show", "jp", "--json").stdout)["name"] == name
+
+
+def test_init_refuses_to_make_a_new_key_for_a_bound_database(
+    settings: Settings, cli: Callable[..., Run]
+) -> None:
+    cli("init")
+    settings.key_file.unlink()
+    run = cli("init", code=4)
+    assert "restore the key file" in run.stderr
+    assert not settings.key_file.exists()
+
+
+def test_register_load_with_a_wrong_key_changes_nothing(
+    settings: Settings, cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    from dpa.resources import default_register_text
+
+    cli("init")
+    changed = tmp_path / "r.yaml"
+    changed.write_text(default_register_text().replace("90 days", "60 days"))
+    wrong = {"DPA_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    cli("register", "load", str(changed), code=4, extra_env=wrong)
+    assert json.loads(cli("register", "show", "--json").stdout)["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ("register", "export", "-o", "{tmp}"), "cannot write", id="export-to-a-folder"
+        ),
+        pytest.param(
+            ("register", "export", "-o", "{tmp}/missing/x.md"),
+            "cannot write",
+            id="export-to-missing-folder",
+        ),
+        pytest.param(
+            ("audit", "checkpoint", "-o", "{tmp}"), "cannot write", id="checkpoint-to-a-folder"
+        ),
+        pytest.param(
+            ("audit", "verify", "--checkpoint", "{tmp}"),
+            "cannot be read",
+            id="checkpoint-is-a-folder",
+        ),
+    ],
+)
+def test_unusable_paths_are_bad_input_not_crashes(
+    cli: Callable[..., Run], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    cli("init")
+    run = cli(*(a.replace("{tmp}", str(tmp_path)) for a in args), code=2)
+    assert message in run.stderr
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_exported_record_is_private(cli: Callable[..., Run], tmp_path: Path) -> None:
+    cli("init")
+    out = tmp_path / "art30.md"
+    cli("register", "export", "-o", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_bad_database_url_is_bad_input(cli: Callable[..., Run]) -> None:
+    assert "not a database URL" in cli("init", code=2, extra_env={"DPA_DATABASE_URL": "foo"}).stderr
+
+
+def test_relative_sqlite_url_is_found_by_every_command(
+    cli: Callable[..., Run], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rel = {"DPA_DATABASE_URL": "sqlite:///relative.db"}
+    cli("init", extra_env=rel)
+    assert (tmp_path / "relative.db").exists()
+    cli("customer", "list", extra_env=rel)
