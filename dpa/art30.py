@@ -297,6 +297,11 @@ def _csv_row(record: str, controller: dict[str, Any] | None, a: dict[str, Any]) 
     }
 
 
+def _cell(value: str) -> str:
+    """Defuse spreadsheet formulas: a cell starting with = + - @ is read as text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _csv(record: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -307,9 +312,10 @@ def _csv(record: dict[str, Any]) -> str:
     for controller in controllers:
         ids = controller["processing"] if controller else list(by_id)
         for activity_id in ids:
-            writer.writerow(_csv_row("Art. 30(2)", controller, by_id[activity_id]))
+            row = _csv_row("Art. 30(2)", controller, by_id[activity_id])
+            writer.writerow({k: _cell(v) for k, v in row.items()})
     for activity in record["controller_record"]["activities"]:
-        writer.writerow(_csv_row("Art. 30(1)", None, activity))
+        writer.writerow({k: _cell(v) for k, v in _csv_row("Art. 30(1)", None, activity).items()})
     return out.getvalue()
 
 

@@ -50,13 +50,20 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers (`read_only=True`) take no write lock, so an audit never waits on a sweep.
+    readonly = connection.get_execution_options().get("dpa_read_only", False)
+    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits at the end of the block, or rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """A session whose transaction commits at the end of the block, or rolls back on error.
+
+    `read_only` sessions start a deferred transaction on SQLite (no write lock); a write
+    attempted in one fails instead of queueing behind other writers.
+    """
+    bind = engine.execution_options(dpa_read_only=True) if read_only else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
 
 
@@ -75,7 +82,7 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or None for an empty database."""
-    with engine.connect() as connection:
+    with engine.execution_options(dpa_read_only=True).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -63,7 +63,7 @@ class Workspace:
                 f"the database schema is at {revision}, this dpa needs {db.head_revision()}: "
                 "run `dpa init` to upgrade it"
             )
-        with db.session_scope(engine) as session:
+        with db.session_scope(engine, read_only=True) as session:
             fingerprint = session.get(Meta, FINGERPRINT)
             version = session.get(Meta, VERSION)
         if fingerprint is None or version is None:
@@ -82,9 +82,9 @@ class Workspace:
         self.close()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
         """A transaction: committed at the end of the block, rolled back on error."""
-        with db.session_scope(self.engine) as session:
+        with db.session_scope(self.engine, read_only=read_only) as session:
             yield session
 
     @property

@@ -26,7 +26,7 @@ def verify(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Walk the hash chain; exit 0 if intact, 1 naming the first bad event."""
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         mark = (
             ledger.read_checkpoint(checkpoint, ws.checkpoint_key(session))
             if checkpoint is not None
@@ -74,7 +74,7 @@ def log(
     since_at = (
         datetime.combine(parse_date(since, "--since"), time(0), tzinfo=UTC) if since else None
     )
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         rows = ledger.events(
             session, customer_id=customer, action=action, since=since_at, limit=limit
         )

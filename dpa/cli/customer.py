@@ -73,7 +73,7 @@ def add(
 def list_(as_json: bool = JSON_OPTION) -> None:
     """List every customer with its contract status."""
     moment = now()
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         views = customers.list_all(session, ws.fields(session), moment)
     if as_json:
         print_json(views)
@@ -91,7 +91,7 @@ def list_(as_json: bool = JSON_OPTION) -> None:
 def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
     """Show one customer: contract, notice, effective end, window."""
     moment = now()
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         view = customers.get(session, ws.fields(session), customer_id, moment)
         reg = register_mod.current(session).register
     policy = reg.contract_policies.get(view.contract_policy)

@@ -34,7 +34,7 @@ FileArg = Annotated[
 @app.command()
 def show(as_json: bool = JSON_OPTION) -> None:
     """Show the register in force: provider, settings and every activity."""
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         stored = register_mod.current(session)
     reg = stored.register
     if as_json:
@@ -135,7 +135,7 @@ def export(
             f"{fmt!r} is not one of {', '.join(art30.FORMATS)}", param_hint="--format"
         )
     moment = now()
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         stored = register_mod.current(session)
         views = customers.list_all(session, ws.fields(session), moment)
     record = art30.build(stored.register, views, version=stored.version, generated_at=moment)

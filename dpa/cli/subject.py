@@ -21,7 +21,7 @@ def find(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List customers, categories, record counts and date ranges holding data of this person."""
-    with workspace() as ws, ws.session() as session:
+    with workspace() as ws, ws.session(read_only=True) as session:
         register = ws.register(session)
         key = ws.keyring.system_key(session, "blind-index")
         digest = ingest.subject_digest(key, who, register.settings.default_region)

@@ -111,3 +111,20 @@ def test_unknown_format_is_a_usage_error(ws: Workspace, cli: Cli) -> None:
         "is not one of md, csv, json, html"
         in cli("register", "export", "--format", "pdf", code=2).stderr
     )
+
+
+def test_csv_defuses_spreadsheet_formulas(ws: Workspace, cli: Cli) -> None:
+    cli(
+        "customer",
+        "add",
+        "evil",
+        "--name",
+        '=HYPERLINK("http://x")',
+        "--contract",
+        "monthly",
+        "--started",
+        "2024-01-01",
+    )
+    rows = list(csv.DictReader(io.StringIO(cli("register", "export", "--format", "csv").stdout)))
+    names = {r["controller_name"] for r in rows if r["controller_id"] == "evil"}
+    assert names == {'\'=HYPERLINK("http://x")'}

@@ -239,3 +239,26 @@ def test_relative_sqlite_url_is_found_by_every_command(
     cli("init", extra_env=rel)
     assert (tmp_path / "relative.db").exists()
     cli("customer", "list", extra_env=rel)
+
+
+def test_reading_commands_do_not_wait_for_a_writer(
+    settings: Settings, backend: Backend, cli: Callable[..., Run]
+) -> None:
+    if backend.name != "sqlite":
+        pytest.skip("PostgreSQL readers never wait for writers")
+    cli("init")
+    import sqlite3
+
+    writer = sqlite3.connect(settings.home / "dpa.sqlite3", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process mid-sweep holds the write lock
+    try:
+        for args in (
+            ("customer", "list"),
+            ("audit", "verify"),
+            ("register", "show"),
+            ("audit", "log"),
+        ):
+            cli(*args)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
