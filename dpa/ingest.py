@@ -37,12 +37,11 @@ from dpa.register import Register
 
 __all__ = [
     "BATCH",
+    "BlindIndex",
     "IngestReport",
     "SubjectHit",
-    "blind_digest",
     "find_subject",
     "ingest",
-    "subject_digest",
 ]
 
 BATCH = 2000
@@ -66,22 +65,9 @@ class IngestReport:
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
 
 
-def blind_digest(key: bytes, kind: str, value: str) -> bytes:
-    """The blind-index digest of a normalised identifier (HMAC-SHA256, truncated)."""
-    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).digest()[:DIGEST_BYTES]
-
-
-def subject_digest(key: bytes, text: str, region: str) -> bytes | None:
-    """The digest of a phone number (any spelling) or e-mail address, or None if it is neither."""
-    if "@" in text:
-        email = normalise_email(text)
-        return None if email is None else blind_digest(key, "email", email)
-    phone = normalise_phone(text, region)
-    return None if phone is None else blind_digest(key, "phone", phone)
-
-
-class _Identifiers:
-    """Normalises and blind-indexes the identifiers of one file; numbers repeat, so it caches."""
+class BlindIndex:
+    """Normalises and blind-indexes identifiers (HMAC-SHA256, truncated); caches phone numbers,
+    which repeat in real traffic."""
 
     def __init__(self, key: bytes, region: str) -> None:
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
@@ -99,6 +85,14 @@ class _Identifiers:
             e164 = normalise_phone(raw, self._region)
             self._phones[raw] = None if e164 is None else (e164, self.digest("phone", e164))
         return self._phones[raw]
+
+    def lookup(self, text: str) -> bytes | None:
+        """The digest of a phone number (any spelling) or e-mail address; None if neither."""
+        if "@" in text:
+            email = normalise_email(text)
+            return None if email is None else self.digest("email", email)
+        found = self.phone(text)
+        return None if found is None else found[1]
 
     def of(self, record: ParsedRecord) -> tuple[list[bytes], dict[str, str]]:
         """The record's distinct subject digests (at most three) and its raw-to-E.164 map."""
@@ -195,7 +189,7 @@ def ingest(
         )
     settings = register.settings
     index_key = keyring.system_key(session, "blind-index")
-    identifiers = _Identifiers(index_key, settings.default_region)
+    identifiers = BlindIndex(index_key, settings.default_region)
     written: list[str] = []
     merkle = MerkleBuilder()
     skipped = 0

@@ -24,7 +24,7 @@ def find(
     with workspace() as ws, ws.session(read_only=True) as session:
         register = ws.register(session)
         key = ws.keyring.system_key(session, "blind-index")
-        digest = ingest.subject_digest(key, who, register.settings.default_region)
+        digest = ingest.BlindIndex(key, register.settings.default_region).lookup(who)
         if digest is None:
             raise InputError("not a phone number or e-mail address")
         hits = ingest.find_subject(session, digest)
