@@ -65,6 +65,18 @@ class Duration:
         # Calendar months depend on the date only; many records share a date, so cache it.
         return datetime.combine(_shift(moment.date(), self.amount, self.unit), moment.time())
 
+    def shift(self, instant: datetime, tz: ZoneInfo) -> datetime:
+        """The aware instant this period later on the wall clock of `tz` (31 Jan + 1 month = 28/29 Feb).
+
+        Exact and fast: on days without an offset change every instant moves by the same
+        amount, cached per local date; a DST day takes the full wall-clock computation.
+        """
+        delta = _day_shift(instant.astimezone(tz).date(), self.amount, self.unit, tz)
+        if delta is not None:
+            return (instant + delta).astimezone(UTC)
+        local = self.add(instant.astimezone(tz).replace(tzinfo=None))
+        return local.replace(tzinfo=tz).astimezone(UTC)
+
     def after(self, day: date) -> date:
         """The calendar date this period after `day` (month ends clamp: 31 Jan + 1 month = 28/29 Feb)."""
         result: date = day + self.delta
@@ -73,6 +85,24 @@ class Duration:
     def __str__(self) -> str:
         unit = self.unit[:-1] if self.amount == 1 else self.unit
         return f"{self.amount} {unit}"
+
+
+def _fixed_offset(day: date, tz: ZoneInfo) -> timedelta | None:
+    first = datetime.combine(day, time(0), tzinfo=tz).utcoffset()
+    last = datetime.combine(day, time(23, 59, 59), tzinfo=tz).utcoffset()
+    return first if first == last else None
+
+
+@lru_cache(maxsize=8192)
+def _day_shift(day: date, amount: int, unit: str, tz: ZoneInfo) -> timedelta | None:
+    if unit in ("days", "weeks"):
+        target = day + timedelta(days=amount * (7 if unit == "weeks" else 1))
+    else:
+        target = _shift(day, amount, unit)
+    before, after = _fixed_offset(day, tz), _fixed_offset(target, tz)
+    if before is None or after is None:
+        return None
+    return (target - day) + (before - after)
 
 
 @lru_cache(maxsize=4096)

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -192,10 +192,7 @@ class RetentionRule:
             "contract_end": contract_end_at,
             "window_end": window_end_at,
         }[self.anchor]
-        due = None
-        if anchor is not None:
-            local = self.duration.add(anchor.astimezone(tz).replace(tzinfo=None))
-            due = local.replace(tzinfo=tz).astimezone(UTC)
+        due = None if anchor is None else self.duration.shift(anchor, tz)
         if window_end_at is not None:
             # After the window nothing of a former customer stays (ClientCom terms 7.5, 7.6).
             due = window_end_at if due is None else min(due, window_end_at)

@@ -188,3 +188,36 @@ def test_duration_round_trips(text: str) -> None:
 def test_duration_rejects_nonsense(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         Duration.parse(text)
+
+
+@given(
+    instant=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+    ),
+    amount=st.integers(0, 400),
+    unit=st.sampled_from(["days", "weeks", "months", "years"]),
+)
+def test_fast_shift_equals_wall_clock_arithmetic(instant: datetime, amount: int, unit: str) -> None:
+    duration = Duration(amount, unit)  # type: ignore[arg-type]
+    local = instant.astimezone(BRUSSELS).replace(tzinfo=None)
+    expected = duration.add(local).replace(tzinfo=BRUSSELS).astimezone(UTC)
+    assert duration.shift(instant, BRUSSELS) == expected
+
+
+@pytest.mark.parametrize(
+    ("instant", "due"),
+    [
+        pytest.param(
+            datetime(2026, 3, 28, 12, 0, tzinfo=UTC),
+            datetime(2026, 3, 29, 11, 0, tzinfo=UTC),
+            id="over-spring-dst",
+        ),
+        pytest.param(
+            datetime(2026, 10, 24, 12, 0, tzinfo=UTC),
+            datetime(2026, 10, 25, 13, 0, tzinfo=UTC),
+            id="over-autumn-dst",
+        ),
+    ],
+)
+def test_one_day_later_keeps_the_wall_clock(instant: datetime, due: datetime) -> None:
+    assert Duration(1, "days").shift(instant, BRUSSELS) == due
