@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +25,11 @@ from dpa.workspace import Workspace, init
 from tests.pg import PgServer, find_bindir
 
 REQUIRE_TOOLS = os.environ.get("DPA_REQUIRE_SYSTEM_TOOLS") == "1"
+
+# A loaded CI machine must not turn a slow first example (phonenumbers loading its
+# metadata, a cold zoneinfo cache) into a failure: properties are about results, not speed.
+hypothesis.settings.register_profile("dpa", deadline=None)
+hypothesis.settings.load_profile("dpa")
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 _counter = itertools.count()
 
