@@ -140,7 +140,7 @@ def recording(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Call recordings: metadata from a sidecar JSON or the MixMonitor-style file name."""
-    label = str(files[0]) if len(files) == 1 else f"{len(files)} recording paths"
+    label = f"{len(files)} recording path(s)"  # their names carry phone numbers: never echoed
     _run(
         ctx,
         label,

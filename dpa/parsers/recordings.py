@@ -51,23 +51,42 @@ _MIXMONITOR = re.compile(
 
 def parse_recordings(paths: Sequence[Path], tz: ZoneInfo) -> Iterator[ParsedRecord]:
     """Yield one `call_recording` record per audio file in `paths` (files or directories)."""
+    position = 0
     for path in paths:
-        if path.is_dir():
-            for audio in sorted(path.rglob("*")):
-                if audio.is_file() and audio.suffix.lower() in AUDIO_SUFFIXES:
-                    yield _record(audio, tz)
-        else:
-            yield _record(path, tz)
+        audios = (
+            [
+                a
+                for a in sorted(path.rglob("*"))
+                if a.is_file() and a.suffix.lower() in AUDIO_SUFFIXES
+            ]
+            if path.is_dir()
+            else [path]
+        )
+        for audio in audios:
+            position += 1
+            yield _record(audio, tz, position)
 
 
-def _record(audio: Path, tz: ZoneInfo) -> ParsedRecord:
-    name = str(audio)
+def _label(audio: Path, position: int) -> str:
+    """How errors name a recording: its folder and position, never its file name.
+
+    MixMonitor-style names carry both parties' phone numbers, which must not reach logs.
+    """
+    return f"{audio.parent}/(recording {position}{audio.suffix})"
+
+
+def _record(audio: Path, tz: ZoneInfo, position: int = 1) -> ParsedRecord:
+    name = _label(audio, position)
     if audio.suffix.lower() not in AUDIO_SUFFIXES:
         raise FileLineError(name, 1, "not an audio file (.wav, .gsm, .mp3 or .ogg)")
     if not audio.is_file():
         raise FileLineError(name, 1, "no such file")
     sidecar = audio.with_suffix(".json")
-    meta = _from_sidecar(sidecar, tz) if sidecar.is_file() else _from_name(audio, tz)
+    meta = (
+        _from_sidecar(sidecar, tz, _label(sidecar, position))
+        if sidecar.is_file()
+        else _from_name(audio, tz, name)
+    )
     start: datetime = meta["start"]
     uniqueid = meta["uniqueid"]
     caller = meta["caller"]
@@ -92,8 +111,7 @@ def _record(audio: Path, tz: ZoneInfo) -> ParsedRecord:
     )
 
 
-def _from_name(audio: Path, tz: ZoneInfo) -> dict[str, Any]:
-    name = str(audio)
+def _from_name(audio: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
     match = _FREEPBX.fullmatch(audio.stem) or _MIXMONITOR.fullmatch(audio.stem)
     if match is None:
         raise FileLineError(
@@ -118,8 +136,7 @@ def _from_name(audio: Path, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _from_sidecar(sidecar: Path, tz: ZoneInfo) -> dict[str, Any]:
-    name = str(sidecar)
+def _from_sidecar(sidecar: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
