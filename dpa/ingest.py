@@ -331,6 +331,7 @@ def ingest(
     except BaseException:
         for blob_id in written:
             blobs.delete(blob_id)
+        keyring.forget()  # keys created in this transaction are rolled back with it
         raise
     return IngestReport(
         kind=kind,

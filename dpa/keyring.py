@@ -124,6 +124,11 @@ class Keyring:
         self._by_id[row.id] = entry[1]
         return entry
 
+    def forget(self) -> None:
+        """Drop cached data keys (after a rollback, a cached key may no longer exist)."""
+        self._buckets.clear()
+        self._by_id.clear()
+
     def cipher(self, session: Session, key_id: int) -> AESGCM:
         """The cipher of a data key by id."""
         if key_id not in self._by_id:
@@ -137,6 +142,11 @@ class Keyring:
         """Re-wrap every live key under `new_master` in the caller's transaction; return the count."""
         if new_master.fingerprint == self.master.fingerprint:
             raise KeyProblem("the new master key is the key in use; nothing was changed")
+        stored = session.get(Meta, FINGERPRINT, with_for_update=True, populate_existing=True)
+        if stored is None or stored.value != self.master.fingerprint:
+            raise MasterKeyMismatch(
+                "the master key was rotated by someone else meanwhile; nothing was changed"
+            )
         new_version = self.master_version + 1
         count = 0
         for system in session.exec(select(SystemKey)).all():

@@ -88,9 +88,16 @@ class Duration:
 
 
 def _fixed_offset(day: date, tz: ZoneInfo) -> timedelta | None:
-    first = datetime.combine(day, time(0), tzinfo=tz).utcoffset()
-    last = datetime.combine(day, time(23, 59, 59), tzinfo=tz).utcoffset()
-    return first if first == last else None
+    """The day's one UTC offset, or None when it changes during the day or at either end."""
+    offsets = {
+        datetime.combine(d, time(0), tzinfo=tz).replace(fold=fold).utcoffset()
+        for d in (day, day + timedelta(days=1))
+        for fold in (0, 1)
+    } | {
+        datetime.combine(day, time(23, 59, 59), tzinfo=tz).replace(fold=f).utcoffset()
+        for f in (0, 1)
+    }
+    return offsets.pop() if len(offsets) == 1 else None
 
 
 @lru_cache(maxsize=8192)

@@ -96,6 +96,12 @@ class Workspace:
             self._keyring = Keyring(key, self.key_version)
         return self._keyring
 
+    def stored_fingerprint(self) -> str | None:
+        """The master key fingerprint the database expects now (read afresh)."""
+        with self.session(read_only=True) as session:
+            row = session.get(Meta, FINGERPRINT)
+        return None if row is None else row.value
+
     def fields(self, session: Session) -> FieldCipher:
         """The cipher for customers' names and contacts."""
         return FieldCipher(self.keyring.system_key(session, "customer-fields"))

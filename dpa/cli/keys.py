@@ -36,21 +36,19 @@ def rotate(
             )
         else:
             new = MasterKey.generate()
-            staged = settings.key_file.with_name(settings.key_file.name + ".new")
-            staged.unlink(missing_ok=True)
+            # One staged file per run (O_EXCL): a concurrent rotation can never overwrite it.
+            staged = settings.key_file.with_name(f"{settings.key_file.name}.{new.fingerprint}")
             create_key_file(staged, new)  # if we crash after the commit, the new key is here
         try:
             with ws.session() as session:
                 count = keyring.rotate(session, new, actor=actor(ctx), now=now())
         except BaseException:
-            if staged is not None:
+            # Remove the staged key only when the database provably still expects the old one.
+            if staged is not None and ws.stored_fingerprint() != new.fingerprint:
                 staged.unlink(missing_ok=True)
             raise
         if staged is not None:
-            old = settings.key_file.with_name(settings.key_file.name + ".old")
-            settings.key_file.replace(old)
-            staged.replace(settings.key_file)
-            old.unlink()
+            staged.replace(settings.key_file)  # one atomic rename: old key gone, new in place
     if as_json:
         print_json({"keys_rewrapped": count, "new_key": new.fingerprint})
         return

@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dpa.errors import FileLineError
-from dpa.parsers.base import ParsedRecord, callerid_number, local_to_utc, sha256_hex
+from dpa.parsers.base import ParsedRecord, callerid_number, csv_rows, local_to_utc, sha256_hex
 
 __all__ = ["FIELDS", "parse_cdr_csv"]
 
@@ -61,7 +61,7 @@ def parse_cdr_csv(path: Path, tz: ZoneInfo) -> Iterator[ParsedRecord]:
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         reader = csv.reader(f)
         previous_end = 0
-        for row in reader:
+        for row in csv_rows(name, reader):
             # A quoted field may span lines: report the line the record starts on.
             line = previous_end + 1
             previous_end = reader.line_num
@@ -113,12 +113,15 @@ def _time(name: str, line: int, fields: dict[str, str], key: str, tz: ZoneInfo) 
     except ValueError:
         # The value is not echoed: a shifted column could put a phone number here.
         raise FileLineError(name, line, f"{key} time is not YYYY-MM-DD HH:MM:SS") from None
-    return local_to_utc(naive, tz)
+    try:
+        return local_to_utc(naive, tz)
+    except OverflowError:
+        raise FileLineError(name, line, f"{key} time is out of range") from None
 
 
 def _seconds(name: str, line: int, fields: dict[str, str], key: str) -> int:
     text = fields[key].strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise FileLineError(name, line, f"{key} is not a whole number of seconds")
     return int(text)
 

@@ -9,17 +9,22 @@ whose reason names no personal data.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dpa.errors import FileLineError
+
 __all__ = [
     "ParsedRecord",
     "callerid_number",
+    "csv_rows",
     "local_to_utc",
     "sha256_file",
     "sha256_hex",
@@ -79,6 +84,18 @@ def callerid_number(callerid: str) -> str | None:
         number = match.group(1).strip()
         return number or None
     return text if _BARE_NUMBER.fullmatch(text) else None
+
+
+def csv_rows(name: str, reader: Any) -> Iterator[list[str]]:
+    """Rows of a csv.reader; a malformed file becomes FILE:LINE: reason (csv's reason quotes no data)."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FileLineError(name, reader.line_num, f"malformed CSV: {exc}") from None
+        yield row
 
 
 def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dpa.errors import FileLineError
-from dpa.parsers.base import ParsedRecord, sha256_hex
+from dpa.parsers.base import ParsedRecord, csv_rows, sha256_hex
 
 __all__ = ["CANONICAL_COLUMNS", "parse_contacts_csv"]
 
@@ -75,9 +75,9 @@ def parse_contacts_csv(path: Path, collected_at: datetime) -> Iterator[ParsedRec
             raise FileLineError(name, 1, "no header line")
         delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
         reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
-        columns = _columns(name, next(reader))
+        columns = _columns(name, next(csv_rows(name, reader), []))
         previous_end = reader.line_num
-        for row in reader:
+        for row in csv_rows(name, reader):
             line = previous_end + 1
             previous_end = reader.line_num
             if not row or all(not field.strip() for field in row):
@@ -112,9 +112,10 @@ def _columns(name: str, header: list[str]) -> list[str]:
             )
         if canonical is None:
             known = ", ".join(CANONICAL_COLUMNS)
-            raise FileLineError(name, 1, f"unknown column {raw.strip()!r} (known: {known})")
+            # Named by position: a missing header line makes the first contact the "header".
+            raise FileLineError(name, 1, f"column {index} is not a known column (known: {known})")
         if canonical in columns:
-            raise FileLineError(name, 1, f"column {raw.strip()!r} repeats {canonical!r}")
+            raise FileLineError(name, 1, f"column {index} repeats {canonical!r}")
         columns.append(canonical)
     return columns
 

@@ -57,13 +57,16 @@ def _record(txt: Path) -> ParsedRecord:
     origtime = message.get("origtime", "").strip()
     if not origtime:
         raise FileLineError(name, 1, "[message] has no origtime")
-    if not origtime.isdigit():
+    if not (origtime.isascii() and origtime.isdigit()):
         raise FileLineError(name, _key_line(text, "origtime"), "origtime is not Unix seconds")
-    collected_at = datetime.fromtimestamp(int(origtime), tz=UTC)
+    try:
+        collected_at = datetime.fromtimestamp(int(origtime), tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        raise FileLineError(name, _key_line(text, "origtime"), "origtime is out of range") from None
 
     fields: dict[str, Any] = dict(message)
     duration = message.get("duration", "").strip()
-    if duration and not duration.isdigit():
+    if duration and not (duration.isascii() and duration.isdigit()):
         raise FileLineError(
             name, _key_line(text, "duration"), "duration is not a whole number of seconds"
         )

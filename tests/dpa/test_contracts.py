@@ -196,12 +196,16 @@ def test_duration_rejects_nonsense(text: str) -> None:
     ),
     amount=st.integers(0, 400),
     unit=st.sampled_from(["days", "weeks", "months", "years"]),
+    # Santiago moves its clocks at midnight: the awkward case for a per-day shortcut
+    zone=st.sampled_from([BRUSSELS, ZoneInfo("America/Santiago")]),
 )
-def test_fast_shift_equals_wall_clock_arithmetic(instant: datetime, amount: int, unit: str) -> None:
+def test_fast_shift_equals_wall_clock_arithmetic(
+    instant: datetime, amount: int, unit: str, zone: ZoneInfo
+) -> None:
     duration = Duration(amount, unit)  # type: ignore[arg-type]
-    local = instant.astimezone(BRUSSELS).replace(tzinfo=None)
-    expected = duration.add(local).replace(tzinfo=BRUSSELS).astimezone(UTC)
-    assert duration.shift(instant, BRUSSELS) == expected
+    local = instant.astimezone(zone).replace(tzinfo=None)
+    expected = duration.add(local).replace(tzinfo=zone).astimezone(UTC)
+    assert duration.shift(instant, zone) == expected
 
 
 @pytest.mark.parametrize(

@@ -110,3 +110,15 @@ def test_cli_rotate_with_env_key_needs_a_new_key_file(cli, settings, tmp_path: P
     cli("keys", "rotate", "--new-key-file", str(new_file), extra_env={"DPA_MASTER_KEY": key})
     cli("customer", "list", code=4, extra_env={"DPA_MASTER_KEY": key})
     cli("customer", "list", extra_env={"DPA_MASTER_KEY": new})
+
+
+def test_a_rotation_that_lost_a_race_changes_nothing(ws: Workspace, cli, settings) -> None:  # type: ignore[no-untyped-def]
+    stale = ws.keyring  # this process loaded the key before someone else rotated it
+    cli("keys", "rotate")
+    current = settings.key_file.read_text()
+    with ws.session() as session, pytest.raises(KeyProblem, match="rotated by someone else"):
+        stale.rotate(session, MasterKey.generate(), actor="t", now=NOW)
+    assert settings.key_file.read_text() == current
+    assert sorted(p.name for p in Path(settings.home).glob("master.key*")) == ["master.key"]
+    cli("customer", "list")
+    cli("audit", "verify")

@@ -195,3 +195,26 @@ def test_multiline_field_reports_its_first_line(tmp_path: Path) -> None:
     with pytest.raises(FileLineError) as caught:
         list(parse_cdr_csv(path, BXL))
     assert caught.value.line == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        pytest.param(
+            '"","1","2","c","","","","","","0001-01-01 00:10:00","","0001-01-01 00:10:01",1,1,"ANSWERED","D","u1",""',
+            "start time is out of range",
+            id="year-one",
+        ),
+        pytest.param(
+            '"","1","2","c","","","","","","2026-01-01 00:10:00","","2026-01-01 00:10:01",²,1,"ANSWERED","D","u1",""',
+            "duration is not a whole number of seconds",
+            id="superscript-digit",
+        ),
+    ],
+)
+def test_out_of_range_values_are_file_line_errors(tmp_path: Path, line: str, reason: str) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(FileLineError) as caught:
+        list(parse_cdr_csv(path, ZoneInfo("Europe/Brussels")))
+    assert str(caught.value) == f"{path}:1: {reason}"
