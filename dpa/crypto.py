@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import stat
@@ -145,8 +144,3 @@ class FieldCipher:
             raise ValueError("unknown field format")
         nonce, body = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
         return self._aead.decrypt(nonce, body, label.encode()).decode()
-
-
-def hmac_sha256(key: bytes, data: bytes) -> str:
-    """Hex HMAC-SHA256 of `data`."""
-    return hmac.new(key, data, hashlib.sha256).hexdigest()

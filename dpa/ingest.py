@@ -124,13 +124,12 @@ class _Entropy:
         return self._block[self._at - size : self._at]
 
 
-def new_record_id(entropy: _Entropy | None = None) -> str:
+def new_record_id(entropy: _Entropy) -> str:
     """A 128-bit record id, time-ordered (48-bit milliseconds first, then 80 random bits).
 
     Ordered ids keep bulk inserts appending to the primary-key index instead of scattering.
     """
-    tail = os.urandom(10) if entropy is None else entropy.take(10)
-    return f"{time.time_ns() // 1_000_000:012x}{tail.hex()}"
+    return f"{time.time_ns() // 1_000_000:012x}{entropy.take(10).hex()}"
 
 
 _COLUMNS = (

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
@@ -185,8 +184,3 @@ class Keyring:
         session.flush()
         self.master, self.master_version = new_master, new_version
         return count
-
-    def live_data_keys(self, session: Session) -> int:
-        """How many data keys exist and are not destroyed."""
-        query = sa.select(sa.func.count()).where(col(DataKey.wrapped).is_not(None))
-        return int(session.execute(query).scalar_one())

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["Duration", "end_of_day", "local_date"]
+__all__ = ["Duration", "end_of_day"]
 
 Unit = Literal["days", "weeks", "months", "years"]
 _PATTERN = re.compile(r"^\s*(\d+)\s+(day|days|week|weeks|month|months|year|years)\s*$")
@@ -123,8 +123,3 @@ def _shift(day: date, amount: int, unit: str) -> date:
 def end_of_day(day: date, tz: ZoneInfo) -> datetime:
     """The UTC instant at which `day` ends in `tz` (local midnight starting the next day)."""
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-
-
-def local_date(instant: datetime, tz: ZoneInfo) -> date:
-    """The calendar date of an aware instant in `tz`."""
-    return instant.astimezone(tz).date()
