@@ -14,12 +14,17 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "BlobTrash",
+    "Certificate",
     "Customer",
     "DataKey",
+    "ErasureNotice",
+    "Hold",
     "LedgerEvent",
     "Meta",
     "Record",
     "RegisterVersion",
+    "Sweep",
     "SystemKey",
     "UTCDateTime",
 ]
@@ -87,6 +92,7 @@ class Customer(SQLModel, table=True):
     effective_on: date | None = None
     contract_end_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     window_end_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    purged_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class LedgerEvent(SQLModel, table=True):
@@ -119,7 +125,9 @@ class SystemKey(SQLModel, table=True):
 class DataKey(SQLModel, table=True):
     """The data key of one bucket (customer, category, collection month), wrapped by the master key.
 
-    `wrapped` is NULL once the key is destroyed (crypto-shredding).
+    Crypto-shredding deletes the row once no record refers to it (the foreign key from
+    `records` makes destroying a key that still has records impossible); a later record of
+    the same bucket gets a new key.
     """
 
     __tablename__ = "data_keys"
@@ -154,3 +162,81 @@ class Record(SQLModel, table=True):
     blob_id: str | None = Field(default=None, max_length=32)
     blob_size: int | None = None
     ingested_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    anonymised_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class Hold(SQLModel, table=True):
+    """A legal hold: freezes deletion of a customer's records (of one category, of one subject).
+
+    A hold holds until it is released; `until` is when it is expected to end, past which the
+    plan and the audit report it for review (deleting early cannot be undone, keeping can).
+    """
+
+    __tablename__ = "holds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id")
+    category: str | None = Field(default=None, max_length=64)
+    subject: bytes | None = None  # blind-index digest of a phone number or e-mail address
+    reason: str
+    reference: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_by: str = Field(max_length=128)
+    until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    released_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    released_by: str | None = Field(default=None, max_length=128)
+    release_reason: str | None = None
+
+
+class Sweep(SQLModel, table=True):
+    """One run of the retention engine and what it did."""
+
+    __tablename__ = "sweeps"
+
+    id: str = Field(primary_key=True, max_length=32)
+    started_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    as_of: datetime = Field(sa_column=_utc_column(nullable=False))
+    actor: str = Field(max_length=128)
+    status: str = Field(max_length=16)  # running, done, failed
+    deleted: int = 0
+    anonymised: int = 0
+    keys_destroyed: int = 0
+    customers_purged: int = 0
+
+
+class BlobTrash(SQLModel, table=True):
+    """A blob file whose record is gone; removed from disk after the deleting transaction."""
+
+    __tablename__ = "blob_trash"
+
+    blob_id: str = Field(primary_key=True, max_length=32)
+    queued_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class ErasureNotice(SQLModel, table=True):
+    """An Art. 19 erasure notice to one recipient; its id is the idempotency key."""
+
+    __tablename__ = "erasure_notices"
+
+    id: str = Field(primary_key=True, max_length=32)
+    recipient_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64)
+    sweep_id: str = Field(max_length=32)
+    body: str  # canonical JSON: customer, categories, counts, Merkle roots; no personal data
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    attempts: int = 0
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    last_error: str | None = Field(default=None, max_length=200)
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    response_status: int | None = None
+
+
+class Certificate(SQLModel, table=True):
+    """The deletion certificate of a purged customer (Art. 28(3)(g); 2021 SCC clause 10)."""
+
+    __tablename__ = "certificates"
+
+    customer_id: str = Field(primary_key=True, max_length=64, foreign_key="customers.id")
+    issued_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    document: str  # the signed certificate as JSON
