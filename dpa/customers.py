@@ -15,7 +15,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from dpa import ledger
+from dpa import due, ledger
 from dpa.contracts import Termination, terminate
 from dpa.crypto import FieldCipher
 from dpa.errors import (
@@ -62,12 +62,17 @@ def status(customer: Customer, now: datetime) -> Status:
 
 
 def _view(customer: Customer, cipher: FieldCipher, now: datetime) -> CustomerView:
+    purged = customer.purged_at is not None
     return CustomerView(
         id=customer.id,
-        name=cipher.open(customer.name_sealed, f"customer:{customer.id}:name"),
+        name=(
+            f"(erased {customer.purged_at:%Y-%m-%d})"
+            if customer.purged_at is not None
+            else cipher.open(customer.name_sealed, f"customer:{customer.id}:name")
+        ),
         contact=(
             None
-            if customer.contact_sealed is None
+            if customer.contact_sealed is None or purged
             else cipher.open(customer.contact_sealed, f"customer:{customer.id}:contact")
         ),
         contract_policy=customer.contract_policy,
@@ -196,6 +201,8 @@ def terminate_contract(
     customer.contract_end_at = result.contract_end_at
     customer.window_end_at = result.window_end_at
     session.add(customer)
+    session.flush()
+    moved = due.recompute_customer(session, register, customer)
     ledger.append(
         session,
         action="customer.terminate",
@@ -209,6 +216,7 @@ def terminate_contract(
             "contract_end_at": result.contract_end_at.isoformat(),
             "window_end_at": result.window_end_at.isoformat(),
             "window": str(register.settings.window),
+            "records_due_changed": moved,
         },
     )
     session.flush()

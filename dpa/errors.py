@@ -12,7 +12,8 @@ The hierarchy::
     │   ├── UnknownCustomer        no customer has that id
     │   ├── CustomerExists         a customer with that id already exists
     │   ├── AlreadyTerminated      the contract has already been terminated
-    │   └── WindowClosed           the two-month window after the contract has ended
+    │   ├── WindowClosed           the two-month window after the contract has ended
+    │   └── HoldProblem            no such legal hold, or it was already released
     ├── KeyProblem        (4)      the master key is missing, wrong or exposed
     │   ├── MasterKeyMissing       no DPA_MASTER_KEY and no key file
     │   ├── MasterKeyMismatch      the key given is not the key this database was set up with
@@ -33,6 +34,7 @@ __all__ = [
     "CustomerExists",
     "DpaError",
     "FileLineError",
+    "HoldProblem",
     "InputError",
     "IntegrityFailure",
     "KeyFileInsecure",
@@ -130,6 +132,10 @@ class AlreadyTerminated(PolicyRefusal):
 
 class WindowClosed(PolicyRefusal):
     """Raised when an action needs the contract or its window and the window has closed."""
+
+
+class HoldProblem(PolicyRefusal):
+    """Raised when a legal hold does not exist or has already been released."""
 
 
 class KeyProblem(DpaError):

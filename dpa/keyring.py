@@ -4,7 +4,8 @@
   (`2026-11`, in the register's timezone). Destroying a bucket's key makes every copy of its
   records unreadable, backups included (crypto-shredding, Art. 17).
 - A few random **system keys**, one per purpose: the blind index of phone numbers and
-  e-mail addresses, the ledger checkpoint signature, customer names. They are random rather
+  e-mail addresses, the ledger checkpoint and deletion certificate signatures, customer
+  names, the signature of erasure notices to recipients. They are random rather
   than derived from the master key so that rotating the master key changes none of them.
 
 Every key is stored wrapped with AES key wrap with padding (RFC 5649) under the master key,
@@ -15,8 +16,11 @@ with the master key's version. Unwrapped keys live in this object's memory only.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
@@ -28,18 +32,33 @@ from sqlmodel import Session, col, select
 from dpa import ledger
 from dpa.crypto import KEY_BYTES, MasterKey
 from dpa.errors import KeyProblem, MasterKeyMismatch
-from dpa.models import DataKey, Meta, SystemKey
+from dpa.models import DataKey, Meta, Record, SystemKey
 
-__all__ = ["SYSTEM_PURPOSES", "KeyDestroyed", "Keyring"]
+__all__ = ["SYSTEM_PURPOSES", "DestroyedKey", "KeyDestroyed", "Keyring", "record_ad"]
 
-SYSTEM_PURPOSES = ("blind-index", "ledger-checkpoint", "customer-fields")
+SYSTEM_PURPOSES = ("blind-index", "ledger-checkpoint", "customer-fields", "erasure-notices")
 FINGERPRINT = "master_key_fingerprint"
 VERSION = "master_key_version"
 SINCE = "master_key_since"
 
 
+def record_ad(customer_id: str, category: str, record_id: str, key_id: int) -> bytes:
+    """The associated data of a record's payload: a ciphertext moved to another row fails."""
+    return f"dpa/record/v1|{customer_id}|{category}|{record_id}|{key_id}".encode()
+
+
 class KeyDestroyed(KeyProblem):
     """Raised when a record's data key has been destroyed (its bucket was crypto-shredded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DestroyedKey:
+    """A bucket whose data key was destroyed: no copy of its records can be read again."""
+
+    key_id: int
+    customer_id: str
+    category: str
+    bucket: str
 
 
 class Keyring:
@@ -136,6 +155,35 @@ class Keyring:
                 raise KeyDestroyed(f"data key {key_id} was destroyed (crypto-shredded)")
             self._by_id[key_id] = AESGCM(self._unwrap(row.wrapped))
         return self._by_id[key_id]
+
+    def destroy_unused(self, session: Session, key_ids: Iterable[int]) -> list[DestroyedKey]:
+        """Destroy the data keys among `key_ids` that no record uses any more (crypto-shredding).
+
+        The row goes with its wrapped key; a later record of the same bucket gets a new key.
+        The foreign key from `records` makes destroying a key in use impossible even against
+        a concurrent ingest: such a key is skipped (savepoint) and destroyed by a later sweep.
+        """
+        destroyed: list[DestroyedKey] = []
+        records = Record.__table__  # type: ignore[attr-defined]
+        for key_id in sorted(set(key_ids)):
+            row = session.get(DataKey, key_id)
+            if row is None:
+                continue
+            in_use = session.execute(
+                sa.select(records.c.id).where(records.c.key_id == key_id).limit(1)
+            ).first()
+            if in_use is not None:
+                continue
+            try:
+                with session.begin_nested():
+                    session.delete(row)
+                    session.flush()
+            except sa.exc.IntegrityError:
+                continue  # a record was added meanwhile: the key stays
+            self._by_id.pop(key_id, None)
+            self._buckets.pop((row.customer_id, row.category, row.bucket), None)
+            destroyed.append(DestroyedKey(key_id, row.customer_id, row.category, row.bucket))
+        return destroyed
 
     def rotate(self, session: Session, new_master: MasterKey, *, actor: str, now: datetime) -> int:
         """Re-wrap every live key under `new_master` in the caller's transaction; return the count."""

@@ -28,7 +28,7 @@ import yaml
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, col, select
 
-from dpa import ledger
+from dpa import due, ledger
 from dpa.contracts import ContractPolicy
 from dpa.errors import InputError, NotInitialised, Problem, RegisterInvalid
 from dpa.models import Customer, RegisterVersion
@@ -559,6 +559,7 @@ def install(
             document=register.canonical_json(),
         )
     )
+    moved = 0 if latest is None else due.recompute_all(session, register)
     ledger.append(
         session,
         action="register.load",
@@ -570,6 +571,7 @@ def install(
             "previous_sha256": None if latest is None else latest.sha256,
             "activities": len(register.activities),
             "data_categories": sorted(register.data_categories),
+            "records_due_changed": moved,
         },
     )
     return version, True

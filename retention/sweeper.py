@@ -1,17 +1,57 @@
 """Sweeps: delete or anonymise what is due, in batches, crash-safe; shred keys; purge customers.
 
-(interface first; the body lands in the next commit)
+One sweep, as of one moment:
+
+1. removes blob files left in the trash by an earlier, interrupted sweep;
+2. for every customer, category and activity with due records that no hold keeps, takes
+   batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent sweeps share the work and
+   never take a record twice; on SQLite each batch holds the write lock, so they queue). In
+   one transaction a batch deletes (or anonymises) its records, queues their blob files in the
+   trash, writes one ledger event (count, Merkle root of the sorted ids, activity, legal basis,
+   the rule that made them due) and destroys every bucket key left without records
+   (crypto-shredding, ledgered). Only after the commit are the blob files removed. A crash
+   therefore never leaves a record gone without its event, an event without its deletion, or
+   a blob file behind for good (the next sweep empties the trash first);
+3. purges every customer whose window has closed and of whom nothing is left (no record, no
+   unreleased hold): its remaining keys go, its sealed name and contact are erased, and a
+   signed deletion certificate is stored;
+4. queues Art. 19 erasure notices for the recipients, and records the sweep.
+
+Anonymising (the `keep` list of a rule, e.g. a CDR's billing copy) re-encrypts the payload
+with only the kept fields, drops every blind-index digest (so `dpa subject find` no longer
+finds it) and any blob, and makes the record due at the customer's window end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dpa.workspace import Workspace
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from sqlmodel import Session, select
 
-__all__ = ["ErasureBatch", "SweepReport", "run"]
+from dpa import ledger
+from dpa import register as register_mod
+from dpa.errors import InputError, IntegrityFailure
+from dpa.keyring import Keyring, record_ad
+from dpa.merkle import MerkleBuilder
+from dpa.models import BlobTrash, Certificate, Customer, Hold, Record, Sweep
+from dpa.register import Register
+from dpa.workspace import Workspace
+from retention import certificates
+from retention.holds import held
+
+__all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
+
+_RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
+_TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
+DEFAULT_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +82,15 @@ class SweepReport:
     held_back: int = 0
     keys_destroyed: int = 0
     customers_purged: list[str] = field(default_factory=list)
+    notices_queued: int = 0
     stopped_early: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    customer_id: str
+    category: str
+    activity: str
 
 
 def run(
@@ -50,10 +98,399 @@ def run(
     *,
     actor: str,
     now: datetime,
-    batch: int = 1000,
+    batch: int = DEFAULT_BATCH,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepReport:
     """One sweep as of `now`; each batch is its own transaction with its own ledger event."""
-    raise NotImplementedError
+    if batch < 1:
+        raise InputError(f"a batch holds at least one record, not {batch}")
+    report = SweepReport(sweep_id=uuid.uuid4().hex, as_of=now, dry_run=dry_run)
+    keyring = ws.keyring  # a wrong master key stops here, before anything changes
+    with ws.session(read_only=True) as session:
+        stored = register_mod.current(session)
+        groups = _due_groups(session, now)
+        if dry_run:
+            return _dry_run(session, stored.register, report, now)
+    register = stored.register
+    _empty_trash(ws)
+    with ws.session() as session:
+        session.add(
+            Sweep(id=report.sweep_id, started_at=now, as_of=now, actor=actor, status="running")
+        )
+    stop = should_stop or (lambda: False)
+    try:
+        for group in groups:
+            while not stop():
+                with ws.session() as session:
+                    done, blob_ids = _one_batch(
+                        session, keyring, register, group, report, actor=actor, now=now, limit=batch
+                    )
+                _remove_blobs(ws, blob_ids)
+                if done is None:
+                    break
+                report.batches.append(done)
+                if done.action == "delete":
+                    report.deleted += done.count
+                else:
+                    report.anonymised += done.count
+                if progress is not None:
+                    progress(report.deleted + report.anonymised)
+            if stop():
+                report.stopped_early = True
+                break
+        if not report.stopped_early:
+            for customer_id in _candidates(ws, now):
+                with ws.session() as session:
+                    if _purge(
+                        session,
+                        ws,
+                        keyring,
+                        register,
+                        stored.version,
+                        customer_id,
+                        report,
+                        actor,
+                        now,
+                    ):
+                        report.customers_purged.append(customer_id)
+        _finish(
+            ws, register, report, actor, now, status="stopped" if report.stopped_early else "done"
+        )
+    except BaseException:
+        _mark_failed(ws, report.sweep_id)
+        raise
+    return report
+
+
+def _due_groups(session: Session, now: datetime) -> list[_Group]:
+    r = _RECORDS.c
+    query = (
+        sa.select(r.customer_id, r.category, r.activity)
+        .where(r.due_at <= now, ~held(_RECORDS))
+        .group_by(r.customer_id, r.category, r.activity)
+        .order_by(r.customer_id, r.category, r.activity)
+    )
+    return [_Group(*row) for row in session.execute(query)]
+
+
+def _dry_run(
+    session: Session, register: Register, report: SweepReport, now: datetime
+) -> SweepReport:
+    from retention.planner import plan
+
+    result = plan(session, register, as_of=now)
+    report.deleted = sum(row.due for row in result.rows if row.action == "delete")
+    report.anonymised = sum(row.due for row in result.rows if row.action == "anonymise")
+    report.held_back = result.held
+    # Customers whose every record this sweep would delete, and whom no hold keeps.
+    left = {
+        row.customer_id for row in result.rows if row.records > row.due or row.action == "anonymise"
+    }
+    report.customers_purged = [c for c in purgeable(session, now) if c not in left]
+    return report
+
+
+def _one_batch(
+    session: Session,
+    keyring: Keyring,
+    register: Register,
+    group: _Group,
+    report: SweepReport,
+    *,
+    actor: str,
+    now: datetime,
+    limit: int,
+) -> tuple[ErasureBatch | None, list[str]]:
+    r = _RECORDS.c
+    query = (
+        sa.select(r.id, r.key_id, r.blob_id, r.payload)
+        .where(
+            r.customer_id == group.customer_id,
+            r.category == group.category,
+            r.activity == group.activity,
+            r.due_at <= now,
+            ~held(_RECORDS),
+        )
+        .order_by(r.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=_RECORDS)
+    )
+    rows = session.execute(query).all()
+    if not rows:
+        return None, []
+    customer = session.get(Customer, group.customer_id)
+    assert customer is not None
+    closed = customer.window_end_at is not None and customer.window_end_at <= now
+    try:
+        activity = register.activity(group.activity)
+        rule, basis = activity.retention, activity.legal_basis.short
+        action = "delete" if closed else rule.action
+        rule_text = str(rule)
+    except KeyError:  # the activity left the register: nothing may be kept without one
+        rule, basis, action = None, None, "delete"
+        rule_text = "no activity in the register processes these records any more"
+    if closed:
+        rule_text = f"window closed on {customer.window_end_at:%Y-%m-%d} ({rule_text})"
+    ids = [row.id for row in rows]
+    merkle = MerkleBuilder()
+    for record_id in ids:
+        merkle.add(record_id)
+    blob_ids = [row.blob_id for row in rows if row.blob_id]
+    if blob_ids:
+        session.execute(sa.insert(_TRASH), [{"blob_id": b, "queued_at": now} for b in blob_ids])
+    if action == "delete":
+        session.execute(sa.delete(_RECORDS).where(r.id.in_(ids)))
+    else:
+        assert rule is not None
+        _anonymise(session, keyring, group, rows, rule.keep, customer.window_end_at, now)
+    event = ledger.append(
+        session,
+        action=action,
+        actor=actor,
+        now=now,
+        customer_id=group.customer_id,
+        activity=group.activity,
+        legal_basis=basis,
+        details={
+            "sweep": report.sweep_id,
+            "category": group.category,
+            "records": len(ids),
+            "merkle_root": merkle.root,
+            "rule": rule_text,
+            "as_of": now.isoformat(),
+            "blobs": len(blob_ids),
+        },
+    )
+    if action == "delete":
+        report.keys_destroyed += _shred(
+            session, keyring, {row.key_id for row in rows}, report, actor, now
+        )
+    done = ErasureBatch(
+        customer_id=group.customer_id,
+        category=group.category,
+        activity=group.activity,
+        legal_basis=basis or "",
+        rule=rule_text,
+        action=action,
+        count=len(ids),
+        merkle_root=merkle.root,
+        ledger_seq=event.seq,
+    )
+    return done, blob_ids
+
+
+def _anonymise(
+    session: Session,
+    keyring: Keyring,
+    group: _Group,
+    rows: Sequence[sa.Row[tuple[str, int, str | None, bytes]]],
+    keep: Sequence[str],
+    window_end: datetime | None,
+    now: datetime,
+) -> None:
+    r = _RECORDS.c
+    changes: list[dict[str, object]] = []
+    for row in rows:
+        aead = keyring.cipher(session, row.key_id)
+        ad = record_ad(group.customer_id, group.category, row.id, row.key_id)
+        try:
+            payload = json.loads(aead.decrypt(row.payload[:12], row.payload[12:], ad))
+        except InvalidTag:
+            raise IntegrityFailure(
+                f"record {row.id} does not decrypt under its key: it was altered or moved; "
+                "nothing of this batch was changed"
+            ) from None
+        kept = {name: payload[name] for name in keep if name in payload}
+        nonce = os.urandom(12)
+        sealed = nonce + aead.encrypt(nonce, json.dumps(kept, separators=(",", ":")).encode(), ad)
+        changes.append({"rid": row.id, "payload": sealed})
+    update = (
+        sa.update(_RECORDS)
+        .where(r.id == sa.bindparam("rid"))
+        .values(
+            payload=sa.bindparam("payload"),
+            subject_a=None,
+            subject_b=None,
+            subject_c=None,
+            blob_id=None,
+            blob_size=None,
+            anonymised_at=now,
+            due_at=window_end,
+        )
+    )
+    session.connection().execute(update, changes)
+
+
+def _shred(
+    session: Session,
+    keyring: Keyring,
+    key_ids: set[int],
+    report: SweepReport,
+    actor: str,
+    now: datetime,
+) -> int:
+    destroyed = keyring.destroy_unused(session, key_ids)
+    by_customer: dict[str, list[str]] = {}
+    for key in destroyed:
+        by_customer.setdefault(key.customer_id, []).append(f"{key.category}/{key.bucket}")
+    for customer_id, buckets in sorted(by_customer.items()):
+        ledger.append(
+            session,
+            action="keys.destroy",
+            actor=actor,
+            now=now,
+            customer_id=customer_id,
+            details={"sweep": report.sweep_id, "keys": len(buckets), "buckets": sorted(buckets)},
+        )
+    return len(destroyed)
+
+
+def purgeable(session: Session, now: datetime) -> list[str]:
+    """Customers whose window has closed, not yet purged, with no unreleased hold."""
+    c = Customer.__table__.c  # type: ignore[attr-defined]
+    holds = Hold.__table__.c  # type: ignore[attr-defined]
+    query = (
+        sa.select(c.id)
+        .where(c.window_end_at <= now, c.purged_at.is_(None))
+        .where(
+            ~sa.exists(
+                sa.select(holds.id).where(holds.customer_id == c.id, holds.released_at.is_(None))
+            )
+        )
+        .order_by(c.id)
+    )
+    return [str(row[0]) for row in session.execute(query)]
+
+
+def _candidates(ws: Workspace, now: datetime) -> list[str]:
+    with ws.session(read_only=True) as session:
+        return purgeable(session, now)
+
+
+def _purge(
+    session: Session,
+    ws: Workspace,
+    keyring: Keyring,
+    register: Register,
+    register_version: int,
+    customer_id: str,
+    report: SweepReport,
+    actor: str,
+    now: datetime,
+) -> bool:
+    customer = session.get(Customer, customer_id, with_for_update=True, populate_existing=True)
+    if (
+        customer is None
+        or customer.purged_at is not None
+        or customer_id not in purgeable(session, now)
+    ):
+        return False
+    r = _RECORDS.c
+    if session.execute(sa.select(r.id).where(r.customer_id == customer_id).limit(1)).first():
+        return False  # records left (held or not yet due in this sweep): a later sweep purges
+    key_ids = {
+        int(k)
+        for k in session.execute(
+            sa.text("SELECT id FROM data_keys WHERE customer_id = :c"), {"c": customer_id}
+        ).scalars()
+    }
+    shredded = _shred(session, keyring, key_ids, report, actor, now)
+    report.keys_destroyed += shredded
+    document = certificates.build(
+        session, register, register_version, customer, keys_destroyed_now=0, now=now
+    )
+    signed = certificates.sign(document, ws.checkpoint_key(session))
+    text = json.dumps(signed, indent=2, ensure_ascii=False)
+    session.add(Certificate(customer_id=customer_id, issued_at=now, document=text))
+    customer.name_sealed, customer.contact_sealed, customer.purged_at = b"", None, now
+    session.add(customer)
+    session.flush()
+    ledger.append(
+        session,
+        action="customer.purge",
+        actor=actor,
+        now=now,
+        customer_id=customer_id,
+        details={
+            "sweep": report.sweep_id,
+            "certificate": signed["certificate_id"],
+            "certificate_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "erased_categories": [e["category"] for e in signed["erased"]],
+            "keys_destroyed": signed["keys_destroyed"],
+        },
+    )
+    return True
+
+
+def _empty_trash(ws: Workspace) -> None:
+    """Remove blob files an interrupted sweep queued but did not get to remove."""
+    with ws.session(read_only=True) as session:
+        left = list(session.exec(select(BlobTrash.blob_id)))
+    _remove_blobs(ws, left)
+
+
+def _remove_blobs(ws: Workspace, blob_ids: Sequence[str]) -> None:
+    if not blob_ids:
+        return
+    for blob_id in blob_ids:
+        ws.blobs.delete(blob_id)
+    with ws.session() as session:
+        session.execute(sa.delete(_TRASH).where(_TRASH.c.blob_id.in_(list(blob_ids))))
+
+
+def _finish(
+    ws: Workspace,
+    register: Register,
+    report: SweepReport,
+    actor: str,
+    now: datetime,
+    *,
+    status: str,
+) -> None:
+    with ws.session() as session:
+        r = _RECORDS.c
+        report.held_back = int(
+            session.execute(
+                sa.select(sa.func.count())
+                .select_from(_RECORDS)
+                .where(r.due_at <= now, held(_RECORDS))
+            ).scalar_one()
+        )
+        sweep = session.get(Sweep, report.sweep_id)
+        assert sweep is not None
+        sweep.status, sweep.finished_at = status, now
+        sweep.deleted, sweep.anonymised = report.deleted, report.anonymised
+        sweep.keys_destroyed, sweep.customers_purged = (
+            report.keys_destroyed,
+            len(report.customers_purged),
+        )
+        session.add(sweep)
+        ledger.append(
+            session,
+            action="retention.sweep",
+            actor=actor,
+            now=now,
+            details={
+                "sweep": report.sweep_id,
+                "status": status,
+                "deleted": report.deleted,
+                "anonymised": report.anonymised,
+                "held_back": report.held_back,
+                "keys_destroyed": report.keys_destroyed,
+                "customers_purged": report.customers_purged,
+                "batches": len(report.batches),
+            },
+        )
+
+
+def _mark_failed(ws: Workspace, sweep_id: str) -> None:
+    try:
+        with ws.session() as session:
+            sweep = session.get(Sweep, sweep_id)
+            if sweep is not None and sweep.status == "running":
+                sweep.status = "failed"
+                session.add(sweep)
+    except Exception:  # noqa: S110 (the original error is what matters)
+        pass

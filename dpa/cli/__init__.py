@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from dpa import __version__
-from dpa.cli import audit, customer, ingest, keys, register, subject
+from dpa.cli import audit, customer, hold, ingest, keys, register, retention, subject
 from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json, say
 from dpa.config import Settings
 from dpa.workspace import init as init_workspace
@@ -31,6 +31,8 @@ app.add_typer(register.app, name="register")
 app.add_typer(customer.app, name="customer")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(subject.app, name="subject")
+app.add_typer(retention.app, name="retention")
+app.add_typer(hold.app, name="hold")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 

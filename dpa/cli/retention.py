@@ -1,0 +1,191 @@
+"""`dpa retention`: the retention plan, sweeps, deletion certificates."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from dpa.cli._common import (
+    JSON_OPTION,
+    actor,
+    console,
+    now,
+    parse_date,
+    print_json,
+    say,
+    table,
+    workspace,
+)
+from dpa.errors import PolicyRefusal, UnknownCustomer
+from dpa.models import Certificate, Customer
+from dpa.periods import end_of_day
+from retention import planner, sweeper
+
+app = typer.Typer(
+    help="Retention: what falls due when, sweeps that erase it, deletion certificates."
+)
+
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Plan for the end of this day, YYYY-MM-DD, in the register's timezone (default: now).",
+    ),
+]
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+@app.command()
+def plan(
+    as_of: AsOf = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Per customer, category and activity: records due now, next due times, holds, window ends."""
+    with workspace() as ws, ws.session(read_only=True) as session:
+        register = ws.register(session)
+        moment = (
+            end_of_day(parse_date(as_of, "--as-of"), register.settings.timezone) if as_of else now()
+        )
+        result = planner.plan(session, register, as_of=moment, customer_id=customer)
+    if as_json:
+        print_json(
+            {
+                "as_of": result.as_of,
+                "due": result.due,
+                "held": result.held,
+                "rows": result.rows,
+                "windows": result.windows,
+                "overdue_holds": [h.id for h in result.overdue_holds],
+            }
+        )
+        return
+    say(
+        f"retention plan as of {_when(result.as_of)}: {result.due} records due"
+        + (f", {result.held} kept by legal holds" if result.held else "")
+    )
+    if result.rows:
+        console.print(
+            table(
+                None,
+                [
+                    "customer",
+                    "category",
+                    "activity",
+                    "records",
+                    "due now",
+                    "held",
+                    "next due",
+                    "no date yet",
+                    "then",
+                    "rule",
+                ],
+                [
+                    (
+                        row.customer_id,
+                        row.category,
+                        row.activity,
+                        row.records,
+                        row.due,
+                        row.held or "",
+                        _when(row.next_due),
+                        row.undated or "",
+                        row.action,
+                        row.rule,
+                    )
+                    for row in result.rows
+                ],
+                keep=3,
+            )
+        )
+    for window in result.windows:
+        state = "purged" if window.purged else window.status
+        say(
+            f"customer {window.customer_id}: contract ended {_when(window.contract_end_at)}, "
+            f"window ends {_when(window.window_end_at)} ({state})"
+        )
+    for hold in result.overdue_holds:
+        say(
+            f"hold {hold.id} on {hold.customer_id} was expected to end {_when(hold.until)}: "
+            "review it (it keeps holding until released)"
+        )
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be erased; change nothing.")
+    ] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Records per batch (one transaction and ledger event each).")
+    ] = sweeper.DEFAULT_BATCH,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete or anonymise every due record no hold keeps; shred keys; purge closed customers."""
+    with workspace() as ws:
+        show = console.is_terminal and not as_json
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed} records"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show or dry_run,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("sweeping", total=None)
+            report = sweeper.run(
+                ws,
+                actor=actor(ctx),
+                now=now(),
+                batch=batch,
+                dry_run=dry_run,
+                progress=lambda n: progress.update(task, completed=n),
+            )
+    if as_json:
+        print_json(report)
+        return
+    verb = "would" if dry_run else "did"
+    say(
+        f"sweep {report.sweep_id[:12]} ({'dry run' if dry_run else 'done'}): "
+        f"{report.deleted} records deleted, {report.anonymised} anonymised"
+        + ("" if dry_run else f", {report.keys_destroyed} keys destroyed")
+        + (f", {report.held_back} due records kept by legal holds" if report.held_back else "")
+        + (
+            f"; {verb} purge {', '.join(report.customers_purged)}"
+            if report.customers_purged
+            else ""
+        )
+    )
+    for done in report.batches:
+        say(
+            f"  #{done.ledger_seq} {done.action} {done.count} {done.category} of {done.customer_id} "
+            f"under {done.activity} ({done.legal_basis}): {done.rule}"
+        )
+    if report.stopped_early:
+        say("stopped before the end: run the sweep again to finish")
+
+
+@app.command()
+def certificate(
+    customer: Annotated[str, typer.Argument(help="The purged customer.")],
+) -> None:
+    """Print the signed deletion certificate of a purged customer (JSON)."""
+    with workspace() as ws, ws.session(read_only=True) as session:
+        if session.get(Customer, customer) is None:
+            raise UnknownCustomer(customer)
+        row = session.get(Certificate, customer)
+        if row is None:
+            raise PolicyRefusal(
+                f"customer {customer!r} has not been purged: no deletion certificate yet"
+            )
+        document = json.loads(row.document)
+    print_json(document)

@@ -1,0 +1,219 @@
+"""Legal holds: an authority's request or a dispute freezes deletion of matching records.
+
+A hold names a customer and, optionally, one data category and one data subject (by the
+blind-index digest of a phone number or e-mail address, never the value). A record is held
+when an unreleased hold of its customer matches its category (or names none) and one of its
+subjects (or names none). Held records are never deleted or anonymised, so their bucket keys
+are never destroyed and their customer is never purged (GDPR Art. 17(3)(b) and (e); Fonzer
+terms 3.6).
+
+A hold holds until someone releases it. `until` is the date it is expected to end: past it
+the plan and the audit report the hold for review, but it keeps holding, because data deleted
+too early cannot come back while data kept a little longer can still be deleted.
+
+Reasons and references are written to the ledger, so they must not hold personal data: a
+reason containing something that reads as a phone number or e-mail address is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from dpa import ledger
+from dpa.errors import HoldProblem, InputError, UnknownCustomer
+from dpa.models import Customer, Hold, Record
+from dpa.periods import end_of_day
+from dpa.register import Register
+
+__all__ = ["HoldStatus", "HoldView", "add", "held", "list_holds", "release"]
+
+HoldStatus = Literal["active", "overdue", "released"]
+_RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
+_HOLDS: sa.Table = Hold.__table__  # type: ignore[attr-defined]
+_EMAIL_IN_TEXT = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    """A hold as people see it: what it covers, why, and whether it still holds."""
+
+    id: int
+    customer_id: str
+    category: str | None
+    subject: bool
+    reason: str
+    reference: str | None
+    created_at: datetime
+    created_by: str
+    until: datetime | None
+    status: HoldStatus
+    released_at: datetime | None
+    release_reason: str | None
+    records: int
+
+
+def held(records: sa.Table) -> sa.ColumnElement[bool]:
+    """SQL: the current row of `records` is under an unreleased hold."""
+    h, r = _HOLDS.c, records.c
+    matches = sa.and_(
+        h.customer_id == r.customer_id,
+        h.released_at.is_(None),
+        sa.or_(h.category.is_(None), h.category == r.category),
+        sa.or_(h.subject.is_(None), h.subject.in_([r.subject_a, r.subject_b, r.subject_c])),
+    )
+    return sa.exists(sa.select(h.id).where(matches))
+
+
+def _check_text(what: str, text: str | None, region: str) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        raise InputError(f"the hold's {what} is empty")
+    looks_personal = _EMAIL_IN_TEXT.search(text) is not None or any(
+        True for _ in phonenumbers.PhoneNumberMatcher(text, region)
+    )
+    if looks_personal:
+        raise InputError(
+            f"the hold's {what} seems to contain a phone number or e-mail address; it is written "
+            "to the ledger, so describe the request without personal data (use --subject for "
+            "the person)"
+        )
+    return text
+
+
+def add(
+    session: Session,
+    register: Register,
+    *,
+    customer_id: str,
+    category: str | None,
+    subject: bytes | None,
+    reason: str,
+    reference: str | None,
+    until: date | None,
+    actor: str,
+    now: datetime,
+) -> HoldView:
+    """Place a hold; ledgered with its reason and reference."""
+    if session.get(Customer, customer_id) is None:
+        raise UnknownCustomer(customer_id)
+    if category is not None and category not in register.data_categories:
+        known = ", ".join(sorted(register.data_categories))
+        raise InputError(f"unknown data category {category!r}; the register has: {known}")
+    region = register.settings.default_region
+    checked_reason = _check_text("reason", reason, region)
+    assert checked_reason is not None
+    hold = Hold(
+        customer_id=customer_id,
+        category=category,
+        subject=subject,
+        reason=checked_reason,
+        reference=_check_text("reference", reference, region),
+        created_at=now,
+        created_by=actor,
+        until=None if until is None else end_of_day(until, register.settings.timezone),
+    )
+    session.add(hold)
+    session.flush()
+    assert hold.id is not None
+    ledger.append(
+        session,
+        action="hold.add",
+        actor=actor,
+        now=now,
+        customer_id=customer_id,
+        details={
+            "hold": hold.id,
+            "category": category,
+            "subject": subject is not None,
+            "reason": hold.reason,
+            "reference": hold.reference,
+            "until": None if until is None else until.isoformat(),
+        },
+    )
+    return _view(session, hold, now)
+
+
+def release(session: Session, hold_id: int, *, reason: str, actor: str, now: datetime) -> HoldView:
+    """Release a hold: its records fall back under their retention rules."""
+    hold = session.get(Hold, hold_id, with_for_update=True)
+    if hold is None:
+        raise HoldProblem(f"no legal hold {hold_id}")
+    if hold.released_at is not None:
+        raise HoldProblem(
+            f"legal hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}"
+        )
+    region = "ZZ"  # no default region: only numbers written internationally are caught here
+    checked = _check_text("release reason", reason, region)
+    hold.released_at, hold.released_by, hold.release_reason = now, actor, checked
+    session.add(hold)
+    session.flush()
+    ledger.append(
+        session,
+        action="hold.release",
+        actor=actor,
+        now=now,
+        customer_id=hold.customer_id,
+        details={"hold": hold_id, "reason": checked},
+    )
+    return _view(session, hold, now)
+
+
+def list_holds(
+    session: Session, *, now: datetime, customer_id: str | None = None, released: bool = False
+) -> list[HoldView]:
+    """Holds by id; released ones only when asked."""
+    query = select(Hold).order_by(col(Hold.id))
+    if customer_id is not None:
+        query = query.where(Hold.customer_id == customer_id)
+    if not released:
+        query = query.where(col(Hold.released_at).is_(None))
+    return [_view(session, hold, now) for hold in session.exec(query)]
+
+
+def _status(hold: Hold, now: datetime) -> HoldStatus:
+    if hold.released_at is not None:
+        return "released"
+    if hold.until is not None and hold.until <= now:
+        return "overdue"
+    return "active"
+
+
+def _view(session: Session, hold: Hold, now: datetime) -> HoldView:
+    assert hold.id is not None
+    r = _RECORDS.c
+    covered = sa.and_(
+        r.customer_id == hold.customer_id,
+        sa.true() if hold.category is None else r.category == hold.category,
+        sa.true()
+        if hold.subject is None
+        else sa.or_(
+            r.subject_a == hold.subject, r.subject_b == hold.subject, r.subject_c == hold.subject
+        ),
+    )
+    count = session.execute(
+        sa.select(sa.func.count()).select_from(_RECORDS).where(covered)
+    ).scalar_one()
+    return HoldView(
+        id=hold.id,
+        customer_id=hold.customer_id,
+        category=hold.category,
+        subject=hold.subject is not None,
+        reason=hold.reason,
+        reference=hold.reference,
+        created_at=hold.created_at,
+        created_by=hold.created_by,
+        until=hold.until,
+        status=_status(hold, now),
+        released_at=hold.released_at,
+        release_reason=hold.release_reason,
+        records=int(count),
+    )

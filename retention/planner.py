@@ -1,0 +1,143 @@
+"""The retention plan: what is due when, per customer, category and activity, and what holds keep.
+
+Computed with SQL aggregates over the records table (no record is loaded), so a plan over
+millions of records costs one grouped scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from dpa.customers import Status, status
+from dpa.errors import UnknownCustomer
+from dpa.models import Customer, Record, UTCDateTime
+from dpa.register import Register
+from retention.holds import HoldView, held, list_holds
+
+__all__ = ["CustomerWindow", "Plan", "PlanRow", "plan"]
+
+_RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """One customer, category and activity: how many records, how many due, when the next falls due."""
+
+    customer_id: str
+    category: str
+    activity: str
+    legal_basis: str
+    rule: str
+    action: str  # what a sweep would do now: delete or anonymise
+    records: int
+    due: int  # due at the plan's moment and not held
+    held: int  # due but kept by a legal hold
+    next_due: datetime | None  # the earliest due time after the plan's moment
+    undated: int  # no due time yet (anchor unknown: contract not terminated)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerWindow:
+    """A terminated customer's contract end and window end."""
+
+    customer_id: str
+    status: Status
+    contract_end_at: datetime
+    window_end_at: datetime
+    purged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The retention plan at one moment."""
+
+    as_of: datetime
+    rows: list[PlanRow] = field(default_factory=list)
+    windows: list[CustomerWindow] = field(default_factory=list)
+    overdue_holds: list[HoldView] = field(default_factory=list)
+
+    @property
+    def due(self) -> int:
+        """Records a sweep at this moment would delete or anonymise."""
+        return sum(row.due for row in self.rows)
+
+    @property
+    def held(self) -> int:
+        """Due records kept back by holds."""
+        return sum(row.held for row in self.rows)
+
+
+def plan(
+    session: Session, register: Register, *, as_of: datetime, customer_id: str | None = None
+) -> Plan:
+    """The plan as of `as_of` for every customer, or one."""
+    if customer_id is not None and session.get(Customer, customer_id) is None:
+        raise UnknownCustomer(customer_id)
+    r = _RECORDS.c
+    is_due = r.due_at <= as_of
+    is_held = held(_RECORDS)
+    query = sa.select(
+        r.customer_id,
+        r.category,
+        r.activity,
+        sa.func.count().label("records"),
+        sa.func.sum(sa.case((sa.and_(is_due, ~is_held), 1), else_=0)).label("due"),
+        sa.func.sum(sa.case((sa.and_(is_due, is_held), 1), else_=0)).label("held"),
+        sa.type_coerce(sa.func.min(sa.case((r.due_at > as_of, r.due_at))), UTCDateTime()).label(
+            "next_due"
+        ),
+        sa.func.sum(sa.case((r.due_at.is_(None), 1), else_=0)).label("undated"),
+    ).group_by(r.customer_id, r.category, r.activity)
+    if customer_id is not None:
+        query = query.where(r.customer_id == customer_id)
+    customers = {
+        c.id: c
+        for c in session.exec(
+            select(Customer).where(True if customer_id is None else col(Customer.id) == customer_id)
+        )
+    }
+    rows: list[PlanRow] = []
+    for row in session.execute(query.order_by(r.customer_id, r.category, r.activity)):
+        customer = customers[row.customer_id]
+        try:
+            activity = register.activity(row.activity)
+            rule, basis, action = (
+                str(activity.retention),
+                activity.legal_basis.short,
+                activity.retention.action,
+            )
+        except KeyError:
+            rule, basis, action = "activity no longer in the register", "", "delete"
+        window_end = customer.window_end_at
+        if window_end is not None and window_end <= as_of:
+            action = "delete"  # after the window nothing of a former customer stays
+        rows.append(
+            PlanRow(
+                customer_id=row.customer_id,
+                category=row.category,
+                activity=row.activity,
+                legal_basis=basis,
+                rule=rule,
+                action=action,
+                records=int(row.records),
+                due=int(row.due or 0),
+                held=int(row.held or 0),
+                next_due=row.next_due,
+                undated=int(row.undated or 0),
+            )
+        )
+    windows = [
+        CustomerWindow(
+            c.id, status(c, as_of), c.contract_end_at, c.window_end_at, c.purged_at is not None
+        )
+        for c in sorted(customers.values(), key=lambda c: c.id)
+        if c.contract_end_at is not None and c.window_end_at is not None
+    ]
+    overdue = [
+        h for h in list_holds(session, now=as_of, customer_id=customer_id) if h.status == "overdue"
+    ]
+    return Plan(as_of=as_of, rows=rows, windows=windows, overdue_holds=overdue)
