@@ -80,12 +80,11 @@ def plan(
                     "category",
                     "activity",
                     "records",
-                    "due now",
+                    "due",
                     "held",
                     "next due",
-                    "no date yet",
+                    "undated",
                     "then",
-                    "rule",
                 ],
                 [
                     (
@@ -95,16 +94,17 @@ def plan(
                         row.records,
                         row.due,
                         row.held or "",
-                        _when(row.next_due),
+                        "" if row.next_due is None else f"{row.next_due:%Y-%m-%d}",
                         row.undated or "",
                         row.action,
-                        row.rule,
                     )
                     for row in result.rows
                 ],
-                keep=3,
+                keep=1,
             )
         )
+        for activity, rule in sorted({(row.activity, row.rule) for row in result.rows}):
+            say(f"  {activity}: {rule}")
     for window in result.windows:
         state = "purged" if window.purged else window.status
         say(
