@@ -16,9 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("customers", sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "records", sa.Column("anonymised_at", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("records", sa.Column("anonymised_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_records_customer_category", "records", ["customer_id", "category"])
     op.create_table(
         "holds",
