@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import logging
 import os
 import re
@@ -40,10 +39,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import sqlalchemy as sa
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -61,7 +58,7 @@ from dpa.config import Settings
 from dpa.errors import DpaError, InputError, PolicyRefusal
 from dpa.register import RegisterSettings
 from dpa.workspace import Workspace
-from retention import sweeper
+from retention import notify, sweeper
 
 __all__ = [
     "ENTRY_POINT",
@@ -92,8 +89,6 @@ JOB_ID = "dpa-retention-sweep"
 JOB_TABLE = "dpa_scheduler_jobs"
 MISFIRE_GRACE = timedelta(hours=12)
 """How late a sweep may start and still run (APScheduler's default is one second)."""
-NOTICE_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-"""Timeouts of the HTTP client that delivers erasure notices to recipients."""
 _PG_LOCK_KEY = 0x6470_6173  # "dpas": one scheduler per PostgreSQL database
 LOCK_FILE_SUFFIX = ".scheduler.lock"
 
@@ -341,7 +336,7 @@ class SweepRun:
     """What one scheduled run did: the sweep's report and the erasure notices sent after it."""
 
     sweep: sweeper.SweepReport
-    notices: str | None  # a summary of the notices delivered, None when none were attempted
+    notices: notify.DeliveryReport | None  # None when the run stopped before delivering
 
     def summary(self) -> str:
         """One log line: sweep id and counts, never personal data."""
@@ -354,45 +349,21 @@ class SweepRun:
         if report.stopped_early:
             line += ", stopped early (the rest is left for the next run)"
         if self.notices is not None:
-            line += f"; {self.notices}"
+            notices = self.notices
+            line += (
+                f"; erasure notices sent {notices.sent}, acknowledged {notices.acknowledged}, "
+                f"failed {notices.failed}"
+            )
         return line
 
 
-def _notice_summary(result: Any) -> str:
-    """Counts from what `deliver_pending` returns (a DeliveryReport), never its contents."""
-    counts = [
-        f"{name} {value}"
-        for name in ("sent", "acknowledged", "failed")
-        if isinstance(value := getattr(result, name, None), int)
-    ]
-    return "erasure notices: " + (", ".join(counts) or "delivered")
+def deliver_notices(ws: Workspace, *, actor: str, now: datetime) -> notify.DeliveryReport:
+    """Deliver pending erasure notices (Art. 19) with notify's HTTP client (bounded timeouts).
 
-
-def deliver_notices(ws: Workspace, *, actor: str, now: datetime) -> str | None:
-    """Deliver pending erasure notices (Art. 19) to recipients; a summary, or None without notify.
-
-    Calls `retention.notify.deliver_pending` when that module provides it, with notify's own
-    HTTP client when it offers one (`http_client`), else one with bounded timeouts. Waits
-    between retries end early when the scheduler is asked to stop.
+    Waits between retries end early when the scheduler is asked to stop.
     """
-    try:
-        notify = importlib.import_module("retention.notify")
-    except ModuleNotFoundError as exc:
-        if exc.name != "retention.notify":
-            raise
-        return None
-    deliver = getattr(notify, "deliver_pending", None)
-    if deliver is None:
-        return None
-    make_client = getattr(notify, "http_client", None)
-    client: httpx.Client = (
-        make_client()
-        if make_client is not None
-        else httpx.Client(timeout=NOTICE_TIMEOUT, follow_redirects=False, trust_env=False)
-    )
-    with client:
-        result = deliver(ws, client, actor=actor, now=now, sleep=_stop.wait)
-    return _notice_summary(result)
+    with notify.http_client() as client:
+        return notify.deliver_pending(ws, client, actor=actor, now=now, sleep=_stop.wait)
 
 
 def run_sweep(

@@ -198,7 +198,11 @@ def test_a_scheduled_run_logs_one_line_with_the_sweep_id(
         scheduled_sweep("scheduler-test")
     lines = [r.getMessage() for r in caplog.records if r.name == "retention.scheduler"]
     assert len(lines) == 1
-    match = re.fullmatch(r"sweep (\w+): deleted 0, anonymised 0, .*", lines[0])
+    match = re.fullmatch(
+        r"sweep (\w+): deleted 0, anonymised 0, .*; erasure notices sent 0, acknowledged 0, "
+        r"failed 0",
+        lines[0],
+    )
     assert match is not None, lines
     with ws.session(read_only=True) as session:
         row = session.get(Sweep, match[1])
