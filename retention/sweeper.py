@@ -15,7 +15,8 @@ One sweep, as of one moment:
 3. purges every customer whose window has closed and of whom nothing is left (no record, no
    unreleased hold): its remaining keys go, its sealed name and contact are erased, and a
    signed deletion certificate is stored;
-4. queues Art. 19 erasure notices for the recipients, and records the sweep.
+4. queues Art. 19 erasure notices for the recipients (`retention.notify`; sent after the
+   sweep, so a recipient that is down never holds up deletion), and records the sweep.
 
 Anonymising (the `keep` list of a rule, e.g. a CDR's billing copy) re-encrypts the payload
 with only the kept fields, drops every blind-index digest (so `dpa subject find` no longer
@@ -44,7 +45,7 @@ from dpa.merkle import MerkleBuilder
 from dpa.models import BlobTrash, Certificate, Customer, Hold, Record, Sweep
 from dpa.register import Register
 from dpa.workspace import Workspace
-from retention import certificates
+from retention import certificates, notify
 from retention.holds import held
 
 __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
@@ -458,6 +459,10 @@ def _finish(
                 .where(r.due_at <= now, held(_RECORDS))
             ).scalar_one()
         )
+        queued = notify.queue_notices(
+            session, register, sweep_id=report.sweep_id, batches=report.batches, now=now
+        )
+        report.notices_queued = len(queued)
         sweep = session.get(Sweep, report.sweep_id)
         assert sweep is not None
         sweep.status, sweep.finished_at = status, now
@@ -481,6 +486,7 @@ def _finish(
                 "keys_destroyed": report.keys_destroyed,
                 "customers_purged": report.customers_purged,
                 "batches": len(report.batches),
+                "notices_queued": report.notices_queued,
             },
         )
 

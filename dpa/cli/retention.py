@@ -1,4 +1,4 @@
-"""`dpa retention`: the retention plan, sweeps, deletion certificates."""
+"""`dpa retention`: the retention plan, sweeps, deletion certificates, notices, the scheduler."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from dpa.cli import notices, schedule
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
@@ -20,14 +21,16 @@ from dpa.cli._common import (
     table,
     workspace,
 )
-from dpa.errors import PolicyRefusal, UnknownCustomer
+from dpa.errors import DpaError, PolicyRefusal, UnknownCustomer
 from dpa.models import Certificate, Customer
 from dpa.periods import end_of_day
-from retention import planner, sweeper
+from retention import notify, planner, sweeper
 
 app = typer.Typer(
-    help="Retention: what falls due when, sweeps that erase it, deletion certificates."
+    help="Retention: what falls due when, sweeps that erase it, deletion certificates, notices."
 )
+app.add_typer(notices.app, name="notices")
+app.command()(schedule.schedule)
 
 AsOf = Annotated[
     str | None,
@@ -127,9 +130,18 @@ def sweep(
     batch: Annotated[
         int, typer.Option(min=1, help="Records per batch (one transaction and ledger event each).")
     ] = sweeper.DEFAULT_BATCH,
+    notify_recipients: Annotated[
+        bool,
+        typer.Option(
+            "--notify/--no-notify",
+            help="Send pending erasure notices to recipients after the sweep (they are queued either way).",
+        ),
+    ] = True,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete or anonymise every due record no hold keeps; shred keys; purge closed customers."""
+    delivery: notify.DeliveryReport | None = None
+    delivery_error: str | None = None
     with workspace() as ws:
         show = console.is_terminal and not as_json
         with Progress(
@@ -150,8 +162,27 @@ def sweep(
                 dry_run=dry_run,
                 progress=lambda n: progress.update(task, completed=n),
             )
+        if notify_recipients and not dry_run:
+            # Deletion is done and committed: a recipient that is down must not fail the sweep.
+            try:
+                with notify.http_client() as client:
+                    delivery = notify.deliver_pending(ws, client, actor=actor(ctx), now=now)
+            except DpaError as exc:
+                delivery_error = str(exc)
     if as_json:
-        print_json(report)
+        print_json(
+            {
+                **{k: getattr(report, k) for k in report.__slots__},
+                "notices": None
+                if delivery is None
+                else {
+                    "sent": delivery.sent,
+                    "acknowledged": delivery.acknowledged,
+                    "failed": delivery.failed,
+                },
+                "notice_error": delivery_error,
+            }
+        )
         return
     verb = "would" if dry_run else "did"
     say(
@@ -170,6 +201,13 @@ def sweep(
             f"  #{done.ledger_seq} {done.action} {done.count} {done.category} of {done.customer_id} "
             f"under {done.activity} ({done.legal_basis}): {done.rule}"
         )
+    if delivery is not None and (delivery.sent or delivery.failed):
+        say(
+            f"erasure notices: {delivery.acknowledged} acknowledged, {delivery.failed} waiting "
+            "(retried by the next sweep; see `dpa retention notices list`)"
+        )
+    if delivery_error is not None:
+        say(f"erasure notices not sent: {delivery_error} (they stay queued)")
     if report.stopped_early:
         say("stopped before the end: run the sweep again to finish")
 
