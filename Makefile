@@ -32,6 +32,11 @@ run: $(STAMP)
 	$(DPA) ingest voicemail tests/data/voicemail --customer acme
 	$(DPA) ingest recording tests/data/recordings/*.wav --customer acme
 	$(DPA) ingest contacts tests/data/contacts.csv --customer globex
+	@echo; echo "== a third customer gave notice in August: its contract ended 31 August, its window closed 31 October"
+	$(DPA) customer add initech --name "Initech SRL" --contract monthly --started 2023-05-01
+	$(DPA) ingest recording tests/data/recordings/*.wav --customer initech
+	$(DPA) ingest contacts tests/data/contacts.csv --customer initech
+	$(DPA) customer terminate initech --on 2026-08-10
 	@echo; echo "== dpa subject find: one caller, whatever the spelling, through the blind index"
 	$(DPA) subject find "0032 470 12 34 56"
 	@echo; echo "== acme gives notice: contract ends at the end of the month, then a two-month export window"
@@ -39,6 +44,17 @@ run: $(STAMP)
 	-$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme  # refused: exit 3, export only
 	$(DPA) customer list
 	$(DPA) customer show globex
+	@echo; echo "== dpa retention plan: what falls due when, per customer, category and activity"
+	$(DPA) retention plan
+	@echo; echo "== a legal hold on acme's voicemail (an authority's request): held records survive every sweep"
+	$(DPA) hold add --customer acme --category voicemail --reason "Police request for call data" --reference PV-2026-1187
+	$(DPA) hold list
+	@echo; echo "== dpa retention sweep: expired recordings deleted, initech purged (window closed), the hold respected"
+	$(DPA) retention sweep
+	$(DPA) retention plan --customer acme
+	@echo; echo "== initech's signed deletion certificate (Art. 28(3)(g)), and every erasure in the ledger"
+	$(DPA) retention certificate initech
+	$(DPA) audit log --action delete
 	@echo; echo "== dpa register export: the Art. 30 record (also written as HTML to $(RUN_HOME)/art30.html)"
 	$(DPA) register export --format md
 	$(DPA) register export --format html -o $(RUN_HOME)/art30.html
