@@ -42,7 +42,7 @@ from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
-from dpa.models import BlobTrash, Certificate, Customer, Hold, Record, Sweep
+from dpa.models import BlobTrash, Certificate, Customer, DataKey, Hold, Record, Sweep
 from dpa.register import Register
 from dpa.workspace import Workspace
 from retention import certificates, notify
@@ -142,6 +142,12 @@ def run(
                 report.stopped_early = True
                 break
         if not report.stopped_early:
+            # Keys emptied by concurrent sweeps (each saw the other's rows still there) or
+            # created for records that turned out to be duplicates have no records left.
+            with ws.session() as session:
+                report.keys_destroyed += _shred(
+                    session, keyring, _unused_keys(session), report, actor, now
+                )
             for customer_id in _candidates(ws, now):
                 with ws.session() as session:
                     if _purge(
@@ -346,6 +352,13 @@ def _shred(
             details={"sweep": report.sweep_id, "keys": len(buckets), "buckets": sorted(buckets)},
         )
     return len(destroyed)
+
+
+def _unused_keys(session: Session) -> set[int]:
+    keys = DataKey.__table__.c  # type: ignore[attr-defined]
+    r = _RECORDS.c
+    query = sa.select(keys.id).where(~sa.exists(sa.select(r.id).where(r.key_id == keys.id)))
+    return {int(k) for k in session.execute(query).scalars()}
 
 
 def purgeable(session: Session, now: datetime) -> list[str]:
