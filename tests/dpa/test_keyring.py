@@ -67,7 +67,7 @@ def test_rotate_rewraps_without_changing_keys(ws: Workspace) -> None:
     new = MasterKey.generate()
     with ws.session() as session:
         count = ws.keyring.rotate(session, new, actor="t", now=NOW)
-    assert count == 4  # three system keys and one data key
+    assert count == 5  # four system keys and one data key
     fresh = Keyring(new, 2)
     with ws.session() as session:
         _, after = fresh.bucket_key(session, "acme", "cdr", "2026-11", NOW)
