@@ -61,7 +61,7 @@ RAW_SCHEMA = (
     "CREATE INDEX ix_records_subject_a ON records (subject_a) WHERE subject_a IS NOT NULL",
     "CREATE INDEX ix_records_subject_b ON records (subject_b) WHERE subject_b IS NOT NULL",
     "CREATE INDEX ix_records_subject_c ON records (subject_c) WHERE subject_c IS NOT NULL",
-    "CREATE INDEX ix_records_customer_category ON records (customer_id, category)",
+    "CREATE INDEX ix_records_sweep ON records (customer_id, category, activity, id)",
 )
 
 

@@ -17,7 +17,9 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("customers", sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("records", sa.Column("anonymised_at", sa.DateTime(timezone=True), nullable=True))
-    op.create_index("ix_records_customer_category", "records", ["customer_id", "category"])
+    # Sweeps take batches of one customer, category and activity in id order; plans and
+    # audits group by customer and category.
+    op.create_index("ix_records_sweep", "records", ["customer_id", "category", "activity", "id"])
     op.create_table(
         "holds",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -85,7 +87,7 @@ def downgrade() -> None:
     op.drop_table("sweeps")
     op.drop_index("ix_holds_customer", "holds")
     op.drop_table("holds")
-    op.drop_index("ix_records_customer_category", "records")
+    op.drop_index("ix_records_sweep", "records")
     with op.batch_alter_table("records") as batch:
         batch.drop_column("anonymised_at")
     with op.batch_alter_table("customers") as batch:
