@@ -87,7 +87,7 @@ def test_rotating_to_the_same_key_is_refused(ws: Workspace) -> None:
 def test_cli_rotate_replaces_the_key_file(ws: Workspace, cli, settings) -> None:  # type: ignore[no-untyped-def]
     old = settings.key_file.read_text()
     out = cli("keys", "rotate").stdout
-    assert "re-wrapped 3 keys" in out
+    assert "re-wrapped 4 keys" in out  # blind index, checkpoint, fields, notices
     assert settings.key_file.read_text() != old
     assert settings.key_file.stat().st_mode & 0o777 == 0o600
     assert not list(Path(settings.home).glob("master.key.*"))
