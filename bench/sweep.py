@@ -70,6 +70,7 @@ def _raw_connect(workdir: Path) -> sqlite3.Connection:
     db = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint=16384")
     db.execute("PRAGMA foreign_keys=ON")
     return db
 

@@ -44,6 +44,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL is consistent after any crash; a power cut may lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint the WAL every 16k pages (64 MiB) instead of every 1000: bulk work in many
+    # transactions (sweep batches) would otherwise copy the same index pages back each time.
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
