@@ -11,7 +11,8 @@ at the end the remaining peaks are folded from the right. Pure: no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Sequence
+from hashlib import sha256
 
 __all__ = ["EMPTY_ROOT", "MerkleBuilder", "merkle_root"]
 
@@ -49,9 +50,21 @@ class MerkleBuilder:
         return digest.hex()
 
 
-def merkle_root(ids: Iterable[str]) -> str:
-    """The hex Merkle root of ids in the order given."""
-    builder = MerkleBuilder()
-    for item in ids:
-        builder.add(item)
-    return builder.root
+def merkle_root(ids: Sequence[str]) -> str:
+    """The hex Merkle root of ids in the order given (a list in memory: built level by level).
+
+    Pairing each level left to right and carrying an odd last node up unchanged gives the same
+    tree as RFC 6962's split at the largest power of two, with one Python call per level
+    instead of one per id.
+    """
+    level = [sha256(b"\x00" + item.encode()).digest() for item in ids]
+    if not level:
+        return EMPTY_ROOT
+    while len(level) > 1:
+        paired = [
+            sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2], strict=False)
+        ]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0].hex()

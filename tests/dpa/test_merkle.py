@@ -33,8 +33,16 @@ def test_empty_and_single() -> None:
 
 
 @given(ids=ids)
-def test_incremental_builder_matches_the_recursive_definition(ids: list[str]) -> None:
+def test_level_by_level_root_matches_the_recursive_definition(ids: list[str]) -> None:
     assert merkle_root(ids) == _reference(ids)
+
+
+@given(ids=ids)
+def test_streaming_builder_matches_the_recursive_definition(ids: list[str]) -> None:
+    builder = MerkleBuilder()
+    for item in ids:
+        builder.add(item)
+    assert builder.root == _reference(ids)
 
 
 @given(ids=ids.filter(lambda x: len(x) > 0), data=st.data())
