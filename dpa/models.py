@@ -198,7 +198,8 @@ class Sweep(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     as_of: datetime = Field(sa_column=_utc_column(nullable=False))
     actor: str = Field(max_length=128)
-    status: str = Field(max_length=16)  # running, done, failed
+    runner: str = Field(max_length=200)  # host:pid of the process that ran it
+    status: str = Field(max_length=16)  # running, done, stopped, failed, interrupted
     deleted: int = 0
     anonymised: int = 0
     keys_destroyed: int = 0

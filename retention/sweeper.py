@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
 DEFAULT_BATCH = 10_000
+
+
+def _runner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +123,16 @@ def run(
     register = stored.register
     _empty_trash(ws)
     with ws.session() as session:
+        _mark_interrupted(session)
         session.add(
-            Sweep(id=report.sweep_id, started_at=now, as_of=now, actor=actor, status="running")
+            Sweep(
+                id=report.sweep_id,
+                started_at=now,
+                as_of=now,
+                actor=actor,
+                runner=_runner(),
+                status="running",
+            )
         )
     stop = should_stop or (lambda: False)
     try:
@@ -512,6 +525,26 @@ def _finish(
                 "notices_queued": report.notices_queued,
             },
         )
+
+
+def _mark_interrupted(session: Session) -> None:
+    """Sweeps of this host left `running` by a process that is gone were killed: say so."""
+    host = socket.gethostname()
+    for sweep in session.exec(select(Sweep).where(Sweep.status == "running")):
+        where, _, pid = sweep.runner.rpartition(":")
+        if where == host and pid.isdigit() and not _alive(int(pid)):
+            sweep.status = "interrupted"
+            session.add(sweep)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _mark_failed(ws: Workspace, sweep_id: str) -> None:

@@ -359,3 +359,29 @@ def test_ledger_verifies_after_every_kind_of_sweep(cli: Cli, settings: Settings)
     _sweep(settings, LATE_2027)
     with Workspace.open(settings) as ws, ws.session(read_only=True) as s:
         assert ledger.verify(s).ok
+
+
+def test_a_sweep_killed_earlier_is_marked_interrupted(settings: Settings, ws: Workspace) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from dpa.models import Sweep
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    with ws.session() as s:
+        s.add(
+            Sweep(
+                id="0" * 32, started_at=NOVEMBER, as_of=NOVEMBER, actor="cron",
+                runner=f"{socket.gethostname()}:{gone.stdout.strip()}", status="running",
+            )
+        )  # fmt: skip
+    report = _sweep(settings, NOVEMBER)
+    with ws.session(read_only=True) as s:
+        statuses = dict(s.execute(sa.text("SELECT id, status FROM sweeps")).all())
+    assert statuses == {"0" * 32: "interrupted", report.sweep_id: "done"}

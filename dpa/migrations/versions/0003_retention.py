@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("runner", sa.String(200), nullable=False),  # host:pid
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("deleted", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("anonymised", sa.BigInteger(), nullable=False, server_default="0"),
