@@ -19,6 +19,7 @@ __all__ = [
     "Customer",
     "DataKey",
     "ErasureNotice",
+    "Export",
     "Hold",
     "LedgerEvent",
     "Meta",
@@ -241,3 +242,24 @@ class Certificate(SQLModel, table=True):
     customer_id: str = Field(primary_key=True, max_length=64, foreign_key="customers.id")
     issued_at: datetime = Field(sa_column=_utc_column(nullable=False))
     document: str  # the signed certificate as JSON
+
+
+class Export(SQLModel, table=True):
+    """A portability package: encrypted, under DPA_HOME/exports, deleted after its lifetime."""
+
+    __tablename__ = "exports"
+
+    id: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id")
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_by: str = Field(max_length=128)
+    scope: str  # canonical JSON: categories, dates, whether one subject; never the subject
+    records: int
+    media_files: int
+    encryption: str = Field(max_length=16)  # x25519 (an age recipient) or scrypt (a passphrase)
+    file_name: str = Field(max_length=200)
+    size: int
+    sha256: str = Field(max_length=64)  # of the encrypted package as stored and delivered
+    expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    deleted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
