@@ -5,7 +5,7 @@
   records unreadable, backups included (crypto-shredding, Art. 17).
 - A few random **system keys**, one per purpose: the blind index of phone numbers and
   e-mail addresses, the ledger checkpoint and deletion certificate signatures, customer
-  names, the signature of erasure notices to recipients. They are random rather
+  names, the signatures of erasure notices and of export deliveries. They are random rather
   than derived from the master key so that rotating the master key changes none of them.
 
 Every key is stored wrapped with AES key wrap with padding (RFC 5649) under the master key,
@@ -36,7 +36,13 @@ from dpa.models import DataKey, Meta, Record, SystemKey
 
 __all__ = ["SYSTEM_PURPOSES", "DestroyedKey", "KeyDestroyed", "Keyring", "record_ad"]
 
-SYSTEM_PURPOSES = ("blind-index", "ledger-checkpoint", "customer-fields", "erasure-notices")
+SYSTEM_PURPOSES = (
+    "blind-index",
+    "ledger-checkpoint",
+    "customer-fields",
+    "erasure-notices",
+    "export-delivery",
+)
 FINGERPRINT = "master_key_fingerprint"
 VERSION = "master_key_version"
 SINCE = "master_key_since"

@@ -67,7 +67,7 @@ def test_rotate_rewraps_without_changing_keys(ws: Workspace) -> None:
     new = MasterKey.generate()
     with ws.session() as session:
         count = ws.keyring.rotate(session, new, actor="t", now=NOW)
-    assert count == 5  # four system keys and one data key
+    assert count == 6  # five system keys and one data key
     fresh = Keyring(new, 2)
     with ws.session() as session:
         _, after = fresh.bucket_key(session, "acme", "cdr", "2026-11", NOW)
@@ -87,7 +87,7 @@ def test_rotating_to_the_same_key_is_refused(ws: Workspace) -> None:
 def test_cli_rotate_replaces_the_key_file(ws: Workspace, cli, settings) -> None:  # type: ignore[no-untyped-def]
     old = settings.key_file.read_text()
     out = cli("keys", "rotate").stdout
-    assert "re-wrapped 4 keys" in out  # blind index, checkpoint, fields, notices
+    assert "re-wrapped 5 keys" in out  # blind index, checkpoint, fields, notices, exports
     assert settings.key_file.read_text() != old
     assert settings.key_file.stat().st_mode & 0o777 == 0o600
     assert not list(Path(settings.home).glob("master.key.*"))
