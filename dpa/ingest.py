@@ -11,6 +11,7 @@ written for it is removed, so nothing of the file remains.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlmodel import Session
 
 from dpa import ledger
 from dpa.blobs import BlobStore
@@ -79,12 +81,28 @@ class BlindIndex:
         mac.update(f"{kind}:{value}".encode())
         return mac.digest()[:DIGEST_BYTES]
 
+    def digester(self, prefix: str) -> Callable[[str], bytes]:
+        """`digest` with a fixed start: `digester("source:acme:cdr")(v) == digest("source", "acme:cdr" + v)`."""
+        # HMAC is a stream: feeding the common start once saves hashing it for every value.
+        start = self._hmac.copy()
+        start.update(prefix.encode())
+
+        def digest(value: str) -> bytes:
+            mac = start.copy()
+            mac.update(value.encode())
+            return mac.digest()[:DIGEST_BYTES]
+
+        return digest
+
     def phone(self, raw: str) -> tuple[str, bytes] | None:
         """(E.164, digest) of a phone number, or None when it is not one."""
-        if raw not in self._phones:
+        try:
+            return self._phones[raw]
+        except KeyError:
             e164 = normalise_phone(raw, self._region)
-            self._phones[raw] = None if e164 is None else (e164, self.digest("phone", e164))
-        return self._phones[raw]
+            found = None if e164 is None else (e164, self.digest("phone", e164))
+            self._phones[raw] = found
+            return found
 
     def lookup(self, text: str) -> bytes | None:
         """The digest of a phone number (any spelling) or e-mail address; None if neither."""
@@ -150,17 +168,63 @@ _COLUMNS = (
     "ingested_at",
 )
 _ID, _SOURCE, _BLOB = 0, 7, 12
+Row = tuple[object, ...]
+# SQLite's default page cache is 2 MiB; the unique index over keyed (random) source digests
+# and the subject indexes take inserts all over their pages, which then come from the OS
+# rather than memory once a table outgrows it. 32 MiB covers them for a few million records.
+SQLITE_INGEST_CACHE_KIB = 32768
 
 
-def _insert(session: Session, rows: list[tuple[object, ...]]) -> None:
-    """One driver-level executemany: the bulk path skips per-row SQLAlchemy processing."""
-    connection = session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = (
-        f"INSERT INTO records ({', '.join(_COLUMNS)}) "  # noqa: S608 (fixed column names)
-        f"VALUES ({', '.join([mark] * len(_COLUMNS))})"
-    )
-    connection.exec_driver_sql(statement, rows)
+class _BatchWriter:
+    """Stores batches of record rows on the session's connection, skipping those stored already.
+
+    Driver-level statements (one SELECT of the batch's source keys, one executemany): the bulk
+    path skips per-row SQLAlchemy processing. Fresh rows' ids are folded into `merkle` in
+    insertion order; duplicates are counted and their blobs deleted.
+    """
+
+    def __init__(self, session: Session, blobs: BlobStore) -> None:
+        connection = session.connection()
+        self._connection = connection
+        self._blobs = blobs
+        self.sqlite = connection.dialect.name == "sqlite"
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        self._insert = (
+            f"INSERT INTO records ({', '.join(_COLUMNS)}) "  # noqa: S608 (fixed column names)
+            f"VALUES ({', '.join([mark] * len(_COLUMNS))})"
+        )
+        self.merkle = MerkleBuilder()
+        self.skipped = 0
+
+    def existing(self, keys: list[object]) -> set[bytes]:
+        """The source keys among `keys` that are stored already."""
+        if self.sqlite:
+            marks = ",".join("?" * len(keys))
+            query = f"SELECT source_key FROM records WHERE source_key IN ({marks})"  # noqa: S608
+            parameters: tuple[object, ...] = tuple(keys)
+        else:
+            query = "SELECT source_key FROM records WHERE source_key = ANY(%s)"
+            parameters = (keys,)
+        rows = self._connection.exec_driver_sql(query, parameters)
+        return {bytes(key) for (key,) in rows}
+
+    def write(self, batch: list[Row]) -> None:
+        """Store the rows of `batch` whose source keys are new."""
+        if not batch:
+            return
+        existing = self.existing([row[_SOURCE] for row in batch])
+        fresh = batch
+        if existing:
+            fresh = [row for row in batch if row[_SOURCE] not in existing]
+            self.skipped += len(batch) - len(fresh)
+            for row in batch:
+                if row[_SOURCE] in existing and row[_BLOB]:
+                    self._blobs.delete(str(row[_BLOB]))
+        if fresh:
+            self._connection.exec_driver_sql(self._insert, fresh)
+            add = self.merkle.add
+            for row in fresh:
+                add(str(row[_ID]))
 
 
 def _instant_writer(session: Session) -> Callable[[datetime | None], object]:
@@ -200,43 +264,62 @@ def ingest(
             f"customer {customer_id!r}: the contract ended on {customer.effective_on}; "
             "the window allows export only, nothing new is collected"
         )
+    writer = _BatchWriter(session, blobs)
+    cache_size = None
+    if writer.sqlite:
+        connection = session.connection()
+        cache_size = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_INGEST_CACHE_KIB}")
+    try:
+        return _ingest(
+            session,
+            keyring,
+            blobs,
+            register,
+            records,
+            writer,
+            customer=customer,
+            kind=kind,
+            actor=actor,
+            now=now,
+            progress=progress,
+        )
+    finally:
+        if cache_size is not None:
+            # A failed transaction must report its own error, not one from this courtesy.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                session.connection().exec_driver_sql(f"PRAGMA cache_size={int(cache_size)}")
+
+
+def _ingest(
+    session: Session,
+    keyring: Keyring,
+    blobs: BlobStore,
+    register: Register,
+    records: Iterable[ParsedRecord],
+    writer: _BatchWriter,
+    *,
+    customer: Customer,
+    kind: str,
+    actor: str,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> IngestReport:
+    customer_id = customer.id
     settings = register.settings
-    index_key = keyring.system_key(session, "blind-index")
-    identifiers = BlindIndex(index_key, settings.default_region)
+    zone = settings.timezone
+    identifiers = BlindIndex(keyring.system_key(session, "blind-index"), settings.default_region)
     written: list[str] = []
-    merkle = MerkleBuilder()
-    skipped = 0
     category = activity_id = ""
     seen: set[bytes] = set()  # source keys of the current batch; earlier ones are in the table
-    batch: list[tuple[object, ...]] = []
+    batch: list[Row] = []
     instant = _instant_writer(session)
     ingested_at = instant(now)
-
-    def flush() -> None:
-        nonlocal skipped
-        if not batch:
-            return
-        keys = [row[_SOURCE] for row in batch]
-        existing = set(
-            session.exec(select(Record.source_key).where(col(Record.source_key).in_(keys))).all()
-        )
-        fresh = [row for row in batch if row[_SOURCE] not in existing]
-        skipped += len(batch) - len(fresh)
-        for row in batch:
-            if row[_SOURCE] in existing and row[_BLOB]:
-                blobs.delete(str(row[_BLOB]))
-        if fresh:
-            _insert(session, fresh)
-            for row in fresh:
-                merkle.add(str(row[_ID]))
-        batch.clear()
-        seen.clear()
-
     count = 0
     entropy = _Entropy()
-    zone = settings.timezone
     contract_end_at, window_end_at = customer.contract_end_at, customer.window_end_at
     encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    keys: dict[int, tuple[int, AESGCM]] = {}  # by local year * 12 + month
     try:
         for count, parsed in enumerate(records, start=1):
             if parsed.category != category:
@@ -253,20 +336,21 @@ def ingest(
                     ) from None
                 activity_id = activity.id
                 rule = activity.retention
-            source_key = identifiers.digest(
-                "source", f"{customer_id}:{category}:{parsed.source_key}"
-            )
+                source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
+                associated = f"dpa/record/v1|{customer_id}|{category}|"
+            source_key = source_digest(parsed.source_key)
             if source_key in seen:
-                skipped += 1
+                writer.skipped += 1
                 continue
             seen.add(source_key)
             record_id = new_record_id(entropy)
             local = parsed.collected_at.astimezone(zone)
-            bucket = f"{local.year:04d}-{local.month:02d}"
-            key_id, aead = keyring.bucket_key(session, customer_id, category, bucket, now)
-            ad = f"dpa/record/v1|{customer_id}|{category}|{record_id}|{key_id}".encode()
+            month = local.year * 12 + local.month
+            if month not in keys:
+                bucket = f"{local.year:04d}-{local.month:02d}"
+                keys[month] = keyring.bucket_key(session, customer_id, category, bucket, now)
+            key_id, aead = keys[month]
             subjects, e164 = identifiers.of(parsed)
-            payload = {**parsed.payload, "e164": e164}
             blob_id = blob_size = None
             if parsed.media is not None:
                 blob_id = uuid.uuid4().hex
@@ -275,14 +359,14 @@ def ingest(
             padded: list[bytes | None] = [*subjects, None, None, None]
             nonce = entropy.take(12)
             due_at = rule.due_at(parsed.collected_at, contract_end_at, window_end_at, zone)
-            plain = encode_json(payload).encode()
-            sealed = aead.encrypt(nonce, plain, ad)
+            plain = encode_json({**parsed.payload, "e164": e164}).encode()
+            ad = f"{associated}{record_id}|{key_id}".encode()
             batch.append(
                 (
                     record_id,
                     customer_id,
                     category,
-                    activity.id,
+                    activity_id,
                     instant(parsed.collected_at),
                     instant(due_at),
                     key_id,
@@ -290,22 +374,25 @@ def ingest(
                     padded[0],
                     padded[1],
                     padded[2],
-                    nonce + sealed,
+                    nonce + aead.encrypt(nonce, plain, ad),
                     blob_id,
                     blob_size,
                     ingested_at,
                 )
             )
             if len(batch) >= BATCH:
-                flush()
+                writer.write(batch)
+                batch.clear()
+                seen.clear()
             if progress is not None and count % 500 == 0:
                 progress(count)
-        flush()
+        writer.write(batch)
         if progress is not None:
             progress(count)
         if not category:
             raise InputError("the file holds no records")
         activity = register.activity(activity_id)
+        merkle = writer.merkle
         root = merkle.root
         seq = None
         if merkle.count:
@@ -321,7 +408,7 @@ def ingest(
                     "format": kind,
                     "category": category,
                     "records": merkle.count,
-                    "skipped_duplicates": skipped,
+                    "skipped_duplicates": writer.skipped,
                     "merkle_root": root,
                 },
             )
@@ -338,7 +425,7 @@ def ingest(
         activity=activity.id,
         legal_basis=activity.legal_basis.short,
         added=merkle.count,
-        skipped=skipped,
+        skipped=writer.skipped,
         merkle_root=root,
         ledger_seq=seq,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -218,3 +218,33 @@ def test_out_of_range_values_are_file_line_errors(tmp_path: Path, line: str, rea
     with pytest.raises(FileLineError) as caught:
         list(parse_cdr_csv(path, ZoneInfo("Europe/Brussels")))
     assert str(caught.value) == f"{path}:1: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        pytest.param("Europe/Brussels", "2026-03-29", id="spring-forward"),
+        pytest.param("Europe/Brussels", "2026-10-25", id="fall-back"),
+        pytest.param("America/Santiago", "2026-04-05", id="change-at-midnight"),
+        pytest.param("Australia/Lord_Howe", "2026-04-05", id="half-hour-change"),
+        pytest.param("Europe/Amsterdam", "1937-07-01", id="offset-with-seconds"),
+    ],
+)
+def test_cached_minutes_give_the_exact_conversion(tmp_path: Path, zone: str, day: str) -> None:
+    # Times are converted once per minute and cached: every second of the day must still
+    # come out as the exact per-value conversion would give it.
+    tz = ZoneInfo(zone)
+    base = datetime.fromisoformat(f"{day} 00:00:00")
+    times = [base + timedelta(seconds=s) for s in range(-3600, 26 * 3600, 29)]
+    lines = [
+        GOOD.replace("2026-03-28 10:15:02", f"{t:%Y-%m-%d %H:%M:%S}").replace('"1.1"', f'"{n}"')
+        for n, t in enumerate(times)
+    ]
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    parsed = list(parse_cdr_csv(path, tz))
+    assert len(parsed) == len(times)
+    for record, local in zip(parsed, times, strict=True):
+        exact = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        assert record.collected_at == exact
+        assert record.payload["start"] == exact.isoformat()
