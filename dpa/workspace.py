@@ -115,6 +115,11 @@ class Workspace:
         """The encrypted blob files under DPA_HOME/blobs."""
         return BlobStore(self.settings.home / "blobs")
 
+    @property
+    def exports(self) -> Path:
+        """The folder of encrypted export packages: DPA_HOME/exports."""
+        return self.settings.home / "exports"
+
     def register(self, session: Session) -> register_mod.Register:
         """The register in force."""
         return register_mod.current(session).register

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from dpa import __version__
-from dpa.cli import audit, customer, hold, ingest, keys, register, retention, subject
+from dpa.cli import audit, customer, export, hold, ingest, keys, register, retention, subject
 from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json, say
 from dpa.config import Settings
 from dpa.workspace import init as init_workspace
@@ -33,6 +33,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(subject.app, name="subject")
 app.add_typer(retention.app, name="retention")
 app.add_typer(hold.app, name="hold")
+app.add_typer(export.app, name="export")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 
