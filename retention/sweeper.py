@@ -12,7 +12,8 @@ One sweep, as of one moment:
    (crypto-shredding, ledgered). Only after the commit are the blob files removed. A crash
    therefore never leaves a record gone without its event, an event without its deletion, or
    a blob file behind for good (the next sweep empties the trash first);
-3. purges every customer whose window has closed and of whom nothing is left (no record, no
+3. deletes export packages past their lifetime (the register's `export_lifetime`) or whose
+   customer's window has closed, then purges every customer whose window has closed and of whom nothing is left (no record, no
    unreleased hold): its remaining keys go, its sealed name and contact are erased, and a
    signed deletion certificate is stored;
 4. queues Art. 19 erasure notices for the recipients (`retention.notify`; sent after the
@@ -44,7 +45,7 @@ from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import merkle_root
-from dpa.models import BlobTrash, Certificate, Customer, DataKey, Hold, Record, Sweep
+from dpa.models import BlobTrash, Certificate, Customer, DataKey, Export, Hold, Record, Sweep
 from dpa.register import Register
 from dpa.workspace import Workspace
 from retention import certificates, notify
@@ -90,6 +91,7 @@ class SweepReport:
     keys_destroyed: int = 0
     customers_purged: list[str] = field(default_factory=list)
     notices_queued: int = 0
+    exports_deleted: int = 0
     stopped_early: bool = False
 
 
@@ -162,6 +164,7 @@ def run(
                 report.keys_destroyed += _shred(
                     session, keyring, _unused_keys(session), report, actor, now
                 )
+            report.exports_deleted = _expire_exports(ws, report, actor, now)
             for customer_id in _candidates(ws, now):
                 with ws.session() as session:
                     if _purge(
@@ -377,6 +380,47 @@ def _shred(
     return len(destroyed)
 
 
+def _expire_exports(ws: Workspace, report: SweepReport, actor: str, now: datetime) -> int:
+    """Delete export packages past their lifetime, or whose customer's window has closed.
+
+    Packages are personal data too. The file goes first, then the row is marked and the
+    deletion ledgered: a crash in between leaves a row whose file is already gone, which the
+    next sweep marks.
+    """
+    e, c = Export.__table__.c, Customer.__table__.c  # type: ignore[attr-defined]
+    query = (
+        sa.select(e.id, e.customer_id, e.file_name, e.sha256, e.expires_at, c.window_end_at)
+        .join_from(Export.__table__, Customer.__table__, e.customer_id == c.id)  # type: ignore[attr-defined]
+        .where(e.deleted_at.is_(None), sa.or_(e.expires_at <= now, c.window_end_at <= now))
+        .order_by(e.created_at)
+    )
+    with ws.session(read_only=True) as session:
+        due = session.execute(query).all()
+    for row in due:
+        (ws.exports / row.file_name).unlink(missing_ok=True)
+        with ws.session() as session:
+            export = session.get(Export, row.id, with_for_update=True)
+            if export is None or export.deleted_at is not None:
+                continue
+            export.deleted_at = now
+            session.add(export)
+            closed = row.window_end_at is not None and row.window_end_at <= now
+            ledger.append(
+                session,
+                action="export.delete",
+                actor=actor,
+                now=now,
+                customer_id=row.customer_id,
+                details={
+                    "sweep": report.sweep_id,
+                    "export": row.id,
+                    "package_sha256": row.sha256,
+                    "reason": "the customer's window closed" if closed else "its lifetime ended",
+                },
+            )
+    return len(due)
+
+
 def _unused_keys(session: Session) -> set[int]:
     keys = DataKey.__table__.c  # type: ignore[attr-defined]
     r = _RECORDS.c
@@ -523,6 +567,7 @@ def _finish(
                 "customers_purged": report.customers_purged,
                 "batches": len(report.batches),
                 "notices_queued": report.notices_queued,
+                "exports_deleted": report.exports_deleted,
             },
         )
 

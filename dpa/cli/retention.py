@@ -190,6 +190,7 @@ def sweep(
         f"{report.deleted} records deleted, {report.anonymised} anonymised"
         + ("" if dry_run else f", {report.keys_destroyed} keys destroyed")
         + (f", {report.held_back} due records kept by legal holds" if report.held_back else "")
+        + (f", {report.exports_deleted} export packages deleted" if report.exports_deleted else "")
         + (
             f"; {verb} purge {', '.join(report.customers_purged)}"
             if report.customers_purged
