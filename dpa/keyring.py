@@ -120,12 +120,16 @@ class Keyring:
         cache_key = (customer_id, category, bucket)
         if cache_key in self._buckets:
             return self._buckets[cache_key]
+        # FOR KEY SHARE (PostgreSQL): a sweep cannot destroy this key while the caller's
+        # transaction may still add records under it.
         row = session.exec(
-            select(DataKey).where(
+            select(DataKey)
+            .where(
                 DataKey.customer_id == customer_id,
                 DataKey.category == category,
                 DataKey.bucket == bucket,
             )
+            .with_for_update(read=True, key_share=True)
         ).first()
         if row is None:
             row = DataKey(

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from dpa import due, ledger
 from dpa.contracts import ContractPolicy
 from dpa.errors import InputError, NotInitialised, Problem, RegisterInvalid
-from dpa.models import Customer, RegisterVersion
+from dpa.models import Customer, Record, RegisterVersion
 from dpa.periods import Duration
 from dpa.resources import default_register_text, load_schema
 
@@ -530,11 +530,20 @@ def current(session: Session) -> StoredRegister:
 
 
 def _policy_problems(session: Session, register: Register) -> Sequence[Problem]:
+    """What the stored data still needs from the register: its policies and its categories."""
     used = session.exec(select(Customer.contract_policy).distinct()).all()
-    return [
+    problems = [
         Problem("contract_policies", f"policy {policy!r} is used by customers; keep it")
         for policy in sorted(set(used) - set(register.contract_policies))
     ]
+    # Stored records need an activity and its retention rule: dropping their category would
+    # leave them under no rule (refuse rather than guess when they should go).
+    stored = session.exec(select(Record.category).distinct()).all()
+    problems += [
+        Problem("data_categories", f"category {category!r} has stored records; keep it")
+        for category in sorted(set(stored) - set(register.data_categories))
+    ]
+    return problems
 
 
 def install(

@@ -35,8 +35,11 @@ FORMAT = "dpa-deletion-certificate/1"
 STATEMENT = (
     "The processor certifies that every record of personal data it processed for this "
     "customer has been erased, that every data key protecting such records has been destroyed "
-    "so that no copy, backups included, can be read again, and that nothing is kept beyond "
-    "what is listed under kept_under_legal_duty (GDPR Art. 28(3)(g); 2021 SCC clause 8.5)."
+    "so that no copy of them, backups included, can be read again, that its export packages "
+    "have been deleted, that the customer's name and contact have been erased from the live "
+    "database (backups made before this date keep them, encrypted, until those backups "
+    "expire), and that nothing else is kept beyond what is listed under "
+    "kept_under_legal_duty (GDPR Art. 28(3)(g); 2021 SCC clause 8.5)."
 )
 # What stays after the purge, and why. The ledger holds ids, counts and hashes, no personal data.
 KEPT = (

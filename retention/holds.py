@@ -103,8 +103,16 @@ def add(
     now: datetime,
 ) -> HoldView:
     """Place a hold; ledgered with its reason and reference."""
-    if session.get(Customer, customer_id) is None:
+    # Locked for update: a sweep batch of this customer (which holds a shared lock) finishes
+    # first, and the next one sees this hold (PostgreSQL).
+    customer = session.get(Customer, customer_id, with_for_update=True)
+    if customer is None:
         raise UnknownCustomer(customer_id)
+    if customer.purged_at is not None:
+        raise HoldProblem(
+            f"customer {customer_id!r} was purged on {customer.purged_at:%Y-%m-%d}: "
+            "nothing of it is left to hold"
+        )
     if category is not None and category not in register.data_categories:
         known = ", ".join(sorted(register.data_categories))
         raise InputError(f"unknown data category {category!r}; the register has: {known}")
@@ -142,7 +150,9 @@ def add(
     return _view(session, hold, now)
 
 
-def release(session: Session, hold_id: int, *, reason: str, actor: str, now: datetime) -> HoldView:
+def release(
+    session: Session, register: Register, hold_id: int, *, reason: str, actor: str, now: datetime
+) -> HoldView:
     """Release a hold: its records fall back under their retention rules."""
     hold = session.get(Hold, hold_id, with_for_update=True)
     if hold is None:
@@ -151,8 +161,7 @@ def release(session: Session, hold_id: int, *, reason: str, actor: str, now: dat
         raise HoldProblem(
             f"legal hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}"
         )
-    region = "ZZ"  # no default region: only numbers written internationally are caught here
-    checked = _check_text("release reason", reason, region)
+    checked = _check_text("release reason", reason, register.settings.default_region)
     hold.released_at, hold.released_by, hold.release_reason = now, actor, checked
     session.add(hold)
     session.flush()

@@ -357,13 +357,16 @@ class SweepRun:
         return line
 
 
-def deliver_notices(ws: Workspace, *, actor: str, now: datetime) -> notify.DeliveryReport:
+def deliver_notices(ws: Workspace, *, actor: str) -> notify.DeliveryReport:
     """Deliver pending erasure notices (Art. 19) with notify's HTTP client (bounded timeouts).
 
     Waits between retries end early when the scheduler is asked to stop.
     """
     with notify.http_client() as client:
-        return notify.deliver_pending(ws, client, actor=actor, now=now, sleep=_stop.wait)
+        # Each request is signed with the time it is sent (receivers reject stale timestamps).
+        return notify.deliver_pending(
+            ws, client, actor=actor, now=lambda: datetime.now(UTC), sleep=_stop.wait
+        )
 
 
 def run_sweep(
@@ -376,7 +379,7 @@ def run_sweep(
     """One scheduled run: a sweep as of `now`, then pending erasure notices (unless stopping)."""
     with Workspace.open(settings) as ws:
         report = sweeper.run(ws, actor=actor, now=now, should_stop=should_stop)
-        notices = None if should_stop() else deliver_notices(ws, actor=actor, now=now)
+        notices = None if should_stop() else deliver_notices(ws, actor=actor)
     return SweepRun(report, notices)
 
 

@@ -16,8 +16,9 @@ One sweep, as of one moment:
    customer's window has closed, then purges every customer whose window has closed and of whom nothing is left (no record, no
    unreleased hold): its remaining keys go, its sealed name and contact are erased, and a
    signed deletion certificate is stored;
-4. queues Art. 19 erasure notices for the recipients (`retention.notify`; sent after the
-   sweep, so a recipient that is down never holds up deletion), and records the sweep.
+4. records the sweep. Art. 19 erasure notices for the recipients (`retention.notify`) are
+   queued in each batch's own transaction and sent after the sweep, so a recipient that is
+   down never holds up deletion and a crash loses no notice.
 
 Anonymising (the `keep` list of a rule, e.g. a CDR's billing copy) re-encrypts the payload
 with only the kept fields, drops every blind-index digest (so `dpa subject find` no longer
@@ -56,6 +57,7 @@ __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
 DEFAULT_BATCH = 10_000
+MAX_BATCH = 30_000  # one bind parameter per id: SQLite allows 32,766, PostgreSQL 65,535
 
 
 def _runner() -> str:
@@ -113,8 +115,8 @@ def run(
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepReport:
     """One sweep as of `now`; each batch is its own transaction with its own ledger event."""
-    if batch < 1:
-        raise InputError(f"a batch holds at least one record, not {batch}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise InputError(f"a batch holds 1 to {MAX_BATCH} records, not {batch}")
     report = SweepReport(sweep_id=uuid.uuid4().hex, as_of=now, dry_run=dry_run)
     keyring = ws.keyring  # a wrong master key stops here, before anything changes
     with ws.session(read_only=True) as session:
@@ -228,7 +230,13 @@ def _one_batch(
     limit: int,
 ) -> tuple[ErasureBatch | None, list[str]]:
     r = _RECORDS.c
-    customer = session.get(Customer, group.customer_id)
+    # A shared lock on the customer row: concurrent sweeps still run side by side, but a hold
+    # being placed or a termination (both lock the row for update) waits for this batch, and
+    # this batch for them, so neither acts on what the other is changing (PostgreSQL; SQLite
+    # serialises writers anyway).
+    customer = session.get(
+        Customer, group.customer_id, with_for_update={"read": True}, populate_existing=True
+    )
     assert customer is not None
     closed = customer.window_end_at is not None and customer.window_end_at <= now
     try:
@@ -302,6 +310,11 @@ def _one_batch(
         count=len(ids),
         merkle_root=root,
         ledger_seq=event.seq,
+    )
+    # Art. 19 notices are queued with the erasure they report, in its transaction: a sweep
+    # that dies later can lose no notice of what it already erased.
+    report.notices_queued += len(
+        notify.queue_notices(session, register, sweep_id=report.sweep_id, batches=[done], now=now)
     )
     return done, blob_ids
 
@@ -486,6 +499,11 @@ def _purge(
     text = json.dumps(signed, indent=2, ensure_ascii=False)
     session.add(Certificate(customer_id=customer_id, issued_at=now, document=text))
     customer.name_sealed, customer.contact_sealed, customer.purged_at = b"", None, now
+    # Released holds may name a person by blind-index digest: pseudonymous data goes too.
+    holds_table = Hold.__table__  # type: ignore[attr-defined]
+    session.execute(
+        sa.update(holds_table).where(holds_table.c.customer_id == customer_id).values(subject=None)
+    )
     session.add(customer)
     session.flush()
     ledger.append(
@@ -518,7 +536,9 @@ def _remove_blobs(ws: Workspace, blob_ids: Sequence[str]) -> None:
     for blob_id in blob_ids:
         ws.blobs.delete(blob_id)
     with ws.session() as session:
-        session.execute(sa.delete(_TRASH).where(_TRASH.c.blob_id.in_(list(blob_ids))))
+        for start in range(0, len(blob_ids), MAX_BATCH):
+            chunk = list(blob_ids[start : start + MAX_BATCH])
+            session.execute(sa.delete(_TRASH).where(_TRASH.c.blob_id.in_(chunk)))
 
 
 def _finish(
@@ -539,10 +559,6 @@ def _finish(
                 .where(r.due_at <= now, held(_RECORDS))
             ).scalar_one()
         )
-        queued = notify.queue_notices(
-            session, register, sweep_id=report.sweep_id, batches=report.batches, now=now
-        )
-        report.notices_queued = len(queued)
         sweep = session.get(Sweep, report.sweep_id)
         assert sweep is not None
         sweep.status, sweep.finished_at = status, now

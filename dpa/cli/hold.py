@@ -85,7 +85,9 @@ def release(
 ) -> None:
     """Release a hold: its records fall back under their retention rules at the next sweep."""
     with workspace() as ws, ws.session() as session:
-        view = holds.release(session, hold_id, reason=reason, actor=actor(ctx), now=now())
+        view = holds.release(
+            session, ws.register(session), hold_id, reason=reason, actor=actor(ctx), now=now()
+        )
     if as_json:
         print_json(view)
         return

@@ -24,7 +24,7 @@ from dpa.cli._common import (
 from dpa.errors import DpaError, PolicyRefusal, UnknownCustomer
 from dpa.models import Certificate, Customer
 from dpa.periods import end_of_day
-from retention import notify, planner, sweeper
+from retention import certificates, notify, planner, sweeper
 
 app = typer.Typer(
     help="Retention: what falls due when, sweeps that erase it, deletion certificates, notices."
@@ -128,7 +128,12 @@ def sweep(
         bool, typer.Option("--dry-run", help="Show what would be erased; change nothing.")
     ] = False,
     batch: Annotated[
-        int, typer.Option(min=1, help="Records per batch (one transaction and ledger event each).")
+        int,
+        typer.Option(
+            min=1,
+            max=sweeper.MAX_BATCH,
+            help="Records per batch (one transaction and ledger event each).",
+        ),
     ] = sweeper.DEFAULT_BATCH,
     notify_recipients: Annotated[
         bool,
@@ -217,7 +222,7 @@ def sweep(
 def certificate(
     customer: Annotated[str, typer.Argument(help="The purged customer.")],
 ) -> None:
-    """Print the signed deletion certificate of a purged customer (JSON)."""
+    """Print the signed deletion certificate of a purged customer (JSON), its signature checked."""
     with workspace() as ws, ws.session(read_only=True) as session:
         if session.get(Customer, customer) is None:
             raise UnknownCustomer(customer)
@@ -227,4 +232,5 @@ def certificate(
                 f"customer {customer!r} has not been purged: no deletion certificate yet"
             )
         document = json.loads(row.document)
+        certificates.verify(document, ws.checkpoint_key(session))  # exit 1 if it was altered
     print_json(document)

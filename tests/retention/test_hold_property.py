@@ -113,7 +113,7 @@ def test_a_sweep_never_deletes_or_anonymises_a_held_record_nor_destroys_its_key(
             placed.append((view.id, spec))
         for hold_id, spec in placed:
             if spec.released:
-                holds.release(s, hold_id, reason="Closed", actor="t", now=START)
+                holds.release(s, register, hold_id, reason="Closed", actor="t", now=START)
         if terminate_after is not None:
             customers.terminate_contract(
                 s, ws.fields(s), register, customer_id=cid,

@@ -385,3 +385,82 @@ def test_a_sweep_killed_earlier_is_marked_interrupted(settings: Settings, ws: Wo
     with ws.session(read_only=True) as s:
         statuses = dict(s.execute(sa.text("SELECT id, status FROM sweeps")).all())
     assert statuses == {"0" * 32: "interrupted", report.sweep_id: "done"}
+
+
+def _with_endpoint(tmp_path: Path) -> Path:
+    text = (Path(__file__).parents[2] / "dpa" / "data" / "default-register.yaml").read_text()
+    marker = "    kind: sub-processor\n    country: BE\n"
+    assert marker in text
+    text = text.replace(
+        marker, marker + "    erasure_endpoint: https://platform.example/erasures\n", 1
+    )
+    path = tmp_path / "register.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_sweep_that_dies_loses_no_erasure_notice(
+    cli: Cli, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(cli)
+    cli("register", "load", str(_with_endpoint(tmp_path)))
+    real = sweeper._one_batch
+    calls = 0
+
+    def dies_on_the_second_batch(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("power cut")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sweeper, "_one_batch", dies_on_the_second_batch)
+    with pytest.raises(RuntimeError):
+        _sweep(settings, NOVEMBER, batch=2)
+    monkeypatch.undo()
+    queued = json.loads(cli("retention", "notices", "list", "--json").stdout)
+    assert len(queued) == 1  # the first batch's erasure was notified with it
+    _sweep(settings, NOVEMBER, batch=2)
+    deleted = json.loads(cli("audit", "log", "--action", "delete", "--json").stdout)
+    queued = json.loads(cli("retention", "notices", "list", "--json").stdout)
+    assert len(queued) == len(deleted) == 3
+
+
+def test_review_refusals_hold_release_reason_purged_customer_dropped_category(
+    cli: Cli, settings: Settings, tmp_path: Path
+) -> None:
+    _setup(cli)
+    cli("hold", "add", "--customer", "acme", "--subject", "0470 12 34 56", "--reason", "Dispute")
+    err = cli("hold", "release", "1", "--reason", "caller 0470 12 34 56 withdrew", code=2).stderr
+    assert "personal data" in err and "0470" not in err
+    cli("hold", "release", "1", "--reason", "Withdrawn")
+    import yaml
+
+    doc = yaml.safe_load(
+        (Path(__file__).parents[2] / "dpa" / "data" / "default-register.yaml").read_text()
+    )
+    doc["data_categories"] = [c for c in doc["data_categories"] if c["id"] != "call_recording"]
+    doc["activities"] = [a for a in doc["activities"] if a["id"] != "call_recording"]
+    dropped = tmp_path / "dropped.yaml"
+    dropped.write_text(yaml.safe_dump(doc))
+    out = cli("register", "load", str(dropped), code=2)
+    assert "has stored records" in out.stderr
+    cli("customer", "terminate", "acme", "--on", "2026-08-10")
+    assert _sweep(settings, NOVEMBER).customers_purged == ["acme"]
+    with Workspace.open(settings) as ws, ws.session(read_only=True) as s:
+        assert s.execute(sa.text("SELECT subject FROM holds")).scalar_one() is None
+    err = cli("hold", "add", "--customer", "acme", "--reason", "Late request", code=3).stderr
+    assert "was purged" in err
+
+
+def test_an_altered_certificate_is_refused(cli: Cli, settings: Settings) -> None:
+    _setup(cli)
+    cli("customer", "terminate", "acme", "--on", "2026-08-10")
+    _sweep(settings, NOVEMBER)
+    with Workspace.open(settings) as ws, ws.session() as s:
+        s.execute(
+            sa.text(
+                "UPDATE certificates SET document = replace(document, '\"deleted\": 2', '\"deleted\": 1')"
+            )
+        )
+    assert "does not match" in cli("retention", "certificate", "acme", code=1).stderr
