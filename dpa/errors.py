@@ -20,6 +20,10 @@ The hierarchy::
     │   └── KeyFileInsecure        the key file can be read by other users
     └── IntegrityFailure  (1)      a check found something wrong (ledger chain, checkpoint)
 
+The engines add a few leaves of their own, next to the code that raises them:
+`retention.scheduler.SchedulerAlreadyRunning` (3), `exports.delivery.UnknownExport` and
+`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4).
+
 Messages are for a person: they name ids, files and line numbers, never personal data
 (no phone number, name or e-mail address ever appears in a message).
 """

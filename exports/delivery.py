@@ -43,7 +43,6 @@ import base64
 import hashlib
 import hmac
 import os
-import random
 import re
 import stat
 import time
@@ -56,6 +55,7 @@ from typing import Any, Literal
 import httpx
 
 from dpa import __version__, ledger
+from dpa import http as http_policy
 from dpa.customers import status as customer_status
 from dpa.errors import (
     InputError,
@@ -65,6 +65,7 @@ from dpa.errors import (
     PolicyRefusal,
     WindowClosed,
 )
+from dpa.http import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from dpa.models import Customer, Export
 from dpa.workspace import Workspace
 
@@ -100,16 +101,12 @@ SECRET_PREFIX = "dpaexp_"  # noqa: S105 (a prefix, not a secret)
 MIN_SECRET_BYTES = 16
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)  # read and write: per chunk, not in all
 MAX_ATTEMPTS = 5
-BACKOFF_BASE = 1.0  # seconds before the second attempt, at most (full jitter)
-BACKOFF_CAP = 60.0  # no single wait is longer
 TOLERANCE = timedelta(minutes=5)  # how old a signed timestamp `verify` accepts
 CHUNK = 64 * 1024
 RESPONSE_LIMIT = 1024 * 1024  # bytes of the receiver's answer read and hashed, at most
 
-_TRANSIENT_STATUSES = frozenset({408, 429})
 _CANNOT = "cannot deliver: "  # starts every error that waiting will not cure
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")  # safe inside a quoted header value
-_rng = random.SystemRandom()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,19 +213,6 @@ def verify(
         return False
     expected = signature(key, export_id, timestamp, body_sha256_hex)
     return any(hmac.compare_digest(expected, candidate) for candidate in given.split())
-
-
-def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based): full jitter.
-
-    Uniform in [0, min(BACKOFF_CAP, BACKOFF_BASE * 2**(attempt - 1))]; a server's Retry-After
-    raises it (never above BACKOFF_CAP).
-    """
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-    delay = _rng.uniform(0, ceiling)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, BACKOFF_CAP))
-    return delay
 
 
 def check_url(url: str) -> httpx.URL:
@@ -417,16 +401,6 @@ class _Try:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: ignored, the backoff applies
-    return seconds if seconds >= 0 else None
-
-
 def _read_answer(reply: httpx.Response) -> tuple[str, int]:
     digest = hashlib.sha256()
     count = 0
@@ -471,7 +445,7 @@ def _post(
             follow_redirects=False,
         ) as reply:
             status = reply.status_code
-            retry_after = _retry_after(reply.headers.get("Retry-After"))
+            retry_after = http_policy.retry_after(reply.headers.get("Retry-After"))
             answer, count = _read_answer(reply)
     except _PackageChanged:
         return _Try(None, f"{_CANNOT}the package file changed while it was sent", transient=False)
@@ -485,7 +459,7 @@ def _post(
         return _Try(None, f"connection failed ({type(exc).__name__})", transient=True)
     if 200 <= status < 300:
         return _Try(status, None, False, None, answer, count)
-    if status >= 500 or status in _TRANSIENT_STATUSES:
+    if http_policy.transient(status):
         return _Try(status, f"HTTP {status}", True, retry_after, answer, count)
     return _Try(
         status, f"{_CANNOT}HTTP {status} (check the URL and the secret)", False, None, answer, count

@@ -46,7 +46,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,7 +57,9 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from dpa import __version__, ledger
+from dpa import http as http_policy
 from dpa.errors import InputError
+from dpa.http import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from dpa.models import ErasureNotice
 from dpa.register import Register
 from dpa.workspace import Workspace
@@ -95,14 +96,10 @@ NOTICE_VERSION = 1
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_ATTEMPTS = 5
-BACKOFF_BASE = 1.0  # seconds before the second attempt, at most (full jitter)
-BACKOFF_CAP = 60.0  # no single wait is longer
 TOLERANCE = timedelta(minutes=5)  # Standard Webhooks' default replay window
 
 NoticeStatus = Literal["queued", "retrying", "failed", "acknowledged"]
-_TRANSIENT_STATUSES = frozenset({408, 429})
 _CANNOT = "cannot deliver: "  # starts every error that waiting will not cure
-_rng = random.SystemRandom()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,19 +155,6 @@ def verify(
         return False
     expected = signature(key, notice_id, timestamp, body)
     return any(hmac.compare_digest(expected, candidate) for candidate in given.split())
-
-
-def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based): full jitter.
-
-    Uniform in [0, min(BACKOFF_CAP, BACKOFF_BASE * 2**(attempt - 1))]; a server's Retry-After
-    raises it (never above BACKOFF_CAP).
-    """
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-    delay = _rng.uniform(0, ceiling)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, BACKOFF_CAP))
-    return delay
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,16 +399,6 @@ class _Try:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: ignored, the backoff applies
-    return seconds if seconds >= 0 else None
-
-
 def _post(
     client: httpx.Client,
     url: str,
@@ -446,7 +420,7 @@ def _post(
         # Streamed and closed unread: the answer's status is all we need from it.
         with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as reply:
             status = reply.status_code
-            retry_after = _retry_after(reply.headers.get("Retry-After"))
+            retry_after = http_policy.retry_after(reply.headers.get("Retry-After"))
     except httpx.TimeoutException as exc:
         return _Try(None, f"timed out ({type(exc).__name__})", transient=True)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
@@ -455,7 +429,7 @@ def _post(
         return _Try(None, f"connection failed ({type(exc).__name__})", transient=True)
     if 200 <= status < 300:
         return _Try(status, None, transient=False)
-    if status >= 500 or status in _TRANSIENT_STATUSES:
+    if http_policy.transient(status):
         return _Try(status, f"HTTP {status}", transient=True, retry_after=retry_after)
     return _Try(
         status, f"{_CANNOT}HTTP {status} (check the endpoint and the secret)", transient=False

@@ -11,6 +11,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlmodel import col, select
 
+from dpa.cli import export_deliver
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
@@ -31,6 +32,8 @@ app = typer.Typer(
     help="Exports: a customer's data as an encrypted, schema-checked package, while its contract "
     "runs and during the window after it ends."
 )
+app.command()(export_deliver.deliver)
+app.command()(export_deliver.secret)
 
 
 def _recipient(recipient: str | None, passphrase_file: Path | None) -> Recipient:
