@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import os
 import time
 import uuid
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
@@ -31,7 +31,7 @@ from dpa.blobs import BlobStore
 from dpa.customers import status
 from dpa.errors import InputError, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_phone
-from dpa.keyring import Keyring
+from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Record
 from dpa.parsers.base import ParsedRecord
@@ -222,9 +222,7 @@ class _BatchWriter:
                     self._blobs.delete(str(row[_BLOB]))
         if fresh:
             self._connection.exec_driver_sql(self._insert, fresh)
-            add = self.merkle.add
-            for row in fresh:
-                add(str(row[_ID]))
+            self.merkle.extend([str(row[_ID]) for row in fresh])
 
 
 def _instant_writer(session: Session) -> Callable[[datetime | None], object]:
@@ -318,7 +316,6 @@ def _ingest(
     count = 0
     entropy = _Entropy()
     contract_end_at, window_end_at = customer.contract_end_at, customer.window_end_at
-    encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     keys: dict[int, tuple[int, AESGCM]] = {}  # by local year * 12 + month
     try:
         for count, parsed in enumerate(records, start=1):
@@ -337,7 +334,6 @@ def _ingest(
                 activity_id = activity.id
                 rule = activity.retention
                 source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
-                associated = f"dpa/record/v1|{customer_id}|{category}|"
             source_key = source_digest(parsed.source_key)
             if source_key in seen:
                 writer.skipped += 1
@@ -359,8 +355,8 @@ def _ingest(
             padded: list[bytes | None] = [*subjects, None, None, None]
             nonce = entropy.take(12)
             due_at = rule.due_at(parsed.collected_at, contract_end_at, window_end_at, zone)
-            plain = encode_json({**parsed.payload, "e164": e164}).encode()
-            ad = f"{associated}{record_id}|{key_id}".encode()
+            plain = orjson.dumps({**parsed.payload, "e164": e164})
+            ad = record_ad(customer_id, category, record_id, key_id)
             batch.append(
                 (
                     record_id,

@@ -17,6 +17,7 @@ from hashlib import sha256
 __all__ = ["EMPTY_ROOT", "MerkleBuilder", "merkle_root"]
 
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+_SUBTREE_HEIGHT = 8  # extend() builds subtrees of 256 leaves at a time
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -38,6 +39,36 @@ class MerkleBuilder:
             height, digest = height + 1, _node(left, digest)
         self._peaks.append((height, digest))
         self.count += 1
+
+    def extend(self, items: Sequence[str]) -> None:
+        """Fold in many ids at once: whole aligned subtrees are built level by level.
+
+        When the count is a multiple of a power of two 2**k and at least 2**k ids follow, the
+        next 2**k leaves form one complete subtree of the final tree (the binary counter
+        would build exactly it), so its root is computed with list comprehensions and folded
+        in as one node of height k.
+        """
+        at = 0
+        while at < len(items):
+            height = _SUBTREE_HEIGHT
+            size = 1 << height
+            if self.count % size or len(items) - at < size:
+                self.add(items[at])
+                at += 1
+                continue
+            level = [sha256(b"\x00" + item.encode()).digest() for item in items[at : at + size]]
+            while len(level) > 1:
+                level = [
+                    sha256(b"\x01" + a + b).digest()
+                    for a, b in zip(level[::2], level[1::2], strict=True)
+                ]
+            digest = level[0]
+            while self._peaks and self._peaks[-1][0] == height:
+                _, left = self._peaks.pop()
+                height, digest = height + 1, _node(left, digest)
+            self._peaks.append((height, digest))
+            self.count += size
+            at += size
 
     @property
     def root(self) -> str:

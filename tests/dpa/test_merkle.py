@@ -45,6 +45,24 @@ def test_streaming_builder_matches_the_recursive_definition(ids: list[str]) -> N
     assert builder.root == _reference(ids)
 
 
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=700), max_size=5),
+    single=st.integers(min_value=0, max_value=300),
+)
+def test_extending_in_batches_matches_adding_one_by_one(sizes: list[int], single: int) -> None:
+    items = [f"{n:032x}" for n in range(single + sum(sizes))]
+    one, many = MerkleBuilder(), MerkleBuilder()
+    for item in items:
+        one.add(item)
+    for item in items[:single]:
+        many.add(item)
+    at = single
+    for size in sizes:
+        many.extend(items[at : at + size])
+        at += size
+    assert (many.root, many.count) == (one.root, one.count) == (merkle_root(items), len(items))
+
+
 @given(ids=ids.filter(lambda x: len(x) > 0), data=st.data())
 def test_dropping_or_changing_an_id_changes_the_root(ids: list[str], data: st.DataObject) -> None:
     index = data.draw(st.integers(0, len(ids) - 1))
