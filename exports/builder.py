@@ -37,6 +37,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
+import orjson
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session
@@ -362,7 +363,7 @@ def _stream(
             aead = keyring.cipher(session, row.key_id)
             ad = record_ad(req.customer_id, category, row.id, row.key_id)
             try:
-                payload = json.loads(aead.decrypt(row.payload[:12], row.payload[12:], ad))
+                payload = orjson.loads(aead.decrypt(row.payload[:12], row.payload[12:], ad))
             except InvalidTag:
                 raise IntegrityFailure(
                     f"record {row.id} does not decrypt under its key (altered or moved); "
@@ -421,16 +422,10 @@ def _write_zip(
         for category, parts in by_category.items():
             name = f"data/{category}.jsonl"
             with entry(name, f"{category} records, one JSON object per line") as out:
-                encode = json.JSONEncoder(
-                    ensure_ascii=False, separators=(",", ":"), default=str
-                ).encode
                 for activity, _, _ in parts:
                     for row in _stream(session, keyring, plan, category, activity):
-                        out.write(
-                            (
-                                encode(formats.json_line(row.record, tz, subject=subject)) + "\n"
-                            ).encode()
-                        )
+                        line = formats.json_line(row.record, tz, subject=subject)
+                        out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
                         written += 1
                         if progress is not None and written % 1000 == 0:
                             progress(written)
