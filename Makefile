@@ -55,6 +55,15 @@ run: $(STAMP)
 	@echo; echo "== initech's signed deletion certificate (Art. 28(3)(g)), and every erasure in the ledger"
 	$(DPA) retention certificate initech
 	$(DPA) audit log --action delete
+	@echo; echo "== dpa export create: acme's data (it is in its window), encrypted to acme's own age key"
+	@$(BIN)/python -c "import os, pyrage; k = pyrage.x25519.Identity.generate(); fd = os.open('$(RUN_HOME)/acme.key', os.O_WRONLY | os.O_CREAT, 0o600); os.write(fd, str(k).encode()); print(k.to_public())" > $(RUN_HOME)/acme.pub
+	$(DPA) export create --customer acme --recipient $$(cat $(RUN_HOME)/acme.pub) -o $(RUN_HOME)/acme-export.zip.age
+	$(DPA) export create --customer acme --subject "+32 470 12 34 56" --category cdr --recipient $$(cat $(RUN_HOME)/acme.pub)
+	$(DPA) export list
+	@echo; echo "== what acme finds in its package after decrypting it: the manifest (every file's SHA-256)"
+	@$(BIN)/python -c "import io, json, zipfile, pyrage; k = pyrage.x25519.Identity.from_str(open('$(RUN_HOME)/acme.key').read()); z = zipfile.ZipFile(io.BytesIO(pyrage.decrypt(open('$(RUN_HOME)/acme-export.zip.age', 'rb').read(), [k]))); print('\n'.join(z.namelist())); m = json.loads(z.read('manifest.json')); print(json.dumps({k: m[k] for k in ('customer', 'created_at', 'scope', 'records', 'categories')}, indent=2))"
+	@echo; echo "== initech's window closed on 31 October: its export is refused"
+	-$(DPA) export create --customer initech --recipient $$(cat $(RUN_HOME)/acme.pub)  # refused: exit 3
 	@echo; echo "== dpa register export: the Art. 30 record (also written as HTML to $(RUN_HOME)/art30.html)"
 	$(DPA) register export --format md
 	$(DPA) register export --format html -o $(RUN_HOME)/art30.html
