@@ -9,10 +9,64 @@ from typing import Annotated
 
 import typer
 
+from dpa import audit as audit_mod
 from dpa import ledger
-from dpa.cli._common import JSON_OPTION, now, parse_date, print_json, say, workspace
+from dpa import register as register_mod
+from dpa.audit import html as audit_html
+from dpa.cli._common import JSON_OPTION, now, parse_date, print_json, say, workspace, write_output
+from dpa.errors import InputError
+from dpa.periods import end_of_day
 
-app = typer.Typer(help="Audit: verify the ledger, query it, sign its head.")
+app = typer.Typer(
+    help="Audit: the DPO's report, the ledger's integrity, its events, signed checkpoints."
+)
+
+
+@app.command()
+def report(
+    output_format: Annotated[
+        str, typer.Option("--format", help="text (terminal, cron mail), json or html.")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file (0600).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Audit as at the end of this day, YYYY-MM-DD (default: now)."),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="The latest `dpa audit checkpoint` file: also detect cut-off events."),
+    ] = None,
+) -> None:
+    """Findings across register, store, retention and ledger; exit 1 if any is critical or a warning."""
+    if output_format not in ("text", "json", "html"):
+        raise InputError(f"--format must be text, json or html, not {output_format!r}")
+    moment = now()
+    with workspace() as ws, ws.session(read_only=True) as session:
+        stored = register_mod.current(session)
+        when = (
+            end_of_day(parse_date(as_of, "--as-of"), stored.register.settings.timezone)
+            if as_of
+            else moment
+        )
+        mark = (
+            ledger.read_checkpoint(checkpoint, ws.checkpoint_key(session))
+            if checkpoint is not None
+            else None
+        )
+        result = audit_mod.build(
+            session, stored.register, stored.version, as_of=when, now=moment, checkpoint=mark
+        )
+    if output_format == "json":
+        text = json.dumps(audit_mod.as_json(result), indent=2, ensure_ascii=False) + "\n"
+    elif output_format == "html":
+        text = audit_html.render(result)
+    else:
+        text = audit_mod.as_text(result)
+    write_output(text, output)
+    if result.failing:
+        raise typer.Exit(1)
 
 
 @app.command()

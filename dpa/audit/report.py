@@ -1,0 +1,231 @@
+"""The DPO's audit report: findings, a summary of the store, and the series the pictures draw.
+
+`build` runs every check (`dpa.audit.findings`) in one read snapshot and gathers, with SQL
+aggregates, the retention timeline (records per category by due month, window ends marked)
+and the erasures per month from the ledger. `as_json` is validated against
+`schemas/audit-report.schema.json`; `as_text` is what a terminal or a cron mail shows. The
+report never holds personal data: customers by id, categories, counts and dates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from dpa import ledger
+from dpa.audit.findings import Context, Finding, Thresholds, run_checks
+from dpa.customers import status
+from dpa.errors import IntegrityFailure
+from dpa.models import Customer, Export, Hold, LedgerEvent, Record
+from dpa.register import Register
+from dpa.resources import load_schema
+
+__all__ = ["FORMAT", "Report", "as_json", "as_text", "build"]
+
+FORMAT = "dpa-audit-report/1"
+_R: sa.Table = Record.__table__  # type: ignore[attr-defined]
+_L: sa.Table = LedgerEvent.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One audit as of one moment."""
+
+    as_of: datetime
+    generated_at: datetime
+    provider: str
+    register_version: int
+    register_sha256: str
+    summary: dict[str, int]
+    findings: list[Finding]
+    activities: list[dict[str, str]]
+    timeline: list[dict[str, Any]]  # {category, month, records}; month "undated" for none
+    window_ends: list[dict[str, str]]  # {customer, window_end, status}
+    erasures: list[dict[str, Any]]  # {month, deleted, anonymised}
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failing(self) -> bool:
+        """Whether anything is critical or a warning (the CLI exits 1 then)."""
+        return any(f.severity in ("critical", "warning") for f in self.findings)
+
+
+def _month(session: Session, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.func.strftime("%Y-%m", column)
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
+
+
+def build(
+    session: Session,
+    register: Register,
+    register_version: int,
+    *,
+    as_of: datetime,
+    now: datetime,
+    checkpoint: ledger.Checkpoint | None = None,
+    thresholds: Thresholds | None = None,
+) -> Report:
+    """Run every check and gather the report's series, in the caller's (read) transaction."""
+    verified = ledger.verify(session, checkpoint)
+    ctx = Context(
+        session=session,
+        register=register,
+        as_of=as_of,
+        thresholds=thresholds or Thresholds(),
+        ledger_report=verified,
+        checkpoint_given=checkpoint is not None,
+    )
+    findings = run_checks(ctx)
+    r = _R.c
+    month = _month(session, r.due_at)
+    timeline = [
+        {"category": cat, "month": m or "undated", "records": int(n)}
+        for cat, m, n in session.execute(
+            sa.select(r.category, month, sa.func.count())
+            .group_by(r.category, month)
+            .order_by(r.category, month)
+        )
+    ]
+    customers = list(session.execute(sa.select(Customer)).scalars())
+    window_ends = [
+        {
+            "customer": c.id,
+            "window_end": c.window_end_at.astimezone(UTC).date().isoformat(),
+            "status": "purged" if c.purged_at is not None else status(c, as_of),
+        }
+        for c in sorted(customers, key=lambda c: c.id)
+        if c.window_end_at is not None
+    ]
+    erasures: dict[str, dict[str, Any]] = {}
+    l = _L.c  # noqa: E741
+    for action, at, details in session.execute(
+        sa.select(l.action, l.at, l.details)
+        .where(l.action.in_(["delete", "anonymise"]))
+        .order_by(l.seq)
+    ):
+        moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+        key = moment.strftime("%Y-%m")
+        slot = erasures.setdefault(key, {"month": key, "deleted": 0, "anonymised": 0})
+        slot["deleted" if action == "delete" else "anonymised"] += int(
+            json.loads(details).get("records", 0)
+        )
+    count = sa.select(sa.func.count())
+    summary = {
+        "customers": len(customers),
+        "active_customers": sum(
+            1 for c in customers if status(c, as_of) in ("active", "terminating")
+        ),
+        "records": int(session.execute(count.select_from(_R)).scalar_one()),
+        "ledger_events": verified.events,
+        "active_holds": int(
+            session.execute(
+                count.select_from(Hold.__table__).where(Hold.__table__.c.released_at.is_(None))  # type: ignore[attr-defined]
+            ).scalar_one()
+        ),
+        "export_packages": int(
+            session.execute(
+                count.select_from(Export.__table__).where(Export.__table__.c.deleted_at.is_(None))  # type: ignore[attr-defined]
+            ).scalar_one()
+        ),
+        "critical": sum(1 for f in findings if f.severity == "critical"),
+        "warnings": sum(1 for f in findings if f.severity == "warning"),
+    }
+    return Report(
+        as_of=as_of,
+        generated_at=now,
+        provider=register.provider.name,
+        register_version=register_version,
+        register_sha256=register.sha256,
+        summary=summary,
+        findings=findings,
+        activities=[
+            {
+                "id": a.id,
+                "name": a.name,
+                "role": a.role,
+                "legal_basis": a.legal_basis.short,
+                "categories": ", ".join(a.data_categories),
+                "retention": str(a.retention),
+            }
+            for a in register.activities
+        ],
+        timeline=timeline,
+        window_ends=window_ends,
+        erasures=[erasures[k] for k in sorted(erasures)],
+        ledger={
+            "ok": verified.ok,
+            "events": verified.events,
+            "head_seq": verified.head_seq,
+            "head_hash": verified.head_hash,
+            "checkpoint": checkpoint is not None,
+        },
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    """The report as a JSON document, checked against its schema."""
+    document = {
+        "format": FORMAT,
+        "as_of": _iso(report.as_of),
+        "generated_at": _iso(report.generated_at),
+        "provider": report.provider,
+        "register": {"version": report.register_version, "sha256": report.register_sha256},
+        "ok": not report.failing,
+        "summary": report.summary,
+        "findings": [asdict(f) for f in report.findings],
+        "activities": report.activities,
+        "timeline": report.timeline,
+        "window_ends": report.window_ends,
+        "erasures": report.erasures,
+        "ledger": report.ledger,
+    }
+    try:
+        jsonschema.validate(document, load_schema("audit-report"))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise IntegrityFailure(
+            f"the audit report does not match its schema at {where}: {exc.validator} failed"
+        ) from None
+    return document
+
+
+def as_text(report: Report) -> str:
+    """The report for a terminal or a cron mail: one block per finding."""
+    s = report.summary
+    lines = [
+        f"dpa audit report as of {_iso(report.as_of)} ({report.provider}, register "
+        f"v{report.register_version})",
+        f"{s['customers']} customers ({s['active_customers']} active), {s['records']} records, "
+        f"{s['active_holds']} active holds, {s['export_packages']} export packages, "
+        f"{s['ledger_events']} ledger events",
+        "",
+    ]
+    if not report.findings:
+        lines.append("no findings: every check passed")
+    for f in report.findings:
+        lines.append(f"[{f.severity.upper()}] {f.id}: {f.title}")
+        lines.append(f"  concerns: {f.article}")
+        for item in f.affected[:10]:
+            lines.append("  - " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        if len(f.affected) > 10:
+            lines.append(f"  - ... and {len(f.affected) - 10} more")
+        lines.append(f"  to do: {f.action}")
+        lines.append("")
+    verdict = (
+        f"{s['critical']} critical, {s['warnings']} warnings"
+        if report.failing
+        else "all promises kept"
+    )
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines) + "\n"
