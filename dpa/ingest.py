@@ -194,6 +194,7 @@ class _BatchWriter:
             f"VALUES ({', '.join([mark] * len(_COLUMNS))})"
         )
         self.merkle = MerkleBuilder()
+        self.subjects: set[bytes] = set()  # every subject digest of the stored rows
         self.skipped = 0
 
     def existing(self, keys: list[object]) -> set[bytes]:
@@ -223,6 +224,8 @@ class _BatchWriter:
         if fresh:
             self._connection.exec_driver_sql(self._insert, fresh)
             self.merkle.extend([str(row[_ID]) for row in fresh])
+            for row in fresh:
+                self.subjects.update(row[8:11])  # type: ignore[arg-type]
 
 
 def _instant_writer(session: Session) -> Callable[[datetime | None], object]:
@@ -409,6 +412,7 @@ def _ingest(
                 },
             )
             seq = event.seq
+            ledger.link_subjects(session, seq, customer_id, writer.subjects)
             session.flush()
     except BaseException:
         for blob_id in written:

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from dpa.errors import InputError, IntegrityFailure
 from dpa.files import write_private
-from dpa.models import LedgerEvent
+from dpa.models import LedgerEvent, SubjectEvent
 
 __all__ = [
     "GENESIS",
@@ -43,6 +43,7 @@ __all__ = [
     "events",
     "head",
     "key_fingerprint",
+    "link_subjects",
     "make_checkpoint",
     "read_checkpoint",
     "verify",
@@ -149,16 +150,39 @@ def append(
     return event
 
 
+def link_subjects(
+    session: Session, seq: int, customer_id: str, subjects: Iterable[bytes | None]
+) -> None:
+    """Record that event `seq` touched these data subjects (blind-index digests)."""
+    rows = [{"subject": s, "seq": seq, "customer_id": customer_id} for s in set(subjects) if s]
+    if rows:
+        session.execute(sa.insert(SubjectEvent.__table__), rows)  # type: ignore[attr-defined]
+
+
 def events(
     session: Session,
     *,
     customer_id: str | None = None,
     action: str | None = None,
+    category: str | None = None,
+    subject: bytes | None = None,
     since: datetime | None = None,
     limit: int | None = None,
 ) -> list[LedgerEvent]:
-    """Events oldest first; `action` matches exactly or as a prefix (`customer` → `customer.*`)."""
+    """Events oldest first; `action` matches exactly or as a prefix (`customer` → `customer.*`).
+
+    `category` matches events whose details name that data category; `subject` events that
+    touched a data subject (by blind-index digest, through `subject_events`).
+    """
     query = select(LedgerEvent).order_by(col(LedgerEvent.seq))
+    if category is not None:
+        # Details are canonical JSON (sorted keys, no spaces): the pair is spelled one way.
+        query = query.where(
+            col(LedgerEvent.details).contains(canonical_json({"category": category})[1:-1])
+        )
+    if subject is not None:
+        touched = select(SubjectEvent.seq).where(SubjectEvent.subject == subject)
+        query = query.where(col(LedgerEvent.seq).in_(touched))
     if customer_id is not None:
         query = query.where(LedgerEvent.customer_id == customer_id)
     if action is not None:

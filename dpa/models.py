@@ -25,6 +25,7 @@ __all__ = [
     "Meta",
     "Record",
     "RegisterVersion",
+    "SubjectEvent",
     "Sweep",
     "SystemKey",
     "UTCDateTime",
@@ -263,3 +264,17 @@ class Export(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
     deleted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     delivered_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class SubjectEvent(SQLModel, table=True):
+    """A ledger event that touched a data subject, by blind-index digest (`audit log --subject`).
+
+    Kept beside the ledger, not in it: the ledger holds no personal data, and these rows (a
+    keyed hash is still pseudonymous personal data) go when their customer is purged.
+    """
+
+    __tablename__ = "subject_events"
+
+    subject: bytes = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    customer_id: str = Field(max_length=64)

@@ -196,6 +196,7 @@ def create(
                 },
             )
             seq = event.seq
+            ledger.link_subjects(session, seq, request.customer_id, [plan.subject_digest])
         if output is not None:
             _copy_private(final, output)
     except BaseException:

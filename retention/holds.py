@@ -132,7 +132,7 @@ def add(
     session.add(hold)
     session.flush()
     assert hold.id is not None
-    ledger.append(
+    event = ledger.append(
         session,
         action="hold.add",
         actor=actor,
@@ -147,6 +147,7 @@ def add(
             "until": None if until is None else until.isoformat(),
         },
     )
+    ledger.link_subjects(session, event.seq, customer_id, [subject])
     return _view(session, hold, now)
 
 
@@ -165,7 +166,7 @@ def release(
     hold.released_at, hold.released_by, hold.release_reason = now, actor, checked
     session.add(hold)
     session.flush()
-    ledger.append(
+    event = ledger.append(
         session,
         action="hold.release",
         actor=actor,
@@ -173,6 +174,7 @@ def release(
         customer_id=hold.customer_id,
         details={"hold": hold_id, "reason": checked},
     )
+    ledger.link_subjects(session, event.seq, hold.customer_id, [hold.subject])
     return _view(session, hold, now)
 
 

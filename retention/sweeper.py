@@ -46,7 +46,17 @@ from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import merkle_root
-from dpa.models import BlobTrash, Certificate, Customer, DataKey, Export, Hold, Record, Sweep
+from dpa.models import (
+    BlobTrash,
+    Certificate,
+    Customer,
+    DataKey,
+    Export,
+    Hold,
+    Record,
+    SubjectEvent,
+    Sweep,
+)
 from dpa.register import Register
 from dpa.workspace import Workspace
 from retention import certificates, notify
@@ -251,7 +261,9 @@ def _one_batch(
         rule_text = f"window closed on {customer.window_end_at:%Y-%m-%d} ({rule_text})"
     # Payloads are read only to anonymise them; the index (customer, category, activity, id)
     # serves this query in id order, so a batch costs its own size, not what is left.
-    columns = [r.id, r.key_id, r.blob_id] + ([r.payload] if action == "anonymise" else [])
+    columns = [r.id, r.key_id, r.blob_id, r.subject_a, r.subject_b, r.subject_c]
+    if action == "anonymise":
+        columns.append(r.payload)
     query = (
         sa.select(*columns)
         .where(
@@ -295,6 +307,13 @@ def _one_batch(
             "as_of": now.isoformat(),
             "blobs": len(blob_ids),
         },
+    )
+    # Who was touched, for `dpa audit log --subject` (kept beside the ledger until the purge).
+    ledger.link_subjects(
+        session,
+        event.seq,
+        group.customer_id,
+        (x for row in rows for x in (row.subject_a, row.subject_b, row.subject_c)),
     )
     if action == "delete":
         report.keys_destroyed += _shred(
@@ -499,7 +518,13 @@ def _purge(
     text = json.dumps(signed, indent=2, ensure_ascii=False)
     session.add(Certificate(customer_id=customer_id, issued_at=now, document=text))
     customer.name_sealed, customer.contact_sealed, customer.purged_at = b"", None, now
-    # Released holds may name a person by blind-index digest: pseudonymous data goes too.
+    # Who was touched by which event, and released holds naming a person by blind-index
+    # digest: pseudonymous data goes too.
+    session.execute(
+        sa.delete(SubjectEvent.__table__).where(  # type: ignore[attr-defined]
+            SubjectEvent.__table__.c.customer_id == customer_id  # type: ignore[attr-defined]
+        )
+    )
     holds_table = Hold.__table__  # type: ignore[attr-defined]
     session.execute(
         sa.update(holds_table).where(holds_table.c.customer_id == customer_id).values(subject=None)

@@ -15,6 +15,7 @@ from dpa import register as register_mod
 from dpa.audit import html as audit_html
 from dpa.cli._common import JSON_OPTION, now, parse_date, print_json, say, workspace, write_output
 from dpa.errors import InputError
+from dpa.ingest import BlindIndex
 from dpa.periods import end_of_day
 
 app = typer.Typer(
@@ -122,6 +123,16 @@ def log(
         str | None, typer.Option(help="Only events on or after this date, YYYY-MM-DD (UTC).")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many events.")] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only events about this data category (e.g. call_recording).")
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            help="Only events that touched this person's data: a phone number (any spelling) or "
+            "e-mail address, through the blind index."
+        ),
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List ledger events, oldest first: who did what, under which activity and legal basis."""
@@ -129,8 +140,21 @@ def log(
         datetime.combine(parse_date(since, "--since"), time(0), tzinfo=UTC) if since else None
     )
     with workspace() as ws, ws.session(read_only=True) as session:
+        digest = None
+        if subject is not None:
+            region = register_mod.current(session).register.settings.default_region
+            key = ws.keyring.system_key(session, "blind-index")
+            digest = BlindIndex(key, region).lookup(subject)
+            if digest is None:
+                raise InputError("--subject is not a phone number or e-mail address")
         rows = ledger.events(
-            session, customer_id=customer, action=action, since=since_at, limit=limit
+            session,
+            customer_id=customer,
+            action=action,
+            category=category,
+            subject=digest,
+            since=since_at,
+            limit=limit,
         )
     if as_json:
         print_json(
