@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from dpa import art30, customers
+from dpa import art30, customers, fideslang
 from dpa import register as register_mod
 from dpa.cli._common import (
     JSON_OPTION,
@@ -124,15 +124,26 @@ def load(ctx: typer.Context, file: FileArg, as_json: bool = JSON_OPTION) -> None
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="md, csv, json or html.")] = "md",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="md, csv, json, html, or fideslang (the register as Fides YAML)."
+        ),
+    ] = "md",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
 ) -> None:
-    """Write the Art. 30(2) processor record and the Art. 30(1) controller record."""
+    """Write the Art. 30(2) processor and Art. 30(1) controller records, or the register as fideslang."""
+    if fmt == "fideslang":
+        # The register alone: no customer (controller) is named.
+        with workspace() as ws, ws.session(read_only=True) as session:
+            stored = register_mod.current(session)
+        write_output(fideslang.render(stored.register), output)
+        return
     if fmt not in art30.FORMATS:
         raise typer.BadParameter(
-            f"{fmt!r} is not one of {', '.join(art30.FORMATS)}", param_hint="--format"
+            f"{fmt!r} is not one of {', '.join(art30.FORMATS)} or fideslang", param_hint="--format"
         )
     moment = now()
     with workspace() as ws, ws.session(read_only=True) as session:
