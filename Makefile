@@ -86,6 +86,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/export.py
 
 clean:
 	rm -rf $(VENV) $(RUN_HOME) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis
