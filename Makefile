@@ -72,6 +72,15 @@ run: $(STAMP)
 	@echo; echo "== dpa audit checkpoint + verify: the chain and its signed head"
 	$(DPA) audit checkpoint -o $(RUN_HOME)/ledger-head.json
 	$(DPA) audit verify --checkpoint $(RUN_HOME)/ledger-head.json
+	@echo; echo "== dpa audit report: the DPO's findings; a planted one first (a legal hold placed without a reference)"
+	$(DPA) hold add --customer globex --reason "Billing dispute"
+	-$(DPA) audit report --checkpoint $(RUN_HOME)/ledger-head.json  # exit 1: a warning
+	@echo; echo "== fixed: the hold is placed again with its reference; the report is clean (also as HTML: $(RUN_HOME)/audit.html)"
+	$(DPA) hold release 2 --reason "Placed again with its reference"
+	$(DPA) hold add --customer globex --reason "Billing dispute" --reference DISP-2026-17
+	$(DPA) audit checkpoint -o $(RUN_HOME)/ledger-head.json
+	$(DPA) audit report --format html -o $(RUN_HOME)/audit.html
+	$(DPA) audit report --checkpoint $(RUN_HOME)/ledger-head.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check dpa retention exports tests bench
