@@ -1,0 +1,589 @@
+"""Benchmark: the DPO's audit report against a raw `SELECT category, count(*) ... GROUP BY`.
+
+    python bench/audit.py [--records N] [--events M] [--repeat K] [--keep DIR]
+
+One store of N records (default 1,000,000) and about M ledger events (default 100,000), set
+up once in its own process (not timed): a fresh installation on the embedded SQLite default,
+eight customers (two terminated with their window long closed and not purged, one
+terminated with its window still open), a few thousand bucket keys, three legal holds, N
+rows inserted straight into `records` with one executemany per 100,000 (properly shaped:
+time-ordered ids, 16-byte blind digests, random bytes as payload since the audit never
+decrypts, real `data_keys` ids, due times spread over 36 months of which about a sixth are
+past, the account category undated while the contract runs) and ledger events chained
+with `dpa.ledger.event_hash` and inserted 20,000 per executemany (ingests, sweep deletes and
+anonymisations spread over the same 36 months), so the chain verifies.
+Then, K times (default 3), each in its own process so peak memory is its own:
+1. the baseline: `SELECT category, count(*) FROM records GROUP BY category` on the same
+   database file through raw `sqlite3` (the pragmas dpa sets), all rows fetched (timed);
+2. dpa: `dpa.audit.report.build` and `as_json` in one read-only session, as `dpa audit
+   report --format json` runs them (timed from opening the session, after `Workspace.open`).
+Prints both times, their ratio, the peak resident memory, and a breakdown from one more
+process: the ledger verify (and how much of it is reading the rows), each check of
+`dpa.audit.findings.CHECKS`, and the report's own queries (timeline, window ends, erasures,
+summary), so what dominates is visible.
+Target (issue): ratio at most 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dpa.config import Settings
+
+BASELINE = "SELECT category, count(*) FROM records GROUP BY category"
+MONTH = timedelta(days=30.44)
+SPAN = 36  # months of collected data and of due times
+ROW_BATCH = 100_000
+EVENT_BATCH = 20_000
+# (category, activity, share of the records, retention); the account data (phone_number)
+# falls due when the export window closes, so it is undated while the contract runs.
+CATEGORIES = (
+    ("cdr", "call_history", 0.70, timedelta(days=365)),
+    ("voicemail", "messaging", 0.10, timedelta(days=90)),
+    ("call_recording", "call_recording", 0.10, timedelta(days=30)),
+    ("ip_address", "security_logs", 0.05, timedelta(days=182)),
+    ("phone_number", "account", 0.05, None),
+)
+# (customer, share of the records); c07 and c08 gave notice long ago (window closed, not
+# purged: the sweep fell behind), c06 recently (window open).
+CUSTOMERS = (
+    ("c01", 0.30),
+    ("c02", 0.20),
+    ("c03", 0.15),
+    ("c04", 0.10),
+    ("c05", 0.10),
+    ("c06", 0.07),
+    ("c07", 0.05),
+    ("c08", 0.03),
+)
+NOTICE_DAYS_AGO = {"c06": 10, "c07": 400, "c08": 200}
+
+
+def _settings(workdir: Path) -> Settings:
+    from dpa.config import Settings
+
+    return Settings.from_env({"DPA_HOME": str(workdir / "home")})
+
+
+def _database(workdir: Path) -> Path:
+    import sqlalchemy as sa
+
+    database = sa.engine.make_url(_settings(workdir).database_url).database
+    assert database is not None
+    return Path(database)
+
+
+def _raw_connect(path: Path) -> sqlite3.Connection:
+    """The pragmas dpa sets on its own SQLite connections (dpa/db.py)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint=16384")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def _text(moment: datetime) -> str:
+    """An instant as dpa stores it on SQLite: naive UTC text with microseconds."""
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _pick(rng: random.Random, shares: tuple[tuple[Any, float], ...]) -> Callable[[], Any]:
+    names = [name for name, _ in shares]
+    weights = [share for _, share in shares]
+    return lambda: rng.choices(names, weights)[0]
+
+
+def setup(workdir: Path, records: int, events: int) -> None:
+    """The installation, its customers, keys, holds, records and ledger (not timed)."""
+    from dpa import customers, ledger
+    from dpa.models import LedgerEvent, Sweep
+    from dpa.workspace import Workspace, init
+    from retention import holds
+
+    rng = random.Random(42)
+    settings = _settings(workdir)
+    now = datetime.now(UTC)
+    began = time.perf_counter()
+    init(settings, actor="bench", now=now)
+    started_on = (now - SPAN * MONTH - timedelta(days=40)).date()
+    subjects = [rng.randbytes(16) for _ in range(20_000)]
+    with Workspace.open(settings) as ws:
+        with ws.session() as session:
+            fields, register = ws.fields(session), ws.register(session)
+            for cid, _ in CUSTOMERS:
+                customers.add(
+                    session,
+                    fields,
+                    register,
+                    customer_id=cid,
+                    name=f"Customer {cid}",
+                    contact=None,
+                    contract_policy="monthly",
+                    started_on=started_on,
+                    actor="bench",
+                    now=now,
+                )
+            windows: dict[str, datetime] = {}
+            for cid, days in NOTICE_DAYS_AGO.items():
+                _, ended = customers.terminate_contract(
+                    session,
+                    fields,
+                    register,
+                    customer_id=cid,
+                    notice_on=(now - timedelta(days=days)).date(),
+                    actor="bench",
+                    now=now,
+                )
+                windows[cid] = ended.window_end_at
+        assert windows["c07"] < now and windows["c08"] < now < windows["c06"], windows
+        # One data key per customer, category and month, as ingest makes them.
+        first = now - SPAN * MONTH
+        months = [(first + i * MONTH).strftime("%Y-%m") for i in range(SPAN + 1)]
+        keys: dict[tuple[str, str, str], int] = {}
+        with ws.session() as session:
+            for cid, _ in CUSTOMERS:
+                for category, *_ in CATEGORIES:
+                    for bucket in months:
+                        key_id, _ = ws.keyring.bucket_key(session, cid, category, bucket, now)
+                        keys[cid, category, bucket] = key_id
+        print(
+            f"setup: installation and {len(keys)} keys in {time.perf_counter() - began:.1f} s",
+            file=sys.stderr,
+        )
+
+        mark = time.perf_counter()
+        customer_of = _pick(rng, CUSTOMERS)
+        category_of = _pick(rng, tuple((c[0], c[2]) for c in CATEGORIES))
+        about = {c[0]: c for c in CATEGORIES}
+        ingested_at = _text(now)
+        span_s = SPAN * MONTH.total_seconds()
+        db = _raw_connect(_database(workdir))
+        db.execute("PRAGMA cache_size=-262144")  # setup only: 256 MiB for the random indexes
+        base_ms = int(first.timestamp() * 1000)
+        for start in range(0, records, ROW_BATCH):
+            rows = []
+            for n in range(start, min(start + ROW_BATCH, records)):
+                cid, category = customer_of(), category_of()
+                _, activity, _, retention = about[category]
+                collected = first + timedelta(seconds=rng.random() * span_s)
+                if cid in windows and windows[cid] < now:
+                    due: datetime | None = windows[cid]
+                elif retention is None:
+                    due = windows.get(cid)
+                else:  # spread over 36 months: six in the past, thirty ahead
+                    due = now + (rng.random() * SPAN - 6) * MONTH
+                a, b = rng.choice(subjects), rng.choice(subjects)
+                rows.append(
+                    (
+                        f"{base_ms + n:012x}{rng.getrandbits(80):020x}",
+                        cid,
+                        category,
+                        activity,
+                        _text(collected),
+                        None if due is None else _text(due),
+                        keys[cid, category, collected.strftime("%Y-%m")],
+                        rng.randbytes(16),
+                        a,
+                        b if category == "cdr" else None,
+                        None,
+                        rng.randbytes(rng.randrange(180, 360)),
+                        None,
+                        None,
+                        ingested_at,
+                        None,
+                    )
+                )
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO records (id, customer_id, category, activity, collected_at,"
+                " due_at, key_id, source_key, subject_a, subject_b, subject_c, payload,"
+                " blob_id, blob_size, ingested_at, anonymised_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        print(f"setup: {records:,} records in {time.perf_counter() - mark:.1f} s", file=sys.stderr)
+
+        mark = time.perf_counter()
+        with ws.session() as session:
+            register = ws.register(session)
+            holds.add(
+                session,
+                register,
+                customer_id="c07",
+                category="voicemail",
+                subject=None,
+                reason="Police request for call data",
+                reference="PV-2026-1187",
+                until=None,
+                actor="bench",
+                now=now,
+            )
+            holds.add(
+                session,
+                register,
+                customer_id="c02",
+                category=None,
+                subject=subjects[7],
+                reason="Court order on one caller",
+                reference="RK-2026-044",
+                until=(now - timedelta(days=5)).date(),
+                actor="bench",
+                now=now,
+            )
+            holds.add(
+                session,
+                register,
+                customer_id="c03",
+                category="cdr",
+                subject=None,
+                reason="Billing dispute",
+                reference=None,
+                until=None,
+                actor="bench",
+                now=now,
+            )
+            session.add(
+                Sweep(
+                    id="b" * 32,
+                    started_at=now - timedelta(hours=5),
+                    finished_at=now - timedelta(hours=4),
+                    as_of=now - timedelta(hours=5),
+                    actor="bench",
+                    runner="bench:0",
+                    status="done",
+                )
+            )
+        # The rest of the ledger, oldest first over the same 36 months: ingests, sweep
+        # batches (delete) and anonymisations, each with its record count. `ledger.append`
+        # costs about 2 ms an event through the ORM (200 s for 100,000), so the rows are
+        # chained here with `ledger.event_hash`, exactly as append chains them, and inserted
+        # with one executemany per batch; the dpa run checks that the chain verifies.
+        with ws.session() as session:
+            seq, prev = ledger.head(session)
+        todo = events - seq
+        step = span_s / max(todo, 1)
+        db = _raw_connect(_database(workdir))
+        for start in range(0, todo, EVENT_BATCH):
+            rows = []
+            for i in range(start, min(start + EVENT_BATCH, todo)):
+                cid, category = customer_of(), category_of()
+                roll = rng.random()
+                action = "ingest" if roll < 0.6 else "delete" if roll < 0.9 else "anonymise"
+                event = LedgerEvent(
+                    seq=seq + 1,
+                    at=first + timedelta(seconds=i * step),
+                    actor="bench" if action == "ingest" else "sweep",
+                    action=action,
+                    customer_id=cid,
+                    activity=about[category][1],
+                    legal_basis=None,
+                    details=ledger.canonical_json(
+                        {"category": category, "records": rng.randrange(1, 10_000), "batch": i}
+                    ),
+                    prev_hash=prev,
+                    hash="",
+                )
+                seq, prev = seq + 1, ledger.event_hash(event)
+                rows.append(
+                    (
+                        event.seq,
+                        _text(event.at),
+                        event.actor,
+                        event.action,
+                        event.customer_id,
+                        event.activity,
+                        event.legal_basis,
+                        event.details,
+                        event.prev_hash,
+                        prev,
+                    )
+                )
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO ledger_events (seq, at, actor, action, customer_id, activity,"
+                " legal_basis, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        print(
+            f"setup: holds and {todo:,} ledger events in {time.perf_counter() - mark:.1f} s",
+            file=sys.stderr,
+        )
+    size = sum(p.stat().st_size for p in _database(workdir).parent.glob("*.sqlite3*"))
+    print(json.dumps({"seconds": time.perf_counter() - began, "db_mb": size / 2**20}))
+
+
+def measure_raw(workdir: Path) -> dict[str, Any]:
+    """The baseline: one grouped count over `records`, every row fetched."""
+    db = _raw_connect(_database(workdir))
+    began = time.perf_counter()
+    rows = db.execute(BASELINE).fetchall()
+    seconds = time.perf_counter() - began
+    plan = " / ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN " + BASELINE))
+    db.close()
+    return {"seconds": seconds, "records": sum(n for _, n in rows), "plan": plan}
+
+
+def measure_dpa(workdir: Path) -> dict[str, Any]:
+    """dpa's report, as `dpa audit report --format json` builds it, in a read-only session."""
+    from dpa import register as register_mod
+    from dpa.audit import report as audit
+    from dpa.workspace import Workspace
+
+    with Workspace.open(_settings(workdir)) as ws:
+        now = datetime.now(UTC)
+        began = time.perf_counter()
+        with ws.session(read_only=True) as session:
+            stored = register_mod.current(session)
+            result = audit.build(session, stored.register, stored.version, as_of=now, now=now)
+        document = audit.as_json(result)
+        seconds = time.perf_counter() - began
+    return {
+        "seconds": seconds,
+        "records": document["summary"]["records"],
+        "events": document["summary"]["ledger_events"],
+        "ledger_ok": document["ledger"]["ok"],
+        "findings": sorted(f["id"] for f in document["findings"]),
+    }
+
+
+def breakdown(workdir: Path) -> dict[str, Any]:
+    """Time each part of `build`: the verify and each check wrapped in place, then the
+    report's own queries run again on their own (mirroring dpa/audit/report.py)."""
+    import sqlalchemy as sa
+
+    from dpa import ledger
+    from dpa import register as register_mod
+    from dpa.audit import report as audit
+    from dpa.audit.findings import CHECKS, run_checks
+    from dpa.models import Customer, Hold, LedgerEvent
+    from dpa.workspace import Workspace
+
+    parts: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                parts[name] = parts.get(name, 0.0) + time.perf_counter() - began
+
+        return wrapper
+
+    checks = tuple(timed(f"check {c.__name__}", c) for c in CHECKS)
+    ledger.verify = timed("ledger.verify (walk + hash)", ledger.verify)  # type: ignore[assignment]
+    audit.run_checks = lambda ctx: run_checks(ctx, checks)  # type: ignore[assignment]
+
+    with Workspace.open(_settings(workdir)) as ws:
+        now = datetime.now(UTC)
+        with ws.session(read_only=True) as session:
+            stored = timed("register (load)", register_mod.current)(session)
+            result = timed("build (total)", audit.build)(
+                session, stored.register, stored.version, as_of=now, now=now
+            )
+            timed("as_json (schema check)", audit.as_json)(result)
+
+            table = sa.inspect(LedgerEvent).local_table
+            query = sa.select(table).order_by(table.c.seq).execution_options(yield_per=10_000)
+
+            def read_ledger() -> int:
+                with session.execute(query) as rows:
+                    return sum(1 for _ in rows)
+
+            timed("ledger rows read only (no hashing)", read_ledger)()
+            timed("ledger: SELECT count(*), max(seq)", session.execute)(
+                sa.select(sa.func.count(), sa.func.max(table.c.seq))
+            ).one()
+
+            r, l = audit._R.c, audit._L.c  # noqa: E741
+            month = audit._month(session, r.due_at)
+            timed(
+                "timeline (category x due month)",
+                lambda: session.execute(
+                    sa.select(r.category, month, sa.func.count()).group_by(r.category, month)
+                ).all(),
+            )()
+            timed(
+                "window ends (customers)",
+                lambda: list(session.execute(sa.select(Customer)).scalars()),
+            )()
+            erasures = timed(
+                "erasures: SQL (delete/anonymise events)",
+                lambda: session.execute(
+                    sa.select(l.action, l.at, l.details)
+                    .where(l.action.in_(["delete", "anonymise"]))
+                    .order_by(l.seq)
+                ).all(),
+            )()
+
+            def fold() -> int:
+                total = 0
+                for _, at, details in erasures:
+                    at.strftime("%Y-%m")
+                    total += int(json.loads(details).get("records", 0))
+                return total
+
+            timed("erasures: Python fold (json.loads per event)", fold)()
+            timed(
+                "erasures: one SQL aggregate (json_extract)",
+                lambda: session.execute(
+                    sa.select(
+                        l.action,
+                        sa.func.strftime("%Y-%m", l.at),
+                        sa.func.sum(sa.func.json_extract(l.details, "$.records")),
+                    )
+                    .where(l.action.in_(["delete", "anonymise"]))
+                    .group_by(l.action, sa.func.strftime("%Y-%m", l.at))
+                ).all(),
+            )()
+            count = sa.select(sa.func.count())
+            timed(
+                "summary: SELECT count(*) FROM records",
+                lambda: session.execute(count.select_from(audit._R)).scalar_one(),
+            )()
+            timed(
+                "summary: active holds",
+                lambda: session.execute(
+                    count.select_from(Hold.__table__)  # type: ignore[attr-defined]
+                ).scalar_one(),
+            )()
+            timeline = sa.select(r.category, month, sa.func.count()).group_by(r.category, month)
+            sql = timeline.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+            plan = session.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}")).all()
+            plans = {"timeline": " / ".join(row[-1] for row in plan)}
+        return {"parts": parts, "events": result.summary["ledger_events"], "plans": plans}
+
+
+def child(mode: str, workdir: Path, records: int, events: int) -> None:
+    """Run one step in this process and print its measurement as JSON."""
+    if mode == "setup":
+        setup(workdir, records, events)
+        return
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if mode == "raw":
+        result = measure_raw(workdir)
+    elif mode == "dpa":
+        result = measure_dpa(workdir)
+    else:
+        result = breakdown(workdir)
+    result["base_mb"] = base / 1024
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def _step(mode: str, workdir: Path, records: int, events: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--dir",
+            str(workdir),
+            "--records",
+            str(records),
+            "--events",
+            str(events),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=None if mode == "setup" else subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", choices=["setup", "raw", "dpa", "breakdown"])
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="set up in DIR and keep it; a later run with the same DIR (and sizes) reuses it",
+    )
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.dir, args.records, args.events)
+        return
+    with tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp:
+        workdir = args.keep or Path(tmp)
+        if args.keep and (workdir / "setup.json").exists():  # set up by an earlier run
+            made = json.loads((workdir / "setup.json").read_text())
+        else:
+            made = _step("setup", workdir, args.records, args.events)
+            (workdir / "setup.json").write_text(json.dumps(made))
+        print(
+            f"audit report over {args.records:,} records and {args.events:,} ledger events"
+            f" (SQLite, {made['db_mb']:.0f} MB; setup {made['seconds']:.0f} s, not timed),"
+            " each measurement in its own process"
+        )
+        ratios = []
+        for run in range(1, args.repeat + 1):
+            raw = _step("raw", workdir, args.records, args.events)
+            dpa = _step("dpa", workdir, args.records, args.events)
+            assert raw["records"] == dpa["records"] == args.records, (raw, dpa)
+            assert dpa["ledger_ok"] and dpa["events"] == args.events, dpa
+            ratio = dpa["seconds"] / raw["seconds"]
+            ratios.append(ratio)
+            print(
+                f"  run {run}: raw GROUP BY {raw['seconds']:6.3f} s,"
+                f" dpa report {dpa['seconds']:6.3f} s, ratio {ratio:5.2f}"
+                f"  (peak memory dpa {dpa['peak_mb']:.0f} MB, at start {dpa['base_mb']:.0f} MB;"
+                f" raw {raw['peak_mb']:.0f} MB)"
+            )
+        print(f"  baseline: {BASELINE}  [plan: {raw['plan']}]")
+        print(f"  findings: {', '.join(dpa['findings'])}")
+        print(
+            f"  ratio dpa / raw, median of {len(ratios)}: {statistics.median(ratios):.2f}"
+            "  (target <= 5)"
+        )
+        parts = _step("breakdown", workdir, args.records, args.events)
+    timed = parts["parts"]
+    build = timed.pop("build (total)")
+    inside = ["ledger.verify (walk + hash)", *(n for n in timed if n.startswith("check "))]
+    rest = build - sum(timed[n] for n in inside)
+    print(f"  breakdown (one more process): build {build:.3f} s, of which")
+    rows = [(n, timed.pop(n)) for n in inside]
+    rows.append(("rest: timeline, window ends, erasures, summary", rest))
+    for name, seconds in rows:
+        print(f"    {name:56s} {seconds:7.3f} s  ({seconds / raw['seconds']:5.1f} x baseline)")
+    print("  outside build, and probes run on their own (same session):")
+    for name, seconds in timed.items():
+        print(f"    {name:56s} {seconds:7.3f} s  ({seconds / raw['seconds']:5.1f} x baseline)")
+    for name, plan in parts["plans"].items():
+        print(f"    plan of {name}: {plan}")
+
+
+if __name__ == "__main__":
+    main()
