@@ -96,6 +96,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) $(RUN_HOME) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis
