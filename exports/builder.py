@@ -33,13 +33,14 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, NamedTuple, cast
 
 import orjson
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
 from dpa import ledger
@@ -116,13 +117,6 @@ class _Hashing(io.RawIOBase):
         self.hash.update(view)
         self.size += len(view)
         return len(view)
-
-
-def _defuse(value: Any) -> Any:
-    """A cell a spreadsheet would run as a formula is written as text (numbers stay numbers)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return value if _NUMERIC.fullmatch(value) else "'" + value
-    return value
 
 
 def create(
@@ -326,11 +320,19 @@ def _filters(
     return where
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+class _Row(NamedTuple):
     record: formats.StoredRecord
     key_id: int
     blob_id: str | None
+
+
+def _utc_text(value: Any) -> Any:
+    """SQLite gives naive UTC text: spell it as ISO 8601 with its offset (whole seconds)."""
+    if isinstance(value, str) and len(value) >= 19 and value[19:] in ("", ".000000"):
+        return f"{value[:10]}T{value[11:19]}+00:00"
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
 
 
 def _stream(
@@ -342,7 +344,10 @@ def _stream(
     *,
     media_only: bool = False,
 ) -> Iterator[_Row]:
-    """The records of one category and activity, decrypted, in id order, a batch at a time."""
+    """The records of one category and activity, decrypted, in id order, a batch at a time.
+
+    Rows come without SQLAlchemy's per-row type processing: an export reads millions.
+    """
     r = _RECORDS.c
     req = plan.request
     where = _filters(
@@ -351,35 +356,83 @@ def _stream(
     where.append(r.activity == activity)
     if media_only:
         where.append(r.blob_id.is_not(None))
-    query = sa.select(r.id, r.key_id, r.collected_at, r.payload, r.blob_id, r.anonymised_at).where(
-        *where
-    )
+    query = sa.select(
+        r.id,
+        r.key_id,
+        sa.type_coerce(r.collected_at, sa.String),
+        r.payload,
+        r.blob_id,
+        r.anonymised_at.is_not(None),
+    ).where(*where)
+    connection = session.connection()
+    ciphers: dict[int, Any] = {}
+    prefix = f"dpa/record/v1|{req.customer_id}|{category}|"  # keyring.record_ad's layout
+    assert record_ad(req.customer_id, category, "x", 0) == f"{prefix}x|0".encode()
     last = ""
     while True:
-        rows = session.execute(query.where(r.id > last).order_by(r.id).limit(_BATCH)).all()
+        rows = connection.execute(query.where(r.id > last).order_by(r.id).limit(_BATCH)).all()
         if not rows:
             return
-        last = rows[-1].id
-        for row in rows:
-            aead = keyring.cipher(session, row.key_id)
-            ad = record_ad(req.customer_id, category, row.id, row.key_id)
+        last = rows[-1][0]
+        for record_id, key_id, collected, sealed, blob_id, anonymised in rows:
+            aead = ciphers.get(key_id)
+            if aead is None:
+                aead = ciphers[key_id] = keyring.cipher(session, key_id)
             try:
-                payload = orjson.loads(aead.decrypt(row.payload[:12], row.payload[12:], ad))
+                payload = orjson.loads(
+                    aead.decrypt(sealed[:12], sealed[12:], f"{prefix}{record_id}|{key_id}".encode())
+                )
             except InvalidTag:
                 raise IntegrityFailure(
-                    f"record {row.id} does not decrypt under its key (altered or moved); "
+                    f"record {record_id} does not decrypt under its key (altered or moved); "
                     "no package was written"
                 ) from None
+            media = _media_name(category, record_id, payload) if blob_id else None
             record = formats.StoredRecord(
-                id=row.id,
-                category=category,
-                activity=activity,
-                collected_at=row.collected_at,
-                anonymised=row.anonymised_at is not None,
-                payload=payload,
-                media=_media_name(category, row.id, payload) if row.blob_id else None,
+                record_id,
+                category,
+                activity,
+                _utc_text(collected),
+                bool(anonymised),
+                payload,
+                media,
             )
-            yield _Row(record, row.key_id, row.blob_id)
+            yield _Row(record, key_id, blob_id)
+
+
+class _Spool:
+    """Scratch space for a CSV entry while its JSONL twin is written: one read of the store.
+
+    ZIP entries are written one at a time, so the CSV rows wait here, sealed chunk by chunk
+    with AES-GCM under a random key that lives only in this object: the file on disk is
+    unreadable even if a crash leaves it behind, and it is removed when closed.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+        self._path = folder / f".spool-{uuid.uuid4().hex}"
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file = os.fdopen(fd, "w+b")
+        self._chunks = 0
+
+    def write(self, data: bytes) -> None:
+        sealed = self._aead.encrypt(self._chunks.to_bytes(12, "big"), data, None)
+        self._file.write(len(sealed).to_bytes(4, "big") + sealed)
+        self._chunks += 1
+
+    def chunks(self) -> Iterator[bytes]:
+        self._file.flush()
+        self._file.seek(0)
+        for index in range(self._chunks):
+            size = int.from_bytes(self._file.read(4), "big")
+            yield self._aead.decrypt(index.to_bytes(12, "big"), self._file.read(size), None)
+
+    def close(self) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+_DANGER = frozenset("=+-@\t\r")
 
 
 def _media_name(category: str, record_id: str, payload: dict[str, Any]) -> str:
@@ -421,25 +474,41 @@ def _write_zip(
         for category, activity, records, media in plan.groups:
             by_category.setdefault(category, []).append((activity, records, media))
         for category, parts in by_category.items():
-            name = f"data/{category}.jsonl"
-            with entry(name, f"{category} records, one JSON object per line") as out:
-                for activity, _, _ in parts:
-                    for row in _stream(session, keyring, plan, category, activity):
-                        line = formats.json_line(row.record, tz, subject=subject)
-                        out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
-                        written += 1
-                        if progress is not None and written % 1000 == 0:
-                            progress(written)
-            with entry(f"data/{category}.csv", f"{category} records as a table") as out:
-                text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+            spool = _Spool(ws.exports)
+            try:
+                text = io.StringIO()
                 writer = csv.writer(text, lineterminator="\r\n")
                 writer.writerow(formats.columns(category, subject=subject))
-                for activity, _, _ in parts:
-                    for row in _stream(session, keyring, plan, category, activity):
-                        cells = formats.csv_row(row.record, tz, subject=subject)
-                        writer.writerow([_defuse(v) for v in cells])
-                text.flush()
-                text.detach()
+                name = f"data/{category}.jsonl"
+                with entry(name, f"{category} records, one JSON object per line") as out:
+                    for activity, _, _ in parts:
+                        for row in _stream(session, keyring, plan, category, activity):
+                            line = formats.json_line(row.record, tz, subject=subject)
+                            out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+                            cells = formats.csv_row(row.record, tz, subject=subject)
+                            writer.writerow(
+                                [
+                                    "'" + v
+                                    if v.__class__ is str
+                                    and v[:1] in _DANGER
+                                    and not _NUMERIC.fullmatch(v)
+                                    else v
+                                    for v in cells
+                                ]
+                            )
+                            if text.tell() > 1 << 20:
+                                spool.write(text.getvalue().encode())
+                                text.seek(0)
+                                text.truncate()
+                            written += 1
+                            if progress is not None and written % 1000 == 0:
+                                progress(written)
+                spool.write(text.getvalue().encode())
+                with entry(f"data/{category}.csv", f"{category} records as a table") as out:
+                    for chunk in spool.chunks():
+                        out.write(chunk)
+            finally:
+                spool.close()
             for activity, records, media in parts:
                 if media:
                     for row in _stream(session, keyring, plan, category, activity, media_only=True):
