@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "backoff_delay", "retry_after", "transient"]
+import httpx
+
+from dpa import __version__
+
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "backoff_delay", "client", "retry_after", "transient"]
 
 BACKOFF_BASE = 1.0  # seconds before the second attempt, at most
 BACKOFF_CAP = 60.0  # no single wait is longer
@@ -44,3 +48,15 @@ def retry_after(value: str | None) -> float | None:
 def transient(status: int) -> bool:
     """Whether an HTTP status is worth retrying: 408, 429 and every 5xx."""
     return status in (408, 429) or 500 <= status <= 599
+
+
+def client(purpose: str, timeout: httpx.Timeout) -> httpx.Client:
+    """A client for one kind of outbound request: timeouts, redirects not followed.
+
+    Proxies and CA bundles come from the environment (HTTPS_PROXY, SSL_CERT_FILE) as usual.
+    """
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": f"dpa/{__version__} {purpose}"},
+    )

@@ -54,8 +54,8 @@ from typing import Any, Literal
 
 import httpx
 
-from dpa import __version__, ledger
 from dpa import http as http_policy
+from dpa import ledger
 from dpa.customers import status as customer_status
 from dpa.errors import (
     InputError,
@@ -346,15 +346,8 @@ def _body(package: _Package) -> Iterator[bytes]:
 
 
 def http_client() -> httpx.Client:
-    """A client for deliveries: connect and read timeouts, redirects not followed.
-
-    Proxies and CA bundles come from the environment (HTTPS_PROXY, SSL_CERT_FILE) as usual.
-    """
-    return httpx.Client(
-        timeout=DEFAULT_TIMEOUT,
-        follow_redirects=False,
-        headers={"User-Agent": f"dpa/{__version__} export-delivery"},
-    )
+    """A client for deliveries: connect and read timeouts, redirects not followed."""
+    return http_policy.client("export-delivery", DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,8 +56,8 @@ import httpx
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from dpa import __version__, ledger
 from dpa import http as http_policy
+from dpa import ledger
 from dpa.errors import InputError
 from dpa.http import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from dpa.models import ErasureNotice
@@ -342,15 +342,8 @@ def notice_secret(ws: Workspace) -> str:
 
 
 def http_client() -> httpx.Client:
-    """A client for notices: connect and read timeouts, redirects not followed.
-
-    Proxies and CA bundles come from the environment (HTTPS_PROXY, SSL_CERT_FILE) as usual.
-    """
-    return httpx.Client(
-        timeout=DEFAULT_TIMEOUT,
-        follow_redirects=False,
-        headers={"User-Agent": f"dpa/{__version__} erasure-notices"},
-    )
+    """A client for notices: connect and read timeouts, redirects not followed."""
+    return http_policy.client("erasure-notices", DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)

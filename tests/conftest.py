@@ -148,6 +148,41 @@ def cli(env: dict[str, str]) -> Callable[..., Run]:
     return run
 
 
+DATA = Path(__file__).parent / "data"
+SAMPLES: dict[str, list[str]] = {
+    "cdr": ["cdr", str(DATA / "asterisk" / "Master.csv")],
+    "voicemail": ["voicemail", str(DATA / "voicemail")],
+    "recording": [
+        "recording",
+        *sorted(str(p) for p in (DATA / "recordings").iterdir() if p.suffix == ".wav"),
+    ],
+    "contacts": ["contacts", str(DATA / "contacts.csv")],
+}
+
+
+def add_customer(
+    cli: Callable[..., Run], cid: str = "acme", *, samples: tuple[str, ...] = tuple(SAMPLES)
+) -> None:
+    """`dpa customer add` a monthly customer (since March 2024) and ingest the named samples.
+
+    The samples were collected in spring and autumn 2026: 2 call recordings, 3 voicemails,
+    12 CDRs and 6 contacts.
+    """
+    cli(
+        "customer",
+        "add",
+        cid,
+        "--name",
+        "Acme BV",
+        "--contract",
+        "monthly",
+        "--started",
+        "2024-03-01",
+    )
+    for sample in samples:
+        cli("ingest", *SAMPLES[sample], "--customer", cid)
+
+
 _backend_runs: Counter[str] = Counter()
 
 

@@ -31,7 +31,7 @@ from dpa.workspace import Workspace
 from exports import builder
 from exports.age import ScryptRecipient
 from retention import sweeper
-from tests.conftest import Run
+from tests.conftest import Run, add_customer
 from tests.dpa.test_ingest import SECRETS
 
 Cli = Callable[..., Run]
@@ -72,25 +72,7 @@ def _installed(ws: Workspace) -> None:
 
 def _customer(cli: Cli, cid: str = "acme", *, samples: tuple[str, ...] = ()) -> None:
     """Add a monthly customer and ingest the named samples (cdr, voicemail, recording, contacts)."""
-    cli(
-        "customer",
-        "add",
-        cid,
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
-    sources = {
-        "cdr": ["cdr", str(CDR)],
-        "voicemail": ["voicemail", str(SPOOL)],
-        "recording": ["recording", *RECORDINGS],
-        "contacts": ["contacts", str(CONTACTS)],
-    }
-    for sample in samples:
-        cli("ingest", *sources[sample], "--customer", cid)
+    add_customer(cli, cid, samples=samples)
 
 
 EVERYTHING = ("cdr", "voicemail", "recording", "contacts")

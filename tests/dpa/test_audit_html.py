@@ -21,7 +21,7 @@ from dpa.audit.html import timeline_svg as timeline
 from dpa.config import Settings
 from dpa.workspace import Workspace
 from retention import sweeper
-from tests.conftest import Run, need_tool
+from tests.conftest import Run, add_customer, need_tool
 
 Cli = Callable[..., Run]
 DATA = Path(__file__).parents[1] / "data"
@@ -448,21 +448,7 @@ def test_the_report_renders_in_headless_chromium(
     cli: Cli, settings: Settings, ws: Workspace, tmp_path: Path
 ) -> None:
     chromium = _chromium()
-    cli(
-        "customer",
-        "add",
-        "acme",
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
-    cli("ingest", "cdr", str(DATA / "asterisk" / "Master.csv"), "--customer", "acme")
-    cli("ingest", "voicemail", str(DATA / "voicemail"), "--customer", "acme")
-    cli("ingest", "recording", *RECORDINGS, "--customer", "acme")
-    cli("ingest", "contacts", str(DATA / "contacts.csv"), "--customer", "acme")
+    add_customer(cli)
     cli("customer", "terminate", "acme", "--on", "2026-10-01")
     with Workspace.open(settings) as opened:
         swept = sweeper.run(opened, actor="cron", now=NOVEMBER)

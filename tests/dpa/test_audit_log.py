@@ -12,7 +12,7 @@ import pytest
 from dpa.config import Settings
 from dpa.workspace import Workspace
 from retention import sweeper
-from tests.conftest import Run
+from tests.conftest import Run, add_customer
 
 Cli = Callable[..., Run]
 DATA = Path(__file__).parents[1] / "data"
@@ -26,21 +26,7 @@ def _installed(ws: Workspace) -> None:
 
 
 def _setup(cli: Cli, settings: Settings) -> None:
-    cli(
-        "customer",
-        "add",
-        "acme",
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
-    cli("ingest", "cdr", str(DATA / "asterisk" / "Master.csv"), "--customer", "acme")
-    cli("ingest", "voicemail", str(DATA / "voicemail"), "--customer", "acme")
-    cli("ingest", "recording", *RECORDINGS, "--customer", "acme")
-    cli("ingest", "contacts", str(DATA / "contacts.csv"), "--customer", "acme")
+    add_customer(cli)
     with Workspace.open(settings) as ws:
         sweeper.run(ws, actor="cron", now=NOVEMBER)
 

@@ -25,7 +25,7 @@ from dpa.workspace import Workspace
 from exports import builder
 from exports.age import ScryptRecipient
 from retention import sweeper
-from tests.conftest import Run, need_tool
+from tests.conftest import Run, add_customer, need_tool
 
 Cli = Callable[..., Run]
 DATA = Path(__file__).parents[1] / "data"
@@ -55,21 +55,7 @@ def identity(tmp_path: Path) -> tuple[Path, str]:
 
 
 def _setup(cli: Cli, cid: str = "acme") -> None:
-    cli(
-        "customer",
-        "add",
-        cid,
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
-    cli("ingest", "cdr", str(CDR), "--customer", cid)
-    cli("ingest", "voicemail", str(SPOOL), "--customer", cid)
-    cli("ingest", "recording", *RECORDINGS, "--customer", cid)
-    cli("ingest", "contacts", str(CONTACTS), "--customer", cid)
+    add_customer(cli, cid)
 
 
 def _open(package: Path, key: Path) -> zipfile.ZipFile:

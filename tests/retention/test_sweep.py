@@ -16,7 +16,7 @@ from dpa.config import Settings
 from dpa.resources import load_schema
 from dpa.workspace import Workspace
 from retention import certificates, sweeper
-from tests.conftest import Run
+from tests.conftest import Run, add_customer
 
 Cli = Callable[..., Run]
 DATA = Path(__file__).parents[1] / "data"
@@ -37,21 +37,7 @@ def _installed(ws: Workspace) -> None:
 
 
 def _setup(cli: Cli, cid: str = "acme") -> None:
-    cli(
-        "customer",
-        "add",
-        cid,
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
-    cli("ingest", "cdr", str(CDR), "--customer", cid)
-    cli("ingest", "voicemail", str(SPOOL), "--customer", cid)
-    cli("ingest", "recording", *RECORDINGS, "--customer", cid)
-    cli("ingest", "contacts", str(CONTACTS), "--customer", cid)
+    add_customer(cli, cid)
 
 
 def _counts(settings: Settings) -> dict[str, int]:
