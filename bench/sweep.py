@@ -57,7 +57,7 @@ RAW_SCHEMA = (
     " blob_id VARCHAR(32), blob_size BIGINT, ingested_at DATETIME NOT NULL,"
     " anonymised_at DATETIME, CONSTRAINT uq_records_source UNIQUE (source_key))",
     "CREATE INDEX ix_records_key_id ON records (key_id)",
-    "CREATE INDEX ix_records_due_at ON records (due_at) WHERE due_at IS NOT NULL",
+    "CREATE INDEX ix_records_due ON records (due_at, customer_id, category) WHERE due_at IS NOT NULL",
     "CREATE INDEX ix_records_subject_a ON records (subject_a) WHERE subject_a IS NOT NULL",
     "CREATE INDEX ix_records_subject_b ON records (subject_b) WHERE subject_b IS NOT NULL",
     "CREATE INDEX ix_records_subject_c ON records (subject_c) WHERE subject_c IS NOT NULL",

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _json_str  # what json.dumps uses
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,21 +82,38 @@ class Hashable(Protocol):
 
 
 def event_hash(event: Hashable) -> str:
-    """The chained hash of one event: SHA-256 over the canonical JSON of its fields."""
-    body = canonical_json(
-        {
-            "prev": event.prev_hash,
-            "seq": event.seq,
-            "at": _instant(_as_utc(event.at)),
-            "actor": event.actor,
-            "action": event.action,
-            "customer": event.customer_id,
-            "activity": event.activity,
-            "legal_basis": event.legal_basis,
-            "details": event.details,
-        }
+    """The chained hash of one event: SHA-256 over the canonical JSON of its fields.
+
+    The canonical JSON (`canonical_json` of the fields under their sorted keys) is spelled out
+    here with the string escaper `json.dumps` itself uses, byte for byte the same and several
+    times faster: verifying a ledger hashes every event (tested against `canonical_json`).
+    """
+    body = (
+        '{"action":'
+        + _json_str(event.action)
+        + ',"activity":'
+        + _json_opt(event.activity)
+        + ',"actor":'
+        + _json_str(event.actor)
+        + ',"at":'
+        + _json_str(_instant(_as_utc(event.at)))
+        + ',"customer":'
+        + _json_opt(event.customer_id)
+        + ',"details":'
+        + _json_str(event.details)
+        + ',"legal_basis":'
+        + _json_opt(event.legal_basis)
+        + ',"prev":'
+        + _json_str(event.prev_hash)
+        + ',"seq":'
+        + str(int(event.seq))
+        + "}"
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _json_opt(value: str | None) -> str:
+    return "null" if value is None else _json_str(value)
 
 
 def default_actor() -> str:

@@ -58,7 +58,7 @@ class Report:
 
 def _month(session: Session, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     if session.get_bind().dialect.name == "sqlite":
-        return sa.func.strftime("%Y-%m", column)
+        return sa.func.substr(column, 1, 7)  # stored as UTC text, `YYYY-MM-DD HH:MM:SS...`
     return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
 
 
@@ -85,14 +85,22 @@ def build(
     findings = run_checks(ctx)
     r = _R.c
     month = _month(session, r.due_at)
-    timeline = [
-        {"category": cat, "month": m or "undated", "records": int(n)}
-        for cat, m, n in session.execute(
-            sa.select(r.category, month, sa.func.count())
-            .group_by(r.category, month)
-            .order_by(r.category, month)
-        )
-    ]
+    # Dated records from the due-time index alone; undated ones are what the category totals
+    # (already counted for the checks) leave over.
+    dated = session.execute(
+        sa.select(r.category, month, sa.func.count())
+        .where(r.due_at.is_not(None))
+        .group_by(r.category, month)
+    ).all()
+    totals = ctx.category_counts()
+    undated = dict(totals)
+    for category, _, n in dated:
+        undated[category] -= int(n)
+    timeline = sorted(
+        [{"category": c, "month": m, "records": int(n)} for c, m, n in dated]
+        + [{"category": c, "month": "undated", "records": n} for c, n in undated.items() if n],
+        key=lambda row: (row["category"], row["month"]),
+    )
     customers = list(session.execute(sa.select(Customer)).scalars())
     window_ends = [
         {
@@ -122,7 +130,7 @@ def build(
         "active_customers": sum(
             1 for c in customers if status(c, as_of) in ("active", "terminating")
         ),
-        "records": int(session.execute(count.select_from(_R)).scalar_one()),
+        "records": sum(totals.values()),
         "ledger_events": verified.events,
         "active_holds": int(
             session.execute(

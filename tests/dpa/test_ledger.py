@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import col, select
 
 from dpa import ledger
@@ -190,3 +193,51 @@ def test_cli_verify_log_and_checkpoint(
 def _ckey(ws: Workspace) -> bytes:
     with ws.session() as session:
         return ws.checkpoint_key(session)
+
+
+@given(
+    action=st.text(),
+    activity=st.none() | st.text(),
+    actor=st.text(),
+    customer=st.none() | st.text(),
+    basis=st.none() | st.text(),
+    details=st.dictionaries(st.text(), st.none() | st.integers() | st.text()),
+    seq=st.integers(min_value=1, max_value=2**40),
+    at=st.datetimes(timezones=st.just(UTC)),
+)
+def test_event_hash_is_sha256_of_the_canonical_json_of_the_fields(
+    action: str,
+    activity: str | None,
+    actor: str,
+    customer: str | None,
+    basis: str | None,
+    details: dict[str, object],
+    seq: int,
+    at: datetime,
+) -> None:
+    event = LedgerEvent(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        customer_id=customer,
+        activity=activity,
+        legal_basis=basis,
+        details=ledger.canonical_json(details),
+        prev_hash="0" * 64,
+        hash="",
+    )
+    body = ledger.canonical_json(
+        {
+            "prev": event.prev_hash,
+            "seq": seq,
+            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "customer": customer,
+            "activity": activity,
+            "legal_basis": basis,
+            "details": event.details,
+        }
+    )
+    assert ledger.event_hash(event) == hashlib.sha256(body.encode()).hexdigest()
