@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_str  # what json.dumps uses
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -70,15 +70,24 @@ def _instant(at: datetime) -> str:
 class Hashable(Protocol):
     """The fields an event's hash covers (a LedgerEvent, or a row read from its table)."""
 
-    prev_hash: str
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    customer_id: str | None
-    activity: str | None
-    legal_basis: str | None
-    details: str  # canonical JSON text
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def at(self) -> datetime | str: ...  # SQLite's raw form is naive UTC text
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def customer_id(self) -> str | None: ...
+    @property
+    def activity(self) -> str | None: ...
+    @property
+    def legal_basis(self) -> str | None: ...
+    @property
+    def details(self) -> str: ...  # canonical JSON text
 
 
 def event_hash(event: Hashable) -> str:
@@ -88,26 +97,17 @@ def event_hash(event: Hashable) -> str:
     here with the string escaper `json.dumps` itself uses, byte for byte the same and several
     times faster: verifying a ledger hashes every event (tested against `canonical_json`).
     """
+    at = event.at
+    if isinstance(at, str) and len(at) == 26:  # SQLite's `YYYY-MM-DD HH:MM:SS.ffffff`, UTC
+        when = f"{at[:10]}T{at[11:]}+00:00"
+    else:
+        when = _instant(_as_utc(at))
     body = (
-        '{"action":'
-        + _json_str(event.action)
-        + ',"activity":'
-        + _json_opt(event.activity)
-        + ',"actor":'
-        + _json_str(event.actor)
-        + ',"at":'
-        + _json_str(_instant(_as_utc(event.at)))
-        + ',"customer":'
-        + _json_opt(event.customer_id)
-        + ',"details":'
-        + _json_str(event.details)
-        + ',"legal_basis":'
-        + _json_opt(event.legal_basis)
-        + ',"prev":'
-        + _json_str(event.prev_hash)
-        + ',"seq":'
-        + str(int(event.seq))
-        + "}"
+        f'{{"action":{_json_str(event.action)},"activity":{_json_opt(event.activity)},'
+        f'"actor":{_json_str(event.actor)},"at":"{when}",'
+        f'"customer":{_json_opt(event.customer_id)},"details":{_json_str(event.details)},'
+        f'"legal_basis":{_json_opt(event.legal_basis)},"prev":{_json_str(event.prev_hash)},'
+        f'"seq":{int(event.seq)}}}'
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -308,13 +308,35 @@ class VerifyReport:
 def verify(session: Session, checkpoint: Checkpoint | None = None) -> VerifyReport:
     """Walk the whole chain; report the first event that breaks it, or a checkpoint mismatch."""
     table = sa.inspect(LedgerEvent).local_table
-    query = sa.select(table).order_by(table.c.seq).execution_options(yield_per=10_000)
+    # Plain tuples, `at` as the driver gives it (SQLite: UTC text): a verification reads every
+    # event, and per-row type processing and Row attribute lookups would cost more than the
+    # hashing; `event_hash` reads either form of `at`.
+    columns = [
+        sa.type_coerce(table.c[name], sa.String) if name == "at" else table.c[name]
+        for name in _Stored._fields
+    ]
+    query = sa.select(*columns).order_by(table.c.seq).execution_options(yield_per=10_000)
     # Streamed (a server-side cursor on PostgreSQL), closed even when we stop early.
     with session.execute(query) as rows:
-        return _walk(rows, checkpoint)
+        return _walk(map(_Stored._make, rows), checkpoint)
 
 
-def _walk(rows: Iterable[sa.Row[Any]], checkpoint: Checkpoint | None) -> VerifyReport:
+class _Stored(NamedTuple):
+    """An event as read for verification."""
+
+    seq: int
+    at: Any  # datetime, or SQLite's UTC text
+    actor: str
+    action: str
+    customer_id: str | None
+    activity: str | None
+    legal_basis: str | None
+    details: str
+    prev_hash: str
+    hash: str
+
+
+def _walk(rows: Iterable[_Stored], checkpoint: Checkpoint | None) -> VerifyReport:
     expected_seq, prev, count = 1, GENESIS, 0
     seen: dict[int, str] = {}
     for row in rows:
@@ -368,5 +390,7 @@ def _walk(rows: Iterable[sa.Row[Any]], checkpoint: Checkpoint | None) -> VerifyR
     return VerifyReport(count, head_seq, prev)
 
 
-def _as_utc(value: datetime) -> datetime:
+def _as_utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # SQLite's stored form: naive UTC text
+        value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

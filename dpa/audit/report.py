@@ -9,7 +9,6 @@ report never holds personal data: customers by id, categories, counts and dates.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,17 +112,19 @@ def build(
     ]
     erasures: dict[str, dict[str, Any]] = {}
     l = _L.c  # noqa: E741
-    for action, at, details in session.execute(
-        sa.select(l.action, l.at, l.details)
+    at_month = _month(session, l.at)
+    records = (
+        sa.func.json_extract(l.details, "$.records")
+        if session.get_bind().dialect.name == "sqlite"
+        else sa.cast(l.details, sa.JSON)["records"].as_integer()
+    )
+    for action, key, total in session.execute(
+        sa.select(l.action, at_month, sa.func.sum(records))
         .where(l.action.in_(["delete", "anonymise"]))
-        .order_by(l.seq)
+        .group_by(l.action, at_month)
     ):
-        moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-        key = moment.strftime("%Y-%m")
         slot = erasures.setdefault(key, {"month": key, "deleted": 0, "anonymised": 0})
-        slot["deleted" if action == "delete" else "anonymised"] += int(
-            json.loads(details).get("records", 0)
-        )
+        slot["deleted" if action == "delete" else "anonymised"] += int(total or 0)
     count = sa.select(sa.func.count())
     summary = {
         "customers": len(customers),
