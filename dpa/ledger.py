@@ -172,9 +172,15 @@ def link_subjects(
     session: Session, seq: int, customer_id: str, subjects: Iterable[bytes | None]
 ) -> None:
     """Record that event `seq` touched these data subjects (blind-index digests)."""
-    rows = [{"subject": s, "seq": seq, "customer_id": customer_id} for s in set(subjects) if s]
+    rows = [(s, seq, customer_id) for s in set(subjects) if s]
     if rows:
-        session.execute(sa.insert(SubjectEvent.__table__), rows)  # type: ignore[attr-defined]
+        # Driver-level executemany: a sweep batch or an ingest file touches thousands.
+        connection = session.connection()
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(
+            f"INSERT INTO subject_events (subject, seq, customer_id) VALUES ({mark}, {mark}, {mark})",  # noqa: S608 (placeholders only)
+            rows,
+        )
 
 
 def events(

@@ -66,7 +66,7 @@ __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
-DEFAULT_BATCH = 10_000
+DEFAULT_BATCH = 20_000
 MAX_BATCH = 30_000  # one bind parameter per id: SQLite allows 32,766, PostgreSQL 65,535
 
 
@@ -151,10 +151,19 @@ def run(
     stop = should_stop or (lambda: False)
     try:
         for group in groups:
+            linked: set[bytes] = set()  # subjects already linked to an event of this group
             while not stop():
                 with ws.session() as session:
                     done, blob_ids = _one_batch(
-                        session, keyring, register, group, report, actor=actor, now=now, limit=batch
+                        session,
+                        keyring,
+                        register,
+                        group,
+                        report,
+                        linked,
+                        actor=actor,
+                        now=now,
+                        limit=batch,
                     )
                 _remove_blobs(ws, blob_ids)
                 if done is None:
@@ -234,6 +243,7 @@ def _one_batch(
     register: Register,
     group: _Group,
     report: SweepReport,
+    linked: set[bytes],
     *,
     actor: str,
     now: datetime,
@@ -308,13 +318,13 @@ def _one_batch(
             "blobs": len(blob_ids),
         },
     )
-    # Who was touched, for `dpa audit log --subject` (kept beside the ledger until the purge).
-    ledger.link_subjects(
-        session,
-        event.seq,
-        group.customer_id,
-        (x for row in rows for x in (row.subject_a, row.subject_b, row.subject_c)),
-    )
+    # Who was touched, for `dpa audit log --subject` (kept beside the ledger until the purge):
+    # a person is linked to the first event of each sweep, customer, category and activity
+    # that erased their records; later batches of the same group are the same erasure.
+    touched = {x for row in rows for x in (row.subject_a, row.subject_b, row.subject_c) if x}
+    fresh = touched - linked
+    ledger.link_subjects(session, event.seq, group.customer_id, fresh)
+    linked |= fresh  # if this batch rolls back, the sweep stops with it
     if action == "delete":
         report.keys_destroyed += _shred(
             session, keyring, {row.key_id for row in rows}, report, actor, now
