@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import http.server
-import ipaddress
 import json
 import os
 import ssl
@@ -21,10 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from dpa import customers, ledger
@@ -35,6 +30,7 @@ from dpa.models import Customer, Export, SystemKey
 from dpa.workspace import Workspace
 from exports import delivery
 from tests.conftest import NOW
+from tests.tls import self_signed
 
 URL = "https://receiver.example/dpa/packages"
 ANSWER = b'{"stored": true}'
@@ -627,38 +623,6 @@ def test_unusable_secret_files_are_key_problems(
 # A real HTTPS server on 127.0.0.1
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dpa test receiver")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -677,7 +641,7 @@ class Server:
 def server(tmp_path: Path) -> Iterator[Server]:
     """An HTTPS receiver on 127.0.0.1: reads the first request whole, then hangs up unanswered;
     answers the next with 201 and a JSON body."""
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path, "dpa test receiver")
     received: list[Received] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import http.server
-import ipaddress
 import json
 import ssl
 import threading
@@ -17,10 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -34,6 +29,7 @@ from dpa.workspace import Workspace
 from retention import notify
 from retention.sweeper import ErasureBatch
 from tests.conftest import NOW
+from tests.tls import self_signed
 
 PLATFORM = "https://platform.example/erasures"
 AUTHORITIES = "https://authorities.example/art19"
@@ -547,38 +543,6 @@ def test_max_attempts_below_one_is_refused(ws: Workspace) -> None:
 # A real HTTPS server on 127.0.0.1
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dpa test recipient")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -588,7 +552,7 @@ class Received:
 @pytest.fixture
 def recipient(tmp_path: Path) -> Iterator[tuple[str, list[Received], Path]]:
     """An HTTPS recipient on 127.0.0.1 that answers 503 twice, then 202."""
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path, "dpa test recipient")
     received: list[Received] = []
     answers = [503, 503, 202]
 
