@@ -47,7 +47,7 @@ STARTED_ON = date(2025, 1, 1)
 NOTICE_ON = date(2026, 2, 1)
 DUE_AT = "2026-05-31 22:00:00.000000"  # the raw table's due time: in the past, like dpa's
 
-# The `records` table as migrations 0002 and 0003 create it, with plaintext in place of the
+# The `records` table as migrations 0002 to 0006 leave it, with plaintext in place of the
 # ciphertext and the blind-index digests.
 RAW_SCHEMA = (
     "CREATE TABLE records (id VARCHAR(32) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,"
@@ -62,6 +62,9 @@ RAW_SCHEMA = (
     "CREATE INDEX ix_records_subject_b ON records (subject_b) WHERE subject_b IS NOT NULL",
     "CREATE INDEX ix_records_subject_c ON records (subject_c) WHERE subject_c IS NOT NULL",
     "CREATE INDEX ix_records_sweep ON records (customer_id, category, activity, id)",
+    "CREATE INDEX ix_records_dated ON records (customer_id, category, due_at)"
+    " WHERE due_at IS NOT NULL",
+    "CREATE INDEX ix_records_undated ON records (customer_id, category) WHERE due_at IS NULL",
 )
 
 

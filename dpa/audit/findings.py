@@ -3,9 +3,10 @@
 Each check reads the register, the store and the ledger, and returns findings: an id, a
 severity (`critical`, `warning`, `info`), the GDPR article or contract clause concerned, what
 is affected (customers, categories, counts; never personal data) and what to do. Checks run
-set-based SQL aggregates, never a Python loop over records, so a report over millions of
-records costs a few grouped scans. The engines' tables (holds, sweeps, notices, exports)
-are read through `dpa.models`; the core imports neither engine.
+set-based SQL, never a Python loop over records: the store is counted once by customer,
+category and due month (`dpa.audit.tally`, shared with the report), and only what a legal
+hold touches is counted again record by record in SQL. The engines' tables (holds, sweeps,
+notices, exports) are read through `dpa.models`; the core imports neither engine.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session
 
 from dpa import ledger
+from dpa.audit import tally as tally_mod
 from dpa.keyring import SINCE
 from dpa.models import (
     Customer,
@@ -79,14 +81,22 @@ class Context:
     checkpoint_given: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def overdue_limit(self) -> datetime:
+        """Records due at or before this moment are overdue (the grace period has passed)."""
+        return self.as_of - self.thresholds.overdue_grace
+
+    def tally(self) -> tally_mod.Tally:
+        """The store counted by customer, category and due month (once, shared by the checks
+        and the report)."""
+        if "tally" not in self.notes:
+            self.notes["tally"] = tally_mod.count(self.session, self.overdue_limit)
+        counted: tally_mod.Tally = self.notes["tally"]
+        return counted
+
     def category_counts(self) -> dict[str, int]:
-        """Records per data category (one grouped scan, shared by the checks and the report)."""
-        if "categories" not in self.notes:
-            r = _R.c
-            rows = self.session.execute(sa.select(r.category, sa.func.count()).group_by(r.category))
-            self.notes["categories"] = {str(c): int(n) for c, n in rows}
-        counts: dict[str, int] = self.notes["categories"]
-        return counts
+        """Records per data category."""
+        return self.tally().categories()
 
 
 def _held() -> sa.ColumnElement[bool]:
@@ -103,27 +113,27 @@ def _held() -> sa.ColumnElement[bool]:
 
 def overdue_records(ctx: Context) -> list[Finding]:
     """Records past their due time (beyond the grace period) that no hold keeps."""
-    r = _R.c
-    limit = ctx.as_of - ctx.thresholds.overdue_grace
-    # No ORDER BY: the groups are sorted here, so the query can read the due-time index only.
-    customer: sa.ColumnElement[Any] = r.customer_id
-    category: sa.ColumnElement[Any] = r.category
-    if ctx.session.get_bind().dialect.name == "sqlite":
-        # A unary + keeps SQLite from grouping along the (customer, category, ...) index,
-        # which reads every record; the due-time index then serves the range on its own.
-        customer, category = (
-            sa.literal_column("+records.customer_id"),
-            sa.literal_column("+records.category"),
-        )
-    rows = sorted(
-        ctx.session.execute(
-            sa.select(customer, category, sa.func.count(), sa.func.min(r.due_at))
-            .select_from(_R)
-            .where(r.due_at <= limit, ~_held())
-            .group_by(customer, category)
-        ).all(),
-        key=lambda row: (row[0], row[1]),
-    )
+    r, h = _R.c, _H.c
+    limit = ctx.overdue_limit
+    holds = ctx.session.execute(
+        sa.select(h.customer_id, h.category).where(h.released_at.is_(None))
+    ).all()
+    rows = []
+    for (customer, category), n in sorted(ctx.tally().overdue.items()):
+        first: Any = ctx.tally().earliest[customer, category]
+        if any(c == customer and cat in (None, category) for c, cat in holds):
+            # A hold may keep all of them or, by data subject, some that only the rows can
+            # tell: count this customer's and category's overdue records one by one.
+            n, first = ctx.session.execute(
+                sa.select(sa.func.count(), sa.func.min(r.due_at)).where(
+                    r.customer_id == customer,
+                    r.category == category,
+                    r.due_at <= limit,
+                    ~_held(),
+                )
+            ).one()
+        if n:
+            rows.append((customer, category, n, first))
     if not rows:
         return []
     return [

@@ -1,8 +1,9 @@
 """The DPO's audit report: findings, a summary of the store, and the series the pictures draw.
 
-`build` runs every check (`dpa.audit.findings`) in one read snapshot and gathers, with SQL
-aggregates, the retention timeline (records per category by due month, window ends marked)
-and the erasures per month from the ledger. `as_json` is validated against
+`build` runs every check (`dpa.audit.findings`) in one read snapshot and gathers the
+retention timeline (records per category by due month, window ends marked; from the tally the
+checks made, `dpa.audit.tally`) and, with one SQL aggregate, the erasures per month from the
+ledger. `as_json` is validated against
 `schemas/audit-report.schema.json`; `as_text` is what a terminal or a cron mail shows. The
 report never holds personal data: customers by id, categories, counts and dates.
 """
@@ -82,24 +83,9 @@ def build(
         checkpoint_given=checkpoint is not None,
     )
     findings = run_checks(ctx)
-    r = _R.c
-    month = _month(session, r.due_at)
-    # Dated records from the due-time index alone; undated ones are what the category totals
-    # (already counted for the checks) leave over.
-    dated = session.execute(
-        sa.select(r.category, month, sa.func.count())
-        .where(r.due_at.is_not(None))
-        .group_by(r.category, month)
-    ).all()
-    totals = ctx.category_counts()
-    undated = dict(totals)
-    for category, _, n in dated:
-        undated[category] -= int(n)
-    timeline = sorted(
-        [{"category": c, "month": m, "records": int(n)} for c, m, n in dated]
-        + [{"category": c, "month": "undated", "records": n} for c, n in undated.items() if n],
-        key=lambda row: (row["category"], row["month"]),
-    )
+    tally = ctx.tally()  # counted once for the checks; the timeline and totals reuse it
+    totals = tally.categories()
+    timeline = [{"category": c, "month": m, "records": n} for c, m, n in tally.timeline()]
     customers = list(session.execute(sa.select(Customer)).scalars())
     window_ends = [
         {
