@@ -18,12 +18,12 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_str  # what json.dumps uses
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -97,17 +97,40 @@ def event_hash(event: Hashable) -> str:
     here with the string escaper `json.dumps` itself uses, byte for byte the same and several
     times faster: verifying a ledger hashes every event (tested against `canonical_json`).
     """
-    at = event.at
+    return _hash(
+        event.seq,
+        event.at,
+        event.actor,
+        event.action,
+        event.customer_id,
+        event.activity,
+        event.legal_basis,
+        event.details,
+        event.prev_hash,
+    )
+
+
+def _hash(
+    seq: int,
+    at: datetime | str,
+    actor: str,
+    action: str,
+    customer_id: str | None,
+    activity: str | None,
+    legal_basis: str | None,
+    details: str,
+    prev_hash: str,
+) -> str:
     if isinstance(at, str) and len(at) == 26:  # SQLite's `YYYY-MM-DD HH:MM:SS.ffffff`, UTC
         when = f"{at[:10]}T{at[11:]}+00:00"
     else:
         when = _instant(_as_utc(at))
     body = (
-        f'{{"action":{_json_str(event.action)},"activity":{_json_opt(event.activity)},'
-        f'"actor":{_json_str(event.actor)},"at":"{when}",'
-        f'"customer":{_json_opt(event.customer_id)},"details":{_json_str(event.details)},'
-        f'"legal_basis":{_json_opt(event.legal_basis)},"prev":{_json_str(event.prev_hash)},'
-        f'"seq":{int(event.seq)}}}'
+        f'{{"action":{_json_str(action)},"activity":{_json_opt(activity)},'
+        f'"actor":{_json_str(actor)},"at":"{when}",'
+        f'"customer":{_json_opt(customer_id)},"details":{_json_str(details)},'
+        f'"legal_basis":{_json_opt(legal_basis)},"prev":{_json_str(prev_hash)},'
+        f'"seq":{int(seq)}}}'
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -311,68 +334,66 @@ class VerifyReport:
         return self.problem is None
 
 
+_STORED = "seq, at, actor, action, customer_id, activity, legal_basis, details, prev_hash, hash"
+_FETCH = 10_000
+
+
 def verify(session: Session, checkpoint: Checkpoint | None = None) -> VerifyReport:
     """Walk the whole chain; report the first event that breaks it, or a checkpoint mismatch."""
-    table = sa.inspect(LedgerEvent).local_table
-    # Plain tuples, `at` as the driver gives it (SQLite: UTC text): a verification reads every
-    # event, and per-row type processing and Row attribute lookups would cost more than the
-    # hashing; `event_hash` reads either form of `at`.
-    columns = [
-        sa.type_coerce(table.c[name], sa.String) if name == "at" else table.c[name]
-        for name in _Stored._fields
-    ]
-    query = sa.select(*columns).order_by(table.c.seq).execution_options(yield_per=10_000)
-    # Streamed (a server-side cursor on PostgreSQL), closed even when we stop early.
-    with session.execute(query) as rows:
-        return _walk(map(_Stored._make, rows), checkpoint)
+    # Read through the driver's own cursor: plain tuples, `at` as the driver gives it (SQLite:
+    # UTC text, which `_hash` reads as is). A verification reads every event, and SQLAlchemy's
+    # per-row work (result rows, type processing) would cost a good part of the hashing.
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    if connection.dialect.name == "postgresql":
+        cursor = driver.cursor(name="dpa_ledger_verify")  # server-side: streamed in batches
+    else:
+        cursor = driver.cursor()
+    try:
+        cursor.execute(f"SELECT {_STORED} FROM ledger_events ORDER BY seq")  # noqa: S608 (constant)
+        return _walk(_fetched(cursor), checkpoint)
+    finally:  # also when the walk stops early
+        cursor.close()
 
 
-class _Stored(NamedTuple):
-    """An event as read for verification."""
-
-    seq: int
-    at: Any  # datetime, or SQLite's UTC text
-    actor: str
-    action: str
-    customer_id: str | None
-    activity: str | None
-    legal_basis: str | None
-    details: str
-    prev_hash: str
-    hash: str
+def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
+    while rows := cursor.fetchmany(_FETCH):
+        yield from rows
 
 
-def _walk(rows: Iterable[_Stored], checkpoint: Checkpoint | None) -> VerifyReport:
+def _walk(rows: Iterable[tuple[Any, ...]], checkpoint: Checkpoint | None) -> VerifyReport:
+    """The chain's verdict over rows of `_STORED`, oldest first."""
     expected_seq, prev, count = 1, GENESIS, 0
     seen: dict[int, str] = {}
-    for row in rows:
-        if row.seq != expected_seq:
-            missing = row.seq > expected_seq
+    for seq, at, actor, action, customer, activity, basis, details, prev_hash, stored in rows:
+        if seq != expected_seq:
+            missing = seq > expected_seq
             problem = (
-                f"event {expected_seq} is missing (next is {row.seq})"
+                f"event {expected_seq} is missing (next is {seq})"
                 if missing
-                else f"event {row.seq} appears out of order after {expected_seq - 1}"
+                else f"event {seq} appears out of order after {expected_seq - 1}"
             )
             return VerifyReport(count, expected_seq - 1, prev, expected_seq, problem)
-        if row.prev_hash != prev:
+        if prev_hash != prev:
             return VerifyReport(
                 count,
                 expected_seq - 1,
                 prev,
-                row.seq,
-                f"event {row.seq} does not follow event {row.seq - 1}",
+                seq,
+                f"event {seq} does not follow event {seq - 1}",
             )
-        if event_hash(row) != row.hash:
+        if _hash(seq, at, actor, action, customer, activity, basis, details, prev_hash) != stored:
             return VerifyReport(
                 count,
                 expected_seq - 1,
                 prev,
-                row.seq,
-                f"event {row.seq} was altered after it was written",
+                seq,
+                f"event {seq} was altered after it was written",
             )
-        if checkpoint is not None and row.seq == checkpoint.seq:
-            seen[row.seq] = row.hash
-        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+        if checkpoint is not None and seq == checkpoint.seq:
+            seen[seq] = stored
+        prev, expected_seq, count = stored, expected_seq + 1, count + 1
     head_seq = expected_seq - 1
     if checkpoint is not None and checkpoint.seq > 0:
         if head_seq < checkpoint.seq:
