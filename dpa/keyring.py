@@ -166,6 +166,13 @@ class Keyring:
             self._by_id[key_id] = AESGCM(self._unwrap(row.wrapped))
         return self._by_id[key_id]
 
+    def data_key(self, session: Session, key_id: int) -> bytes:
+        """The raw data key by id, for work handed to another process; prefer `cipher`."""
+        row = session.get(DataKey, key_id)
+        if row is None or row.wrapped is None:
+            raise KeyDestroyed(f"data key {key_id} was destroyed (crypto-shredded)")
+        return self._unwrap(row.wrapped)
+
     def destroy_unused(self, session: Session, key_ids: Iterable[int]) -> list[DestroyedKey]:
         """Destroy the data keys among `key_ids` that no record uses any more (crypto-shredding).
 

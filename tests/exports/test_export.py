@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -258,8 +259,9 @@ def test_nothing_unencrypted_is_left_on_disk_after_a_failed_export(
     def broken(*args: object, **kwargs: object) -> list[object]:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(builder.formats, "csv_row", broken)
+    monkeypatch.setattr(builder.formats.Sheet, "write", broken)
     cli("export", "create", "--customer", "acme", "--recipient", public, code=2)
+    assert gc.isenabled()  # paused during the export, resumed after it failed
     assert list((settings.home / "exports").iterdir()) == []
     assert json.loads(cli("audit", "log", "--action", "export", "--json").stdout) == []
     monkeypatch.undo()
@@ -269,6 +271,30 @@ def test_nothing_unencrypted_is_left_on_disk_after_a_failed_export(
     raw = Path(out["path"]).read_bytes()
     for secret in (b"Peeters", b"+32470123456", b"0470123456", b"RIFF", b"manifest.json"):
         assert secret not in raw
+
+
+def test_worker_processes_write_what_one_process_writes(
+    ws: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(cli)
+    now = datetime.now(UTC)
+
+    def files() -> dict[str, str]:
+        report = builder.create(
+            ws,
+            builder.ExportRequest("acme"),
+            recipient=ScryptRecipient(b"correct horse battery", log_n=2),
+            actor="t",
+            now=now,
+        )
+        return {f["path"]: f["sha256"] for f in report.manifest["files"]}
+
+    monkeypatch.setattr(builder, "_BATCH", 3)  # many batches in flight, returned in order
+    alone = files()
+    monkeypatch.setattr(builder, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(builder, "_workers", lambda: 2)
+    assert files() == alone
+    assert {"data/cdr.jsonl", "data/cdr.csv", "data/voicemail.jsonl"} <= set(alone)
 
 
 def test_the_sweep_deletes_packages_past_their_lifetime(
