@@ -99,6 +99,12 @@ class Context:
         return self.tally().categories()
 
 
+def _subjects() -> tuple[sa.Column[Any], ...]:
+    """The blind-index columns of a record: the people it is about."""
+    r = _R.c
+    return (r.subject_a, r.subject_b, r.subject_c)
+
+
 def _held() -> sa.ColumnElement[bool]:
     h, r = _H.c, _R.c
     return sa.exists(
@@ -106,7 +112,7 @@ def _held() -> sa.ColumnElement[bool]:
             h.customer_id == r.customer_id,
             h.released_at.is_(None),
             sa.or_(h.category.is_(None), h.category == r.category),
-            sa.or_(h.subject.is_(None), h.subject.in_([r.subject_a, r.subject_b, r.subject_c])),
+            sa.or_(h.subject.is_(None), h.subject.in_(_subjects())),
         )
     )
 
@@ -116,24 +122,43 @@ def overdue_records(ctx: Context) -> list[Finding]:
     r, h = _R.c, _H.c
     limit = ctx.overdue_limit
     holds = ctx.session.execute(
-        sa.select(h.customer_id, h.category).where(h.released_at.is_(None))
+        sa.select(h.customer_id, h.category, h.subject).where(h.released_at.is_(None))
     ).all()
+    kept: dict[tuple[str, str], int] = {}
+    if held_people := {s for *_, s in holds if s is not None}:
+        # Records that holds on data subjects keep, found through the subject indexes (a few
+        # people's records), rather than by testing every overdue record of their customers.
+        kept = {
+            (str(c), str(k)): int(n)
+            for c, k, n in ctx.session.execute(
+                sa.select(r.customer_id, r.category, sa.func.count())
+                .where(
+                    sa.or_(*(column.in_(held_people) for column in _subjects())),
+                    r.due_at <= limit,
+                    _held(),
+                )
+                .group_by(r.customer_id, r.category)
+            )
+        }
     rows = []
     for (customer, category), n in sorted(ctx.tally().overdue.items()):
         first: Any = ctx.tally().earliest[customer, category]
-        if any(c == customer and cat in (None, category) for c, cat in holds):
-            # A hold may keep all of them or, by data subject, some that only the rows can
-            # tell: count this customer's and category's overdue records one by one.
-            n, first = ctx.session.execute(
-                sa.select(sa.func.count(), sa.func.min(r.due_at)).where(
-                    r.customer_id == customer,
-                    r.category == category,
-                    r.due_at <= limit,
-                    ~_held(),
+        subjects = [s for c, cat, s in holds if c == customer and cat in (None, category)]
+        if None in subjects:
+            continue  # a hold on the whole category (or customer) keeps every one of them
+        if subjects:  # only holds on data subjects: those people's records are kept
+            n -= kept.get((customer, category), 0)
+            if not n:
+                continue
+            first = ctx.session.execute(
+                sa.select(r.due_at)
+                .where(
+                    r.customer_id == customer, r.category == category, r.due_at <= limit, ~_held()
                 )
-            ).one()
-        if n:
-            rows.append((customer, category, n, first))
+                .order_by(r.due_at)
+                .limit(1)
+            ).scalar_one()
+        rows.append((customer, category, n, first))
     if not rows:
         return []
     return [
