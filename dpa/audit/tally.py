@@ -34,6 +34,7 @@ _R: sa.Table = Record.__table__  # type: ignore[attr-defined]
 # Both stores keep instants to the microsecond (SQLite as text, PostgreSQL natively), so
 # `due_at <= limit` is exactly `due_at < limit + TICK`: every piece is half-open.
 TICK = timedelta(microseconds=1)
+PAIRS_PER_QUERY = 2_000
 
 Pair = tuple[str, str]  # (customer, category)
 
@@ -159,49 +160,59 @@ def count(session: Session, limit: datetime) -> Tally:
     earliest = {(c, k): first for c, k, first, _ in found}
     if found:
         cuts = pieces(min(e for *_, e, _ in found), max(x for *_, x in found), limit)
-        pairs = (
-            sa.values(
-                sa.column("customer_id", sa.String()),
-                sa.column("category", sa.String()),
-                sa.column("earliest", UTCDateTime()),
-                sa.column("latest", UTCDateTime()),
-                name="pairs",
-            )
-            .data(found)
-            .cte()
-        )
-        spans = (
-            sa.values(
-                sa.column("i", sa.Integer()),
-                sa.column("start", UTCDateTime()),
-                sa.column("stop", UTCDateTime()),
-                name="pieces",
-            )
-            .data([(i, p.start, p.end) for i, p in enumerate(cuts)])
-            .cte()
-        )
-        g, p = pairs.c, spans.c
-        records = (
-            sa.select(sa.func.count())
-            .select_from(_R)
-            .where(
-                r.customer_id == g.customer_id,
-                r.category == g.category,
-                r.due_at >= p.start,
-                r.due_at < p.stop,
-            )
-            .scalar_subquery()
-        )
-        # Only the pieces of each pair's own span: a closed customer's records share one due time.
-        query = sa.select(g.customer_id, g.category, p.i, records).where(
-            p.stop > g.earliest, p.start <= g.latest
-        )
-        for customer, category, i, n in session.execute(query):
-            if not n:
-                continue
-            piece = cuts[i]
-            key = (str(customer), str(category), piece.month)
-            months[key] = months.get(key, 0) + int(n)
-            if piece.overdue:
-                overdue[key[:2]] = overdue.get(key[:2], 0) + int(n)
+        # In batches of pairs: every pair is four bound parameters, and SQLite allows 32,766.
+        for at in range(0, len(found), PAIRS_PER_QUERY):
+            batch = found[at : at + PAIRS_PER_QUERY]
+            for customer, category, i, n in _range_counts(session, batch, cuts):
+                piece = cuts[i]
+                key = (str(customer), str(category), piece.month)
+                months[key] = months.get(key, 0) + int(n)
+                if piece.overdue:
+                    overdue[key[:2]] = overdue.get(key[:2], 0) + int(n)
     return Tally(months=months, overdue=overdue, earliest=earliest, undated=undated)
+
+
+def _range_counts(
+    session: Session, pairs: list[tuple[str, str, datetime, datetime]], cuts: list[Piece]
+) -> list[tuple[str, str, int, int]]:
+    """(customer, category, piece number, records) of every pair's non-empty pieces."""
+    r = _R.c
+    g = (
+        sa.values(
+            sa.column("customer_id", sa.String()),
+            sa.column("category", sa.String()),
+            sa.column("earliest", UTCDateTime()),
+            sa.column("latest", UTCDateTime()),
+            name="pairs",
+        )
+        .data(pairs)
+        .cte()
+        .c
+    )
+    p = (
+        sa.values(
+            sa.column("i", sa.Integer()),
+            sa.column("start", UTCDateTime()),
+            sa.column("stop", UTCDateTime()),
+            name="pieces",
+        )
+        .data([(i, piece.start, piece.end) for i, piece in enumerate(cuts)])
+        .cte()
+        .c
+    )
+    records = (
+        sa.select(sa.func.count())
+        .select_from(_R)
+        .where(
+            r.customer_id == g.customer_id,
+            r.category == g.category,
+            r.due_at >= p.start,
+            r.due_at < p.stop,
+        )
+        .scalar_subquery()
+    )
+    # Only the pieces of each pair's own span: a closed customer's records share one due time.
+    query = sa.select(g.customer_id, g.category, p.i, records).where(
+        p.stop > g.earliest, p.start <= g.latest
+    )
+    return [(c, k, i, n) for c, k, i, n in session.execute(query) if n]

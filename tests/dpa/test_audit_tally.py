@@ -88,7 +88,13 @@ def test_the_month_holding_the_limit_is_cut_just_after_it(
 
 
 @pytest.mark.usefixtures("installed")
-def test_the_tally_counts_what_a_record_by_record_count_gives(cli: Cli, settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "batch", [pytest.param(2_000, id="one-query"), pytest.param(2, id="pairs-two-by-two")]
+)
+def test_the_tally_counts_what_a_record_by_record_count_gives(
+    cli: Cli, settings: Settings, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tally, "PAIRS_PER_QUERY", batch)
     add_customer(cli, "acme")
     add_customer(cli, "globex", samples=("cdr", "contacts"))
     with Workspace.open(settings) as ws, ws.session() as s:
