@@ -18,9 +18,11 @@ the other side are left out.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from types import NoneType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -103,47 +105,86 @@ class Localiser:
     """Instants as ISO 8601 in the register's zone with their offset, cached per UTC minute.
 
     Call times are stored as `YYYY-MM-DDTHH:MM:SS+00:00`; zone offsets change only at whole
-    minutes, so one minute's local spelling and offset serve all its seconds, and a call's
-    start, answer and end usually share a minute or two: a million CDRs need far fewer zone
-    conversions than times.
+    minutes, so one minute's local spelling (`YYYY-MM-DDTHH:MM`) and offset serve all its
+    seconds, and a call's start, answer and end usually share a minute or two: a million
+    CDRs need far fewer zone conversions than times.
     """
 
-    __slots__ = ("_minutes", "tz")
+    __slots__ = ("_heads", "_last", "_offsets", "tz")
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
-        self._minutes: dict[str, tuple[str, str]] = {}
+        # by UTC minute: its local spelling, and the zone's offset then ("" for no time)
+        self._heads: dict[str, str] = {"": ""}
+        self._offsets: dict[str, str] = {"": ""}
+        self._last: tuple[Sequence[Any], list[str | None]] = ((), [])
 
     def __call__(self, value: Any) -> str | None:
         if not value:
             return None
         if value.__class__ is str and len(value) == 25 and value.endswith("+00:00"):
-            cached = self._minutes.get(value[:16])
-            if cached is None:
-                local = datetime.fromisoformat(value[:16] + ":00+00:00").astimezone(self.tz)
-                text = local.isoformat()
-                cached = (text[:16], text[19:])
-                if len(self._minutes) > 100_000:  # bounded: memory must not grow with records
-                    self._minutes.clear()
-                self._minutes[value[:16]] = cached
-            return cached[0] + value[16:19] + cached[1]
+            minute = value[:16]
+            if minute not in self._heads:
+                self._learn(minute)
+            return self._heads[minute] + value[16:19] + self._offsets[minute]
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         return moment.astimezone(self.tz).isoformat()
 
+    def _learn(self, minute: str) -> None:
+        if len(self._heads) > 100_000:  # bounded: memory must not grow with records
+            self._heads, self._offsets = {"": ""}, {"": ""}
+        local = datetime.fromisoformat(minute + ":00+00:00").astimezone(self.tz).isoformat()
+        self._heads[minute], self._offsets[minute] = local[:16], local[19:]
+
     def column(self, values: Sequence[Any]) -> list[str | None]:
-        """`self(v)` for each of `values`, the common case without a call per value."""
-        minutes = self._minutes
-        if len(minutes) > 100_000:
-            minutes.clear()
-        utc = {v[:16] for v in values if v.__class__ is str and len(v) == 25 and v[19:] == "+00:00"}
-        for key in [k for k in utc if k not in minutes]:  # not `utc - minutes.keys()`: O(cache)
-            self(key + ":00+00:00")  # caches the minute (when the text has the usual form)
-        return [
-            minutes[v[:16]][0] + v[16:19] + minutes[v[:16]][1]
-            if v.__class__ is str and len(v) == 25 and v[19:] == "+00:00" and v[:16] in minutes
-            else self(v)
-            for v in values
-        ]
+        """`self(v)` for each of `values`, without a Python call per value where it can.
+
+        When every value is UTC text of the usual form (or empty), each step runs over the
+        whole column in C: cut out the minutes, look up their local spellings and offsets,
+        join them around the seconds.
+        """
+        if values == self._last[0]:  # a CDR's collection time is its start: converted once
+            return self._last[1]
+        local = self._column(values)
+        self._last = (values, local)
+        return local
+
+    def _column(self, values: Sequence[Any]) -> list[str | None]:
+        texts: Sequence[Any] = values
+        if None in texts:
+            texts = ["" if v is None else v for v in texts]
+        if not (
+            set(map(type, texts)) <= _STR
+            and set(map(len, texts)) <= _UTC_LENGTHS
+            and set(map(_OFFSET, texts)) <= _UTC_OFFSETS
+        ):
+            return [self(v) for v in values]
+        minutes = list(map(_MINUTE, texts))
+        for minute in set(minutes).difference(self._heads):  # O(batch), not O(cache)
+            self._learn(minute)
+        heads, offsets = self._heads, self._offsets
+        if not all(map(heads.__contains__, minutes)):  # the cache was just renewed
+            return [self(v) for v in values]
+        local = list(
+            map(
+                "".join,
+                zip(
+                    map(heads.__getitem__, minutes),
+                    map(_SECONDS, texts),
+                    map(offsets.__getitem__, minutes),
+                    strict=True,
+                ),
+            )
+        )
+        return [v or None for v in local] if "" in local else list(local)
+
+
+_STR = frozenset((str,))
+_UTC_LENGTHS = frozenset((0, 25))
+_UTC_OFFSETS = frozenset(("", "+00:00"))
+_MINUTE = operator.itemgetter(slice(None, 16))
+_SECONDS = operator.itemgetter(slice(16, 19))
+_OFFSET = operator.itemgetter(slice(19, None))
 
 
 def _e164(payload: Mapping[str, Any], raw: Any) -> str | None:
@@ -162,9 +203,9 @@ def _cdr(batch: Batch, local: Localiser) -> list[Sequence[Any]]:
     payloads = batch.payloads
 
     def field(name: str) -> list[Any]:
-        return [p.get(name) for p in payloads]
+        return list(map(dict.get, payloads, repeat(name)))  # C calls, no bytecode per value
 
-    numbers: list[Mapping[str, str]] = [p.get("e164") or {} for p in payloads]
+    numbers: list[Mapping[str, str]] = [n or {} for n in field("e164")]
     return [
         batch.ids,
         local.column(field("start")),
@@ -185,8 +226,11 @@ def _cdr(batch: Batch, local: Localiser) -> list[Sequence[Any]]:
         field("uniqueid"),
         field("userfield"),
         field("cost"),
-        ["yes" if a else "no" for a in batch.anonymised],
+        list(map(_YES_NO.__getitem__, batch.anonymised)),
     ]
+
+
+_YES_NO = {True: "yes", False: "no"}
 
 
 def _voicemail(record: StoredRecord, local: Localiser) -> list[Any]:
@@ -382,17 +426,17 @@ class Sheet:
         )
         line = head + b'"collected_at":%b,"anonymised":%b,"media_file":%b,"data":%b}\n'
         return b"".join(
-            [
-                line % (dumps(i), dumps(c), b"true" if a else b"false", dumps(m), d)
-                for i, c, a, m, d in zip(
-                    batch.ids,
-                    self.local.column(batch.collected),
-                    batch.anonymised,
-                    batch.media,
+            map(
+                line.__mod__,
+                zip(
+                    map(dumps, batch.ids),
+                    map(dumps, self.local.column(batch.collected)),
+                    map(_JSON_BOOL.__getitem__, batch.anonymised),
+                    map(dumps, batch.media),
                     data,
                     strict=True,
-                )
-            ]
+                ),
+            )
         )
 
     def _subject_table(self, batch: Batch, local: Localiser) -> list[Sequence[Any]]:
@@ -428,7 +472,9 @@ def render(job: Job) -> tuple[bytes, bytes]:
     payloads = list(map(orjson.loads, stored))
     collected = job.collected
     if collected and isinstance(collected[0], str):  # SQLite: naive UTC text
-        collected = [f"{v[:10]}T{v[11:19]}+00:00" if len(v) == 19 else _utc(v) for v in collected]
+        collected = [
+            f"{v[:10]}T{v[11:19]}+00:00" if v[19:] in _WHOLE_SECONDS else _utc(v) for v in collected
+        ]
     else:
         collected = [_utc(v) for v in collected]
     batch = Batch(
@@ -436,20 +482,26 @@ def render(job: Job) -> tuple[bytes, bytes]:
         job.activity,
         job.ids,
         collected,
-        [bool(a) for a in job.anonymised],
+        list(map(bool, job.anonymised)),
         payloads,
         stored,
         [
             media_name(job.category, i, p) if m else None
             for i, p, m in zip(job.ids, payloads, job.with_media, strict=True)
-        ],
+        ]
+        if any(job.with_media)
+        else [None] * len(job.ids),
     )
     lines, rows = _sheet(job.category, job.tz, job.subject).write(batch)
     return lines, rows.encode()
 
 
 def opened(job: Job) -> list[bytes]:
-    """The batch's payloads, decrypted; a record that does not decrypt stops everything."""
+    """The batch's payloads, decrypted; a record that does not decrypt stops everything.
+
+    Each record's associated data names its id and key (keyring.record_ad), so a payload
+    moved to another record or key does not decrypt.
+    """
     ciphers = {key_id: AESGCM(key) for key_id, key in job.keys.items()}
     prefix = job.associated
     stored: list[bytes] = []
@@ -468,9 +520,13 @@ def opened(job: Job) -> list[bytes]:
     return stored
 
 
+_WHOLE_SECONDS = frozenset(("", ".000000"))
+_JSON_BOOL = {True: b"true", False: b"false"}
+
+
 def _utc(value: Any) -> Any:
     """An instant as the store gave it, made aware (or ISO 8601 text with its offset)."""
-    if isinstance(value, str) and len(value) >= 19 and value[19:] in ("", ".000000"):
+    if isinstance(value, str) and len(value) >= 19 and value[19:] in _WHOLE_SECONDS:
         return f"{value[:10]}T{value[11:19]}+00:00"
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)

@@ -105,7 +105,9 @@ def test_local_times_by_column_are_the_per_value_ones(values: list[Any]) -> None
         .isoformat()
         for v in values
     ]
-    assert formats.Localiser(ZONE).column(values) == expected
+    by_column = formats.Localiser(ZONE)
+    assert by_column.column(values) == expected
+    assert by_column.column(list(values)) == expected  # again: the same column, remembered
     localiser = formats.Localiser(ZONE)
     assert [localiser(v) for v in values] == expected
 
