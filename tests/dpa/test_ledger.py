@@ -60,6 +60,19 @@ def test_changed_row_is_caught(ws: Workspace) -> None:
     assert "altered" in (report.problem or "")
 
 
+def test_a_chain_read_in_several_fetches_verifies_and_an_edit_deep_in_it_is_caught(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger, "_FETCH", 3)  # the driver's cursor is read three rows at a time
+    _fill(ws, count=12)
+    assert _verify(ws).events == 14
+    _sql(ws, "UPDATE ledger_events SET actor = 'mallory' WHERE seq = 11")
+    report = _verify(ws)
+    assert (report.ok, report.bad_seq, report.events) == (False, 11, 10)
+    with ws.session() as session:  # a walk that stops early closes its (named) cursor
+        assert [ledger.verify(session).bad_seq for _ in range(2)] == [11, 11]
+
+
 def test_deleted_row_is_caught(ws: Workspace) -> None:
     _fill(ws)
     _sql(ws, "DELETE FROM ledger_events WHERE seq = 4")
