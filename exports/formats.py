@@ -21,7 +21,7 @@ import functools
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from types import NoneType
 from typing import Any, NamedTuple
@@ -102,19 +102,21 @@ def mask_number(e164: str) -> str:
 
 
 class Localiser:
-    """Instants as ISO 8601 in the register's zone with their offset, cached per UTC minute.
+    """Instants as ISO 8601 in the register's zone with their offset, cached per UTC hour.
 
-    Call times are stored as `YYYY-MM-DDTHH:MM:SS+00:00`; zone offsets change only at whole
-    minutes, so one minute's local spelling (`YYYY-MM-DDTHH:MM`) and offset serve all its
-    seconds, and a call's start, answer and end usually share a minute or two: a million
-    CDRs need far fewer zone conversions than times.
+    Call times are stored as `YYYY-MM-DDTHH:MM:SS+00:00`. In an hour through which the
+    zone's offset holds and is a whole number of hours (every hour of Europe's zones, DST
+    changes included: they fall on the hour), the local time differs from UTC in its first
+    13 characters and its offset only: one conversion per hour serves all its calls. Other
+    instants are converted one by one.
     """
 
     __slots__ = ("_heads", "_last", "_offsets", "tz")
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
-        # by UTC minute: its local spelling, and the zone's offset then ("" for no time)
+        # by UTC hour: its local spelling (`YYYY-MM-DDTHH`) and offset; "" for no time; an
+        # hour that cannot be spelled this way has no entry in `_offsets`
         self._heads: dict[str, str] = {"": ""}
         self._offsets: dict[str, str] = {"": ""}
         self._last: tuple[Sequence[Any], list[str | None]] = ((), [])
@@ -123,25 +125,31 @@ class Localiser:
         if not value:
             return None
         if value.__class__ is str and len(value) == 25 and value.endswith("+00:00"):
-            minute = value[:16]
-            if minute not in self._heads:
-                self._learn(minute)
-            return self._heads[minute] + value[16:19] + self._offsets[minute]
+            hour = value[:13]
+            if hour not in self._heads:
+                self._learn(hour)
+            if hour in self._offsets:
+                return self._heads[hour] + value[13:19] + self._offsets[hour]
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         return moment.astimezone(self.tz).isoformat()
 
-    def _learn(self, minute: str) -> None:
-        if len(self._heads) > 100_000:  # bounded: memory must not grow with records
+    def _learn(self, hour: str) -> None:
+        if len(self._heads) > 10_000:  # bounded: memory must not grow with records
             self._heads, self._offsets = {"": ""}, {"": ""}
-        local = datetime.fromisoformat(minute + ":00+00:00").astimezone(self.tz).isoformat()
-        self._heads[minute], self._offsets[minute] = local[:16], local[19:]
+        start = datetime.fromisoformat(hour + ":00:00+00:00")
+        first, last = start.astimezone(self.tz), (start + _LAST_SECOND).astimezone(self.tz)
+        offset = first.utcoffset()
+        self._heads[hour] = ""
+        if offset == last.utcoffset() and offset is not None and not offset % _HOUR:
+            text = first.isoformat()
+            self._heads[hour], self._offsets[hour] = text[:13], text[19:]
 
     def column(self, values: Sequence[Any]) -> list[str | None]:
         """`self(v)` for each of `values`, without a Python call per value where it can.
 
         When every value is UTC text of the usual form (or empty), each step runs over the
-        whole column in C: cut out the minutes, look up their local spellings and offsets,
-        join them around the seconds.
+        whole column in C: cut out the hours, look up their local spellings and offsets,
+        join them around the minutes and seconds.
         """
         if values == self._last[0]:  # a CDR's collection time is its start: converted once
             return self._last[1]
@@ -159,31 +167,33 @@ class Localiser:
             and set(map(_OFFSET, texts)) <= _UTC_OFFSETS
         ):
             return [self(v) for v in values]
-        minutes = list(map(_MINUTE, texts))
-        for minute in set(minutes).difference(self._heads):  # O(batch), not O(cache)
-            self._learn(minute)
+        hours = list(map(_HOUR_TEXT, texts))
+        for hour in set(hours).difference(self._heads):  # O(batch), not O(cache)
+            self._learn(hour)
         heads, offsets = self._heads, self._offsets
-        if not all(map(heads.__contains__, minutes)):  # the cache was just renewed
+        if not all(map(offsets.__contains__, hours)):  # an odd hour, or the cache renewed
             return [self(v) for v in values]
-        local = list(
+        local: list[str | None] = list(
             map(
                 "".join,
                 zip(
-                    map(heads.__getitem__, minutes),
-                    map(_SECONDS, texts),
-                    map(offsets.__getitem__, minutes),
+                    map(heads.__getitem__, hours),
+                    map(_MINUTES_SECONDS, texts),
+                    map(offsets.__getitem__, hours),
                     strict=True,
                 ),
             )
         )
-        return [v or None for v in local] if "" in local else list(local)
+        return [v or None for v in local] if "" in local else local
 
 
+_HOUR = timedelta(hours=1)
+_LAST_SECOND = timedelta(minutes=59, seconds=59)
 _STR = frozenset((str,))
 _UTC_LENGTHS = frozenset((0, 25))
 _UTC_OFFSETS = frozenset(("", "+00:00"))
-_MINUTE = operator.itemgetter(slice(None, 16))
-_SECONDS = operator.itemgetter(slice(16, 19))
+_HOUR_TEXT = operator.itemgetter(slice(None, 13))
+_MINUTES_SECONDS = operator.itemgetter(slice(13, 19))
 _OFFSET = operator.itemgetter(slice(19, None))
 
 
