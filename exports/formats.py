@@ -594,7 +594,9 @@ def _column(values: tuple[Any, ...]) -> Sequence[str]:
         if kinds - _TEXT:
             if kinds - _WHOLE:
                 return [_cell(v) for v in values]
-            return ["" if v is None else str(v) for v in values]  # a number is no formula
+            if NoneType in kinds:
+                return ["" if v is None else str(v) for v in values]
+            return list(map(str, values))  # whole numbers: nothing to quote, and no formula
         values = tuple("" if v is None else v for v in values)
         joined = "\x00".join(values)
     if joined.count("\x00") != len(values) - 1:
