@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from dpa import ledger
 from dpa.audit.findings import Context, Finding, Thresholds, run_checks
+from dpa.audit.tally import utc_month
 from dpa.customers import status
 from dpa.errors import IntegrityFailure
 from dpa.models import Customer, Export, Hold, LedgerEvent, Record
@@ -54,12 +55,6 @@ class Report:
     def failing(self) -> bool:
         """Whether anything is critical or a warning (the CLI exits 1 then)."""
         return any(f.severity in ("critical", "warning") for f in self.findings)
-
-
-def _month(session: Session, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
-    if session.get_bind().dialect.name == "sqlite":
-        return sa.func.substr(column, 1, 7)  # stored as UTC text, `YYYY-MM-DD HH:MM:SS...`
-    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
 
 
 def build(
@@ -98,7 +93,7 @@ def build(
     ]
     erasures: dict[str, dict[str, Any]] = {}
     l = _L.c  # noqa: E741
-    at_month = _month(session, l.at)
+    at_month = utc_month(session, l.at)
     records = (
         sa.func.json_extract(l.details, "$.records")
         if session.get_bind().dialect.name == "sqlite"

@@ -14,7 +14,10 @@ and nothing is sorted:
    partial index.
 
 So a tally costs one index step per dated record plus one seek per pair and month, whatever
-the backend. Counts are of records, never of people: the tally holds no personal data.
+the backend. That suits a provider with tens of customers; past `PAIRS_AT_MOST` pairs the
+seeks would cost more than sorting, and the tally is one GROUP BY by customer, category and
+month instead (the same counts, at the cost of the sort). Counts are of records, never of
+people: the tally holds no personal data.
 """
 
 from __future__ import annotations
@@ -22,19 +25,25 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from dpa.models import Record, UTCDateTime
 
-__all__ = ["Piece", "Tally", "count", "pieces"]
+__all__ = ["Piece", "Tally", "count", "pieces", "utc_month"]
 
 _R: sa.Table = Record.__table__  # type: ignore[attr-defined]
 # Both stores keep instants to the microsecond (SQLite as text, PostgreSQL natively), so
 # `due_at <= limit` is exactly `due_at < limit + TICK`: every piece is half-open.
 TICK = timedelta(microseconds=1)
 PAIRS_PER_QUERY = 2_000
+# Past this many (customer, category) pairs, one GROUP BY (a sort of every dated record)
+# costs less than the range counts, one per pair and month. Measured on a million records
+# over 44 months (SQLite): 300 pairs 0.3 s by range counts, 1.1 s grouped; 5,000 pairs
+# 3.6 s by range counts, 2.0 s grouped.
+PAIRS_AT_MOST = 500
 
 Pair = tuple[str, str]  # (customer, category)
 
@@ -111,8 +120,9 @@ class Tally:
         return [(c, m, n) for (c, m), n in sorted(rows.items()) if n]
 
 
-def _pairs(session: Session) -> list[tuple[str, str, datetime, datetime]]:
-    """(customer, category, earliest, latest due time) of every pair with dated records."""
+def _pairs(session: Session, at_most: int) -> list[tuple[str, str, datetime, datetime]] | None:
+    """(customer, category, earliest, latest due time) of every pair with dated records, or
+    None when there are more than `at_most` pairs."""
     r = _R.c
     other = _R.alias("latest")
     latest = (
@@ -131,9 +141,11 @@ def _pairs(session: Session) -> list[tuple[str, str, datetime, datetime]]:
         .order_by(r.customer_id, r.category, r.due_at)
         .limit(1)
     )
-    found = []
+    found: list[tuple[str, str, datetime, datetime]] = []
     row = session.execute(first).first()
     while row is not None:
+        if len(found) == at_most:
+            return None
         customer, category, earliest, last = row
         found.append((str(customer), str(category), earliest, last))
         row = (
@@ -154,7 +166,9 @@ def count(session: Session, limit: datetime) -> Tally:
             .group_by(r.customer_id, r.category)
         )
     }
-    found = _pairs(session)
+    found = _pairs(session, PAIRS_AT_MOST)
+    if found is None:
+        return _grouped(session, limit, undated)
     months: dict[tuple[str, str, str], int] = {}
     overdue: dict[Pair, int] = {}
     earliest = {(c, k): first for c, k, first, _ in found}
@@ -170,6 +184,35 @@ def count(session: Session, limit: datetime) -> Tally:
                 if piece.overdue:
                     overdue[key[:2]] = overdue.get(key[:2], 0) + int(n)
     return Tally(months=months, overdue=overdue, earliest=earliest, undated=undated)
+
+
+def _grouped(session: Session, limit: datetime, undated: dict[Pair, int]) -> Tally:
+    """The same tally from one GROUP BY, which sorts every dated record: with many pairs,
+    cheaper than a range count per pair and month."""
+    r = _R.c
+    month = utc_month(session, r.due_at)
+    late = sa.func.sum(sa.case((r.due_at <= limit, 1), else_=0))
+    months: dict[tuple[str, str, str], int] = {}
+    overdue: dict[Pair, int] = {}
+    earliest: dict[Pair, datetime] = {}
+    for customer, category, key, n, due, first in session.execute(
+        sa.select(r.customer_id, r.category, month, sa.func.count(), late, sa.func.min(r.due_at))
+        .where(r.due_at.is_not(None))
+        .group_by(r.customer_id, r.category, month)
+    ):
+        pair = (str(customer), str(category))
+        months[(*pair, str(key))] = int(n)
+        if due:
+            overdue[pair] = overdue.get(pair, 0) + int(due)
+        earliest[pair] = min(first, earliest.get(pair, first))
+    return Tally(months=months, overdue=overdue, earliest=earliest, undated=undated)
+
+
+def utc_month(session: Session, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """`YYYY-MM` of an instant in UTC, in SQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.func.substr(column, 1, 7)  # stored as UTC text, `YYYY-MM-DD HH:MM:SS...`
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM")
 
 
 def _range_counts(

@@ -89,12 +89,18 @@ def test_the_month_holding_the_limit_is_cut_just_after_it(
 
 @pytest.mark.usefixtures("installed")
 @pytest.mark.parametrize(
-    "batch", [pytest.param(2_000, id="one-query"), pytest.param(2, id="pairs-two-by-two")]
+    ("batch", "at_most"),
+    [
+        pytest.param(2_000, 500, id="range-counts-in-one-query"),
+        pytest.param(2, 500, id="range-counts-two-pairs-a-query"),
+        pytest.param(2_000, 1, id="one-group-by-past-the-pairs-limit"),
+    ],
 )
 def test_the_tally_counts_what_a_record_by_record_count_gives(
-    cli: Cli, settings: Settings, batch: int, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, settings: Settings, batch: int, at_most: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tally, "PAIRS_PER_QUERY", batch)
+    monkeypatch.setattr(tally, "PAIRS_AT_MOST", at_most)
     add_customer(cli, "acme")
     add_customer(cli, "globex", samples=("cdr", "contacts"))
     with Workspace.open(settings) as ws, ws.session() as s:
