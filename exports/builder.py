@@ -64,7 +64,7 @@ __all__ = ["ExportReport", "ExportRequest", "create", "package_path"]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _BATCH = 2000
-_PARALLEL_FROM = 50_000  # records: below, starting worker processes costs more than it saves
+_PARALLEL_FROM = 50_000  # records of a category: fewer are formatted in the exporting process
 _MAX_WORKERS = 4
 LEGAL_BASIS = "Art. 28(3)(e),(g) GDPR"
 
@@ -502,8 +502,7 @@ class _Package:
         self.counts: list[manifest.CategoryCount] = []
         self.document: dict[str, Any] = {}
         self.written = 0
-        records = sum(records for _, _, records, _ in plan.groups)
-        self.workers = _workers() if records >= _PARALLEL_FROM else 0
+        self.workers = _workers()
 
     def _member(
         self, name: str, description: str | None, chunks: Iterable[bytes]
@@ -526,7 +525,8 @@ class _Package:
             by_category.setdefault(category, []).append((activity, records, media))
         for category, parts in by_category.items():
             spool = _Spool(self.ws.exports)
-            lines = self._lines(category, [a for a, _, _ in parts], spool)
+            big = sum(records for _, records, _ in parts) >= _PARALLEL_FROM
+            lines = self._lines(category, [a for a, _, _ in parts], spool, big=big)
             try:
                 yield self._member(
                     f"data/{category}.jsonl", f"{category} records, one JSON object per line", lines
@@ -553,9 +553,13 @@ class _Package:
         yield self._member("manifest.json", None, self._manifest())
 
     def _lines(
-        self, category: str, activities: list[str], spool: _Spool
+        self, category: str, activities: list[str], spool: _Spool, *, big: bool
     ) -> Generator[bytes, None, None]:
-        """The JSON Lines of a category; its CSV rows go to the spool on the way."""
+        """The JSON Lines of a category; its CSV rows go to the spool on the way.
+
+        A big category is opened and formatted in worker processes, a small one here:
+        starting the workers would cost more than it saves.
+        """
         plan = self.plan
         header = formats.Sheet(
             category, plan.register.settings.timezone, subject=plan.subject_e164
@@ -566,7 +570,7 @@ class _Package:
             for activity in activities
             for read in _read(self.session, self.keyring, plan, category, activity)
         )
-        rendered = _rendered(jobs, self.workers)
+        rendered = _rendered(jobs, self.workers if big else 0)
         try:
             for size, lines, rows in rendered:
                 spool.write(rows)
