@@ -424,7 +424,7 @@ def breakdown(workdir: Path) -> dict[str, Any]:
 
             l = audit._L.c  # noqa: E741
             limit = now - Thresholds().overdue_grace
-            timed("tally: pairs (index skip)", tally._pairs)(session)
+            timed("tally: pairs (index skip)", tally._pairs)(session, tally.PAIRS_AT_MOST)
             timed("tally (timeline, totals, overdue before holds)", tally.count)(session, limit)
             timed(
                 "window ends (customers)",
