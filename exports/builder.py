@@ -420,7 +420,7 @@ def _rendered(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     context.set_forkserver_preload(["exports.formats"])
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=gc.disable)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=formats.start_worker)
     pending: deque[tuple[int, Future[tuple[bytes, bytes]]]] = deque()
     try:
         for job in jobs:

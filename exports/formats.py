@@ -18,7 +18,9 @@ the other side are left out.
 from __future__ import annotations
 
 import functools
+import gc
 import operator
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,7 @@ __all__ = [
     "media_name",
     "opened",
     "render",
+    "start_worker",
 ]
 
 MASKED_DIGITS = 5
@@ -541,6 +544,18 @@ def _utc(value: Any) -> Any:
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value
+
+
+def start_worker() -> None:
+    """Set up a worker process that renders jobs (`render`) for an exporting process.
+
+    It yields the CPU to the exporting process, which reads the store and writes the package
+    for all of them, so that it never waits behind a worker; and it has no use for the
+    cyclic garbage collector (no batch holds a reference cycle).
+    """
+    gc.disable()
+    if hasattr(os, "nice"):  # Unix
+        os.nice(10)
 
 
 @functools.lru_cache(maxsize=64)
