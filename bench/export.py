@@ -8,15 +8,19 @@ step in its own process, so the peak memory of the export is its own and not its
    CDR lines (bench/ingest.py's Master.csv generator) ingested through `dpa.ingest.ingest`
    in files of 200,000 lines, and M voicemail messages with small audio (an Asterisk spool
    built from tests/data/voicemail's samples) through `parse_voicemail_spool`;
-2. the export (timed): `exports.builder.create` for the customer, default scope, to an
+2. the baseline (timed, its own process): the customer's rows read with raw `sqlite3` in
+   id order and their sealed bytes dumped to a file, which shows how fast the machine is
+   in this run (a virtual machine's CPUs can vary by a quarter from minute to minute);
+3. the export (timed): `exports.builder.create` for the customer, default scope, to an
    X25519 recipient whose key the bench generates;
-3. the check (not timed, a third process): the package decrypted with pyrage (or the `age`
+4. the check (not timed, a process of its own): the package decrypted with pyrage (or the `age`
    CLI), the ZIP opened, the manifest's counts and the JSONL lines compared with N and M.
-Prints seconds, CDR records per second, CPU time (the exporting process, and the worker
-processes that open and format the batches of a big export), peak resident memory (of the
-exporting process with its workers, shared pages counted once, sampled every 50 ms; and
-of the exporting process alone) and the package size at both N, and the ratio of the two peaks. `--profile` runs cProfile on the export of
-the small N instead and prints the top 30 functions by own time.
+Prints seconds, CDR records per second, the ratio to the baseline, CPU time (the exporting
+process, and the worker processes that open and format the batches of a big export), peak
+memory (of the exporting process with its workers, shared pages counted once, sampled every
+50 ms; and of the exporting process alone) and the package size at both N, and the ratio of
+the two peaks. `--profile` runs cProfile on the export of the small N instead and prints
+the top 30 functions by own time.
 Targets: at least 50,000 CDRs/s; peak memory under 200 MB at 1,000,000 and at most 1.3
 times the 100,000 peak.
 """
@@ -272,6 +276,32 @@ def export(workdir: Path, recipient: str) -> dict[str, float | str]:
     }
 
 
+def raw(workdir: Path) -> dict[str, float]:
+    """The baseline: the customer's stored rows read with raw `sqlite3` and their bytes dumped.
+
+    Every row the export reads, in the same order and batches, its sealed payload written to
+    a scratch file as it is: what an export costs before decrypting, formatting, compressing,
+    hashing and encrypting. Measured in the same run, it shows how fast this machine is now.
+    """
+    import sqlite3
+
+    database = _settings(workdir).home / "dpa.sqlite3"
+    began = time.perf_counter()
+    connection = sqlite3.connect(database)
+    rows = 0
+    with tempfile.TemporaryFile(dir=workdir) as dump:
+        cursor = connection.execute(
+            "SELECT id, payload FROM records WHERE customer_id = ? ORDER BY id", (CUSTOMER,)
+        )
+        while batch := cursor.fetchmany(2000):
+            dump.write(b"".join(payload for _, payload in batch))
+            rows += len(batch)
+        dump.flush()
+        os.fsync(dump.fileno())
+    connection.close()
+    return {"seconds": time.perf_counter() - began, "rows": rows}
+
+
 def verify(package: Path, identity: str, cdrs: int, messages: int) -> dict[str, int]:
     """Decrypt with an independent age implementation; the manifest and files hold N and M."""
     plain = package.with_name("package.zip")
@@ -330,6 +360,9 @@ def child(args: argparse.Namespace) -> None:
     """Run one step in this process; the export and the check print JSON."""
     if args.child == "setup":
         setup(args.dir, args.cdrs, args.voicemail)
+        return
+    if args.child == "raw":
+        print(json.dumps(raw(args.dir)))
         return
     if args.child == "verify":
         identity = sys.stdin.readline().strip()  # never on a command line
@@ -398,13 +431,16 @@ def measure(cdrs: int, messages: int, *, profile: bool = False) -> dict[str, flo
         began = time.perf_counter()
         _step("setup", workdir, cdrs, messages)
         setup_seconds = time.perf_counter() - began
+        baseline = json.loads(_step("raw", workdir, cdrs, messages).strip().splitlines()[-1])
         mode = "profile" if profile else "export"
         out = _step(mode, workdir, cdrs, messages, "--recipient", recipient)
         result = json.loads(out.strip().splitlines()[-1])
         package = str(result.pop("path"))
         _step("verify", workdir, cdrs, messages, "--package", package, stdin=identity + "\n")
     assert result["records"] == cdrs + messages and result["media_files"] == messages, result
+    assert baseline["rows"] == cdrs + messages, baseline
     result["setup_seconds"] = setup_seconds
+    result["raw_seconds"] = baseline["seconds"]
     return dict(result)
 
 
@@ -418,7 +454,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the export of the small N (to stderr)"
     )
-    parser.add_argument("--child", choices=["setup", "export", "profile", "verify"])
+    parser.add_argument("--child", choices=["setup", "raw", "export", "profile", "verify"])
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--cdrs", type=int)
     parser.add_argument("--recipient")
@@ -446,6 +482,10 @@ def main() -> None:
             f"    export: {r['seconds']:7.2f} s  ({n / r['seconds']:,.0f} CDRs/s; target >= 50,000);"
             f" CPU {r['cpu_seconds']:.2f} s in the exporting process,"
             f" {r['children_cpu_seconds']:.2f} s in {r['workers']:.0f} worker processes"
+        )
+        print(
+            f"    raw read of the same rows (sqlite3, sealed bytes dumped): {r['raw_seconds']:.2f} s;"
+            f" export / raw: {r['seconds'] / r['raw_seconds']:.1f}"
         )
         print(
             f"    peak memory: {r['tree_peak_mb']:.0f} MB with the workers (PSS)"
