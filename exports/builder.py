@@ -148,9 +148,11 @@ def create(
             with os.fdopen(fd, "wb") as raw:
                 sealed = _Hashing(raw)
                 with AgeWriter(cast(BinaryIO, sealed), [recipient]) as age:
-                    files, counts = _write_zip(
-                        age, session, ws, keyring, plan, export_id, stored.version, now, progress
+                    package = _Package(
+                        session, ws, keyring, plan, export_id, stored.version, now, progress
                     )
+                    package.write(age)
+                    files, counts = package.document, package.counts
                 raw.flush()
                 os.fsync(raw.fileno())
         part.replace(final)
@@ -518,6 +520,13 @@ class _Package:
 
         return name, self.modified, _MODE, ZIP_64, counted()
 
+    def write(self, sink: AgeWriter) -> None:
+        """Write the whole ZIP into `sink`."""
+        members = self.members()
+        with _collector_paused(), closing(members):
+            for chunk in stream_zip(members, get_compressobj=_deflate):
+                sink.write(chunk)
+
     def members(self) -> Generator[tuple[str, datetime, int, Any, Iterator[bytes]], None, None]:
         plan = self.plan
         by_category: dict[str, list[tuple[str, int, int]]] = {}
@@ -625,25 +634,6 @@ def _blob(ws: Workspace, blob_id: str, aead: Any, label: str) -> Iterator[bytes]
         raise IntegrityFailure(
             f"the media file of record {label} is missing or damaged; no package was written"
         ) from None
-
-
-def _write_zip(
-    sink: AgeWriter,
-    session: Session,
-    ws: Workspace,
-    keyring: Keyring,
-    plan: _Plan,
-    export_id: str,
-    register_version: int,
-    now: datetime,
-    progress: Callable[[int], None] | None,
-) -> tuple[dict[str, Any], list[manifest.CategoryCount]]:
-    package = _Package(session, ws, keyring, plan, export_id, register_version, now, progress)
-    members = package.members()
-    with _collector_paused(), closing(members):
-        for chunk in stream_zip(members, get_compressobj=_deflate):
-            sink.write(chunk)
-    return package.document, package.counts
 
 
 @contextmanager
