@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 import yaml
-from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, col, select
 
 from dpa import due, ledger
 from dpa.contracts import ContractPolicy
+from dpa.crontab import crontab_trigger
 from dpa.errors import InputError, NotInitialised, Problem, RegisterInvalid
 from dpa.models import Customer, Record, RegisterVersion
 from dpa.periods import Duration
@@ -397,10 +397,10 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[Problem]:
     except (ZoneInfoNotFoundError, ValueError):
         problems.append(Problem("settings.timezone", f"unknown timezone {settings['timezone']!r}"))
     if "sweep_schedule" in settings:
-        try:
-            CronTrigger.from_crontab(settings["sweep_schedule"], timezone="UTC")
-        except ValueError as exc:
-            problems.append(Problem("settings.sweep_schedule", f"not a cron expression: {exc}"))
+        try:  # as the scheduler reads it: crontab's weekdays (0 and 7 are Sunday)
+            crontab_trigger(settings["sweep_schedule"], ZoneInfo("UTC"))
+        except InputError as exc:
+            problems.append(Problem("settings.sweep_schedule", str(exc)))
     return problems
 
 

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session
 
 from dpa import ledger
 from dpa.audit import tally as tally_mod
+from dpa.crontab import crontab_trigger
 from dpa.keyring import SINCE
 from dpa.models import (
     Customer,
@@ -500,9 +500,7 @@ def sweep_freshness(ctx: Context) -> list[Finding]:
 
 def _interval(register: Register) -> timedelta:
     """The time between two runs of the register's sweep schedule (the longest of the next few)."""
-    trigger = CronTrigger.from_crontab(
-        register.settings.sweep_schedule, timezone=register.settings.timezone
-    )
+    trigger = crontab_trigger(register.settings.sweep_schedule, register.settings.timezone)
     start = datetime(2026, 1, 5, tzinfo=UTC)  # any fixed moment: the pattern repeats
     times: list[datetime] = []
     previous = None

@@ -191,6 +191,19 @@ def test_each_problem_names_its_path(
     assert any(p.startswith(expected) for p in problems), problems
 
 
+@pytest.mark.parametrize("schedule", ["0 3 * * 7", "0 3 * * 0", "30 2 * * sun", "0 3 1 * 1-5"])
+def test_sweep_schedule_reads_as_crontab_does(schedule: str) -> None:
+    doc = _doc()
+    doc["settings"]["sweep_schedule"] = schedule  # 7 is Sunday, as 0 is, in crontab
+    assert register.from_document(doc, "test").settings.sweep_schedule == schedule
+
+
+def test_sweep_schedule_with_a_weekday_past_7_is_refused() -> None:
+    doc = _doc()
+    doc["settings"]["sweep_schedule"] = "0 3 * * 8"
+    assert any(p.startswith("settings.sweep_schedule") for p in _problems(doc))
+
+
 def test_cli_validate_accepts_the_default(tmp_path: Path, cli: Callable[..., Run]) -> None:
     path = _write(tmp_path, default_register_text())
     assert (
