@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -39,6 +40,23 @@ class DpaGroup(typer.core.TyperGroup):
             where = f" {exc.filename}" if exc.filename else ""
             err_console.print(Text(f"error:{where}: {exc.strerror or exc}"), soft_wrap=True)
             raise typer.Exit(InputError.exit_code) from None
+
+
+@contextmanager
+def counting(description: str, *, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A spinner with a running count of records on a terminal (none when `quiet`, under
+    `--json` or off a terminal); yields the callback that sets the count."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda n: progress.update(task, completed=n)
 
 
 def say(message: str) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlmodel import col, select
 
 from dpa.cli import export_deliver
@@ -16,6 +15,7 @@ from dpa.cli._common import (
     JSON_OPTION,
     actor,
     console,
+    counting,
     now,
     parse_date,
     print_json,
@@ -104,27 +104,16 @@ def create(
         date_to=parse_date(date_to, "--to") if date_to else None,
     )
     sealed_for = _recipient(recipient, passphrase_file)
-    with workspace() as ws:
-        show = console.is_terminal and not as_json
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed} records"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not show,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"exporting {customer}", total=None)
-            report = builder.create(
-                ws,
-                request,
-                recipient=sealed_for,
-                actor=actor(ctx),
-                now=now(),
-                output=output,
-                progress=lambda n: progress.update(task, completed=n),
-            )
+    with workspace() as ws, counting(f"exporting {customer}", quiet=as_json) as progress:
+        report = builder.create(
+            ws,
+            request,
+            recipient=sealed_for,
+            actor=actor(ctx),
+            now=now(),
+            output=output,
+            progress=progress,
+        )
     if as_json:
         print_json(
             {

@@ -9,10 +9,9 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dpa import ingest as ingest_mod
-from dpa.cli._common import JSON_OPTION, actor, console, now, print_json, say, workspace
+from dpa.cli._common import JSON_OPTION, actor, counting, now, print_json, say, workspace
 from dpa.parsers import (
     ParsedRecord,
     parse_cdr_csv,
@@ -38,17 +37,7 @@ def _run(
     moment = now()
     with workspace() as ws, ws.session() as session:
         register = ws.register(session)
-        show = console.is_terminal and not as_json
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed} records"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not show,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"ingesting {label}", total=None)
+        with counting(f"ingesting {label}", quiet=as_json) as progress:
             report = ingest_mod.ingest(
                 session,
                 ws.keyring,
@@ -59,7 +48,7 @@ def _run(
                 kind=kind,
                 actor=actor(ctx),
                 now=moment,
-                progress=lambda n: progress.update(task, completed=n),
+                progress=progress,
             )
     if as_json:
         print_json({"file": label, **{k: getattr(report, k) for k in report.__slots__}})

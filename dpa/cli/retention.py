@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dpa.cli import notices, schedule
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
     console,
+    counting,
     now,
     parse_date,
     print_json,
@@ -148,24 +148,14 @@ def sweep(
     delivery: notify.DeliveryReport | None = None
     delivery_error: str | None = None
     with workspace() as ws:
-        show = console.is_terminal and not as_json
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed} records"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not show or dry_run,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("sweeping", total=None)
+        with counting("sweeping", quiet=as_json or dry_run) as progress:
             report = sweeper.run(
                 ws,
                 actor=actor(ctx),
                 now=now(),
                 batch=batch,
                 dry_run=dry_run,
-                progress=lambda n: progress.update(task, completed=n),
+                progress=progress,
             )
         if notify_recipients and not dry_run:
             # Deletion is done and committed: a recipient that is down must not fail the sweep.
