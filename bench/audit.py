@@ -29,22 +29,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from dpa.config import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness  # bench/ is not a package: found through sys.path
 
 BASELINE = "SELECT category, count(*) FROM records GROUP BY category"
 MONTH = timedelta(days=30.44)
@@ -75,16 +74,10 @@ CUSTOMERS = (
 NOTICE_DAYS_AGO = {"c06": 10, "c07": 400, "c08": 200}
 
 
-def _settings(workdir: Path) -> Settings:
-    from dpa.config import Settings
-
-    return Settings.from_env({"DPA_HOME": str(workdir / "home")})
-
-
 def _database(workdir: Path) -> Path:
     import sqlalchemy as sa
 
-    database = sa.engine.make_url(_settings(workdir).database_url).database
+    database = sa.engine.make_url(_harness.settings(workdir).database_url).database
     assert database is not None
     return Path(database)
 
@@ -118,7 +111,7 @@ def setup(workdir: Path, records: int, events: int) -> None:
     from retention import holds
 
     rng = random.Random(42)
-    settings = _settings(workdir)
+    settings = _harness.settings(workdir)
     now = datetime.now(UTC)
     began = time.perf_counter()
     init(settings, actor="bench", now=now)
@@ -352,7 +345,7 @@ def measure_dpa(workdir: Path) -> dict[str, Any]:
     from dpa.audit import report as audit
     from dpa.workspace import Workspace
 
-    with Workspace.open(_settings(workdir)) as ws:
+    with Workspace.open(_harness.settings(workdir)) as ws:
         now = datetime.now(UTC)
         began = time.perf_counter()
         with ws.session(read_only=True) as session:
@@ -398,7 +391,7 @@ def breakdown(workdir: Path) -> dict[str, Any]:
     ledger.verify = timed("ledger.verify (walk + hash)", ledger.verify)  # type: ignore[assignment]
     audit.run_checks = lambda ctx: run_checks(ctx, checks)  # type: ignore[assignment]
 
-    with Workspace.open(_settings(workdir)) as ws:
+    with Workspace.open(_harness.settings(workdir)) as ws:
         now = datetime.now(UTC)
         with ws.session(read_only=True) as session:
             stored = timed("register (load)", register_mod.current)(session)
@@ -505,27 +498,14 @@ def child(mode: str, workdir: Path, records: int, events: int) -> None:
 
 
 def _step(mode: str, workdir: Path, records: int, events: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
+    return _harness.last_json(
+        _harness.run(
             __file__,
-            "--child",
-            mode,
-            "--dir",
-            str(workdir),
-            "--records",
-            str(records),
-            "--events",
-            str(events),
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        stderr=None if mode == "setup" else subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+            *("--child", mode, "--dir", str(workdir)),
+            *("--records", str(records), "--events", str(events)),
+            show_stderr=mode == "setup",
+        )
+    )
 
 
 def main() -> None:

@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from dpa.config import Settings
     from dpa.parsers import ParsedRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import make_cdr_file  # bench/ is not a package: found through sys.path
+import _harness  # bench/ is not a package: found through sys.path
+from ingest import make_cdr_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "voicemail" / "default" / "1001"
@@ -58,7 +58,7 @@ AUDIO = [SAMPLES / "INBOX" / "msg0000.wav", SAMPLES / "INBOX" / "msg0001.WAV"]
 AUDIO.append(SAMPLES / "Old" / "msg0000.gsm")
 FILE_LINES = 200_000  # CDR lines per ingested file: one transaction each
 STARTED_ON = date(2025, 1, 1)  # before the first call; the contract runs: export allowed
-CUSTOMER = "acme"
+CUSTOMER = _harness.CUSTOMER
 
 MESSAGE = """;
 ; Message Information file
@@ -79,12 +79,6 @@ msg_id={origtime}-{n:08x}
 flag=
 duration={duration}
 """
-
-
-def _settings(workdir: Path) -> Settings:
-    from dpa.config import Settings
-
-    return Settings.from_env({"DPA_HOME": str(workdir / "home")})
 
 
 def _spool(root: Path, messages: int) -> Path:
@@ -121,33 +115,19 @@ def _split(source: Path, lines: int) -> list[Path]:
 
 def setup(workdir: Path, cdrs: int, messages: int) -> None:
     """A fresh installation, one customer, `cdrs` CDRs and `messages` voicemail messages."""
-    from dpa import customers, ingest
+    from dpa import ingest
     from dpa.parsers import parse_cdr_csv, parse_voicemail_spool
-    from dpa.workspace import Workspace, init
+    from dpa.workspace import Workspace
 
     cdr = workdir / "Master.csv"
     make_cdr_file(cdr, cdrs)
     parts = _split(cdr, FILE_LINES)
     cdr.unlink()
     spool = _spool(workdir / "spool", messages)
-    settings = _settings(workdir)
     now = datetime.now(UTC)
-    init(settings, actor="bench", now=now)
+    settings = _harness.install(workdir, started_on=STARTED_ON, now=now)
     with Workspace.open(settings) as ws:
         with ws.session() as session:
-            customers.add(
-                session,
-                ws.fields(session),
-                ws.register(session),
-                customer_id=CUSTOMER,
-                name="Acme",
-                contact=None,
-                contract_policy="monthly",
-                started_on=STARTED_ON,
-                actor="bench",
-                now=now,
-            )
-
             tz = ws.register(session).settings.timezone
 
         def store(kind: str, records: Iterable[ParsedRecord]) -> int:
@@ -248,7 +228,7 @@ def export(workdir: Path, recipient: str) -> dict[str, float | str]:
     from exports.age import X25519Recipient
 
     key = X25519Recipient.parse(recipient)
-    with Workspace.open(_settings(workdir)) as ws:
+    with Workspace.open(_harness.settings(workdir)) as ws:
         _ = ws.keyring  # opened before the clock starts, as a long-running service would have
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         with _Tree() as tree:
@@ -285,7 +265,7 @@ def raw(workdir: Path) -> dict[str, float]:
     """
     import sqlite3
 
-    database = _settings(workdir).home / "dpa.sqlite3"
+    database = _harness.settings(workdir).home / "dpa.sqlite3"
     began = time.perf_counter()
     connection = sqlite3.connect(database)
     rows = 0
@@ -387,27 +367,13 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _step(mode: str, workdir: Path, cdrs: int, messages: int, *extra: str, stdin: str = "") -> str:
-    return subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            mode,
-            "--dir",
-            str(workdir),
-            "--cdrs",
-            str(cdrs),
-            "--voicemail",
-            str(messages),
-            *extra,
-        ],
-        check=True,
-        input=stdin,
-        stdout=subprocess.PIPE,
-        stderr=None if mode == "profile" else subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    ).stdout
+    return _harness.run(
+        __file__,
+        *("--child", mode, "--dir", str(workdir), "--cdrs", str(cdrs)),
+        *("--voicemail", str(messages), *extra),
+        stdin=stdin,
+        show_stderr=mode == "profile",
+    )
 
 
 def _keypair() -> tuple[str, str]:
@@ -431,10 +397,10 @@ def measure(cdrs: int, messages: int, *, profile: bool = False) -> dict[str, flo
         began = time.perf_counter()
         _step("setup", workdir, cdrs, messages)
         setup_seconds = time.perf_counter() - began
-        baseline = json.loads(_step("raw", workdir, cdrs, messages).strip().splitlines()[-1])
+        baseline = _harness.last_json(_step("raw", workdir, cdrs, messages))
         mode = "profile" if profile else "export"
         out = _step(mode, workdir, cdrs, messages, "--recipient", recipient)
-        result = json.loads(out.strip().splitlines()[-1])
+        result = _harness.last_json(out)
         package = str(result.pop("path"))
         _step("verify", workdir, cdrs, messages, "--package", package, stdin=identity + "\n")
     assert result["records"] == cdrs + messages and result["media_files"] == messages, result

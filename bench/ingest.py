@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import resource
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import _harness  # bench/ is not a package: found through sys.path
 
 
 def make_cdr_file(path: Path, lines: int) -> None:
@@ -111,44 +110,15 @@ def run_baseline(cdr: Path, workdir: Path) -> float:
 
 def run_dpa(cdr: Path, workdir: Path) -> float:
     """dpa's own ingest of the file into a fresh embedded installation."""
-    from dpa import customers, ingest
-    from dpa.config import Settings
-    from dpa.parsers import parse_cdr_csv
-    from dpa.workspace import Workspace, init
+    from dpa.workspace import Workspace
 
-    settings = Settings.from_env({"DPA_HOME": str(workdir / "home")})
     now = datetime.now(UTC)
-    init(settings, actor="bench", now=now)
+    settings = _harness.install(workdir, started_on=now.date(), now=now)
     with Workspace.open(settings) as ws:
-        with ws.session() as session:
-            customers.add(
-                session,
-                ws.fields(session),
-                ws.register(session),
-                customer_id="acme",
-                name="Acme",
-                contact=None,
-                contract_policy="monthly",
-                started_on=now.date(),
-                actor="bench",
-                now=now,
-            )
         began = time.perf_counter()
-        with ws.session() as session:
-            register = ws.register(session)
-            report = ingest.ingest(
-                session,
-                ws.keyring,
-                ws.blobs,
-                register,
-                parse_cdr_csv(cdr, register.settings.timezone),
-                customer_id="acme",
-                kind="asterisk-cdr-csv",
-                actor="bench",
-                now=now,
-            )
+        added = _harness.ingest_cdrs(ws, cdr, now=now)
         elapsed = time.perf_counter() - began
-    assert report.added > 0
+    assert added > 0
     return elapsed
 
 
@@ -165,15 +135,7 @@ def child(mode: str, lines: int) -> None:
 
 
 def measure(mode: str, lines: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--lines", str(lines)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return _harness.last_json(_harness.run(__file__, "--child", mode, "--lines", str(lines)))
 
 
 def main() -> None:

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dpa.config import Settings
+    pass
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import make_cdr_file  # bench/ is not a package: found through sys.path
+import _harness  # bench/ is not a package: found through sys.path
+from ingest import make_cdr_file
 
 # Records are collected from 2026-01-01 on (make_cdr_file); the customer started before and
 # gave notice right after, so its window closed long before today and every record is due.
@@ -129,58 +128,25 @@ def sweep_raw(workdir: Path) -> dict[str, float]:
     return {"seconds": seconds, "deleted": deleted, "events": 0, "base_rss": base}
 
 
-def _settings(workdir: Path) -> Settings:
-    from dpa.config import Settings
-
-    return Settings.from_env({"DPA_HOME": str(workdir / "home")})
-
-
 def setup_dpa(workdir: Path, records: int) -> None:
     """A fresh installation, one customer, `records` CDRs ingested, then the customer
     terminated with its window long closed: every record due for deletion."""
-    from dpa import customers, ingest
-    from dpa.parsers import parse_cdr_csv
-    from dpa.workspace import Workspace, init
+    from dpa import customers
+    from dpa.workspace import Workspace
 
     cdr = workdir / "Master.csv"
     make_cdr_file(cdr, records)
-    settings = _settings(workdir)
     now = datetime.now(UTC)
-    init(settings, actor="bench", now=now)
+    settings = _harness.install(workdir, started_on=STARTED_ON, now=now)
     with Workspace.open(settings) as ws:
-        with ws.session() as session:
-            customers.add(
-                session,
-                ws.fields(session),
-                ws.register(session),
-                customer_id="acme",
-                name="Acme",
-                contact=None,
-                contract_policy="monthly",
-                started_on=STARTED_ON,
-                actor="bench",
-                now=now,
-            )
-        with ws.session() as session:
-            register = ws.register(session)
-            report = ingest.ingest(
-                session,
-                ws.keyring,
-                ws.blobs,
-                register,
-                parse_cdr_csv(cdr, register.settings.timezone),
-                customer_id="acme",
-                kind="asterisk-cdr-csv",
-                actor="bench",
-                now=now,
-            )
-        assert report.added == records, report
+        added = _harness.ingest_cdrs(ws, cdr, now=now)
+        assert added == records, (added, records)
         with ws.session() as session:
             _, ended = customers.terminate_contract(
                 session,
                 ws.fields(session),
                 ws.register(session),
-                customer_id="acme",
+                customer_id=_harness.CUSTOMER,
                 notice_on=NOTICE_ON,
                 actor="bench",
                 now=now,
@@ -203,7 +169,7 @@ def sweep_dpa(workdir: Path) -> dict[str, float]:
                 session.execute(sa.select(sa.func.count()).select_from(LedgerEvent)).one()[0]
             )
 
-    with Workspace.open(_settings(workdir)) as ws:
+    with Workspace.open(_harness.settings(workdir)) as ws:
         before = events(ws)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         began = time.perf_counter()
@@ -250,23 +216,11 @@ def child(mode: str, workdir: Path, records: int) -> None:
 
 
 def _step(mode: str, workdir: Path, records: int) -> str:
-    return subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            mode,
-            "--dir",
-            str(workdir),
-            "--records",
-            str(records),
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        stderr=None if mode == "profile" else subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    ).stdout
+    return _harness.run(
+        __file__,
+        *("--child", mode, "--dir", str(workdir), "--records", str(records)),
+        show_stderr=mode == "profile",
+    )
 
 
 def measure(mode: str, records: int) -> dict[str, float]:
@@ -275,8 +229,7 @@ def measure(mode: str, records: int) -> dict[str, float]:
         workdir = Path(tmp)
         _step("setup-raw" if mode == "raw" else "setup-dpa", workdir, records)
         out = _step(mode, workdir, records)
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return _harness.last_json(out)
 
 
 def main() -> None:
