@@ -139,17 +139,7 @@ def test_a_subject_export_masks_the_other_party(
     cli: Cli, identity: tuple[Path, str], tmp_path: Path
 ) -> None:
     key, public = identity
-    cli(
-        "customer",
-        "add",
-        "acme",
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
+    add_customer(cli, samples=())
     calls = tmp_path / "Master.csv"
     row = '"","0470123456","022345678","from-pstn","""Jan"" <0470123456>","SIP/a","SIP/b","Dial","SIP/trunk/022345678","2026-11-02 10:00:00","2026-11-02 10:00:05","2026-11-02 10:01:00",60,55,"ANSWERED","DOCUMENTATION","{uid}",""'
     other = '"","0478112233","022345678","from-pstn","""Zoe"" <0478112233>","SIP/a","SIP/b","Dial","","2026-11-02 11:00:00","","2026-11-02 11:00:20",20,0,"NO ANSWER","DOCUMENTATION","{uid}",""'

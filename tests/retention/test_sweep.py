@@ -298,34 +298,14 @@ def test_register_load_recomputes_due_times(cli: Cli, settings: Settings, tmp_pa
 def test_bad_requests_are_refused_with_their_exit_code(
     cli: Cli, args: list[str], code: int, message: str
 ) -> None:
-    cli(
-        "customer",
-        "add",
-        "acme",
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
+    add_customer(cli, samples=())
     out = cli(*args, code=code)
     assert message in out.stderr + out.stdout
     assert "+32" not in out.stderr and "jan@" not in out.stderr
 
 
 def test_releasing_twice_is_refused(cli: Cli) -> None:
-    cli(
-        "customer",
-        "add",
-        "acme",
-        "--name",
-        "Acme BV",
-        "--contract",
-        "monthly",
-        "--started",
-        "2024-03-01",
-    )
+    add_customer(cli, samples=())
     cli("hold", "add", "--customer", "acme", "--reason", "Dispute", "--until", "2026-01-31")
     listed = json.loads(cli("hold", "list", "--json").stdout)
     assert listed[0]["status"] == "overdue"
