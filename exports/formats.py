@@ -300,16 +300,20 @@ def _by_record(row: Row) -> Columns:
     return columns
 
 
+# A call's first columns, the same in a CDR table and in a subject's view of it.
+_CALL = (
+    "record_id",
+    "call_start",
+    "call_answered",
+    "call_end",
+    "duration_seconds",
+    "billed_seconds",
+    "outcome",
+)
 _LAYOUTS: dict[str, tuple[tuple[str, ...], Columns]] = {
     "cdr": (
         (
-            "record_id",
-            "call_start",
-            "call_answered",
-            "call_end",
-            "duration_seconds",
-            "billed_seconds",
-            "outcome",
+            *_CALL,
             "caller_number",
             "called_number",
             "caller_id",
@@ -361,13 +365,7 @@ _GENERIC: tuple[tuple[str, ...], Columns] = (
 )
 
 _SUBJECT_CDR = (
-    "record_id",
-    "call_start",
-    "call_answered",
-    "call_end",
-    "duration_seconds",
-    "billed_seconds",
-    "outcome",
+    *_CALL,
     "direction",
     "your_number",
     "other_party",
