@@ -570,9 +570,7 @@ class _Package:
         starting the workers would cost more than it saves.
         """
         plan = self.plan
-        header = formats.Sheet(
-            category, plan.register.settings.timezone, subject=plan.subject_e164
-        ).columns
+        header = formats.columns(category, subject=plan.subject_e164)
         spool.write(formats.csv_text([header]).encode())
         jobs = (
             read.job

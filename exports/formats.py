@@ -44,6 +44,7 @@ __all__ = [
     "Localiser",
     "Sheet",
     "StoredRecord",
+    "columns",
     "csv_columns",
     "csv_text",
     "mask_number",
@@ -395,6 +396,13 @@ def _subject_cdr(record: StoredRecord, local: Localiser, subject: str) -> dict[s
     }
 
 
+def columns(category: str, *, subject: str | None = None) -> tuple[str, ...]:
+    """The CSV header of a category (a subject export shows CDRs from the subject's side)."""
+    if category == "cdr" and subject is not None:
+        return _SUBJECT_CDR
+    return _LAYOUTS.get(category, _GENERIC)[0]
+
+
 class Sheet:
     """How one category's records read in a package: JSON lines and CSV rows.
 
@@ -406,9 +414,10 @@ class Sheet:
         self.category = category
         self.local = Localiser(tz)
         self.subject = subject if category == "cdr" else None
-        self.columns, self._table = _LAYOUTS.get(category, _GENERIC)
+        self.columns = columns(category, subject=subject)
+        self._table = _LAYOUTS.get(category, _GENERIC)[1]
         if self.subject is not None:
-            self.columns, self._table = _SUBJECT_CDR, self._subject_table
+            self._table = self._subject_table
 
     def write(self, batch: Batch) -> tuple[bytes, str]:
         """A batch as JSON Lines (newlines included) and as CSV rows (without the header)."""
