@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import httpx
 from sqlmodel import Session, col, select
@@ -63,9 +63,7 @@ from dpa.http import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from dpa.models import ErasureNotice
 from dpa.register import Register
 from dpa.workspace import Workspace
-
-if TYPE_CHECKING:  # the sweeper imports this module: no cycle at run time
-    from retention.sweeper import ErasureBatch
+from retention.batches import ErasureBatch
 
 __all__ = [
     "BACKOFF_BASE",

@@ -49,7 +49,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.pool import NullPool
 
-from dpa import db
+from dpa import clock, db
 from dpa.config import Settings
 from dpa.crontab import crontab_trigger
 from dpa.errors import DpaError, InputError, PolicyRefusal
@@ -285,9 +285,7 @@ def deliver_notices(ws: Workspace, *, actor: str) -> notify.DeliveryReport:
     """
     with notify.http_client() as client:
         # Each request is signed with the time it is sent (receivers reject stale timestamps).
-        return notify.deliver_pending(
-            ws, client, actor=actor, now=lambda: datetime.now(UTC), sleep=_stop.wait
-        )
+        return notify.deliver_pending(ws, client, actor=actor, now=clock.now, sleep=_stop.wait)
 
 
 def run_sweep(
@@ -322,7 +320,7 @@ def scheduled_sweep(actor: str) -> None:
         logger.info("sweep skipped: the scheduler is stopping")
         return
     try:
-        run = run_sweep(Settings.from_env(), actor=actor, now=datetime.now(UTC))
+        run = run_sweep(Settings.from_env(), actor=actor, now=clock.now())
     except Exception as exc:  # one failed run must not stop the scheduler
         logger.error("sweep failed: %s", _failure(exc))
         return
@@ -394,7 +392,7 @@ def serve(
     with scheduler_lock(settings):
         _stop.clear()
         engine = db.make_engine(settings.database_url)  # PostgreSQL: pool_pre_ping=True
-        now = datetime.now(UTC)
+        now = clock.now()
         missed = _missed_run(engine, now)
         scheduler = _SweepScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},

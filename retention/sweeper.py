@@ -60,6 +60,7 @@ from dpa.models import (
 from dpa.register import Register
 from dpa.workspace import Workspace
 from retention import certificates, notify
+from retention.batches import ErasureBatch
 from retention.holds import held
 
 __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
@@ -72,21 +73,6 @@ MAX_BATCH = 30_000  # one bind parameter per id: SQLite allows 32,766, PostgreSQ
 
 def _runner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True, slots=True)
-class ErasureBatch:
-    """One batch of one sweep: records of one customer and activity, deleted or anonymised."""
-
-    customer_id: str
-    category: str
-    activity: str
-    legal_basis: str
-    rule: str  # the retention rule that made them due, in words
-    action: str  # "delete" or "anonymise"
-    count: int
-    merkle_root: str
-    ledger_seq: int
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from dpa import clock
 from dpa.config import Settings
 from dpa.errors import DpaError, InputError
 from dpa.files import write_private
@@ -65,8 +66,8 @@ def say(message: str) -> None:
 
 
 def now() -> datetime:
-    """The current instant, UTC."""
-    return datetime.now(UTC)
+    """The current instant, UTC, from the program's one clock (`dpa.clock`)."""
+    return clock.now()
 
 
 def actor(ctx: typer.Context) -> str:

@@ -27,7 +27,7 @@ from dpa.errors import InputError
 from dpa.models import ErasureNotice, LedgerEvent
 from dpa.workspace import Workspace
 from retention import notify
-from retention.sweeper import ErasureBatch
+from retention.batches import ErasureBatch
 from tests.conftest import NOW
 from tests.tls import self_signed
 
