@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["Duration", "end_of_day"]
+__all__ = ["EARLIEST", "LATEST", "MAX_YEARS", "Duration", "end_of_day"]
+
+# The calendar dpa computes with. Every date or instant it reads (an option, a file's line, a
+# file's modification time) must lie in [EARLIEST, LATEST], and every period a register may
+# name is at most MAX_YEARS long, so that a date plus any period plus the two-month window
+# stays far inside what `datetime` can hold (year 9999): nothing overflows later.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2199, 12, 31)
+MAX_YEARS = 200
 
 Unit = Literal["days", "weeks", "months", "years"]
 _PATTERN = re.compile(r"^\s*(\d+)\s+(day|days|week|weeks|month|months|year|years)\s*$")
