@@ -44,3 +44,57 @@ def test_every_command_is_in_the_readme(path: tuple[str, ...]) -> None:
     assert re.search(rf"dpa {' '.join(path)}\b", README), (
         f"README does not mention `dpa {' '.join(path)}`"
     )
+
+
+def _documented_invocations() -> Iterator[tuple[int, list[str]]]:
+    """`dpa ...` as README shows it: in backticks, and on code-block lines that run it."""
+    in_code = False
+    for number, line in enumerate(README.splitlines(), start=1):
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code:
+            command = line.strip().removeprefix("$ ")
+            if command.startswith("dpa "):
+                yield number, command.split()[1:]
+            continue
+        for quoted in re.findall(r"`dpa ([^`]+)`", line):
+            yield number, quoted.split()
+
+
+def _resolve(words: list[str]) -> str | None:
+    """Why `dpa WORDS` names no command, or None when it does (options end the path)."""
+    command: Any = get_command(app)
+    for word in words:
+        subcommands = getattr(command, "commands", None)
+        if not subcommands:
+            return None  # a leaf: the rest are its arguments
+        if word.startswith("-") or word.isupper() or not re.fullmatch(r"[a-z][a-z0-9-]*", word):
+            # `dpa --version`, `dpa export COMMAND`: an option or a placeholder, not a name.
+            return None
+        if word not in subcommands:
+            return f"`{word}` is not a command (known: {', '.join(sorted(subcommands))})"
+        command = subcommands[word]
+    return None
+
+
+def test_every_command_the_readme_shows_exists() -> None:
+    problems = [
+        f"README.md:{number}: dpa {' '.join(words)}: {why}"
+        for number, words in _documented_invocations()
+        if (why := _resolve(words)) is not None
+    ]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("words", "named"),
+    [
+        pytest.param(["retention", "sweep", "--dry-run"], True, id="leaf-with-option"),
+        pytest.param(["export", "COMMAND"], True, id="placeholder"),
+        pytest.param(["retention", "purge"], False, id="unknown-subcommand"),
+        pytest.param(["frobnicate"], False, id="unknown-command"),
+    ],
+)
+def test_the_readme_check_tells_a_missing_command(words: list[str], named: bool) -> None:
+    assert (_resolve(words) is None) is named
