@@ -60,6 +60,7 @@ _BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 # Spec, "Header": an argument or stanza type is a non-empty string of VCHAR (printable ASCII).
 _ARGUMENT = re.compile(r"[\x21-\x7e]+")
+_LOW_ORDER = "this X25519 recipient key is a low-order point and cannot receive files"
 
 
 def _b64(data: bytes) -> bytes:
@@ -190,6 +191,13 @@ class X25519Recipient(Recipient):
     def __post_init__(self) -> None:
         if len(self.public_key) != 32:
             raise ValueError(f"an X25519 recipient key is 32 bytes, not {len(self.public_key)}")
+        # Spec, "X25519 recipient stanza": a low-order point gives an all-zero shared secret
+        # with every ephemeral key. Refused here, when the recipient is read from the command
+        # line, rather than in `wrap`, half-way through writing a package.
+        try:
+            X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(self.public_key))
+        except ValueError:
+            raise ValueError(_LOW_ORDER) from None
 
     @classmethod
     def parse(cls, text: str) -> X25519Recipient:
@@ -229,9 +237,7 @@ class X25519Recipient(Recipient):
         except ValueError:
             # Spec, "X25519 recipient stanza": an all-zero shared secret (a low-order
             # point) must be refused; cryptography raises for exactly that case.
-            raise ValueError(
-                "this X25519 recipient key is a low-order point and cannot receive files"
-            ) from None
+            raise ValueError(_LOW_ORDER) from None
         wrap_key = _hkdf(shared, salt=share + self.public_key, info=_X25519_LABEL)
         body = ChaCha20Poly1305(wrap_key).encrypt(_ZERO_NONCE, file_key, None)
         return Stanza("X25519", (_b64(share).decode("ascii"),), body)

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dpa.config import Settings
 from exports.age import (
     CHUNK_SIZE,
     AgeWriter,
@@ -28,7 +30,8 @@ from exports.age import (
     X25519Recipient,
     _bech32_encode,
 )
-from tests.conftest import need_tool
+from tests.conftest import Run, add_customer, need_tool
+from tests.state import snapshot
 
 pyrage = pytest.importorskip("pyrage")
 
@@ -339,9 +342,37 @@ def test_bad_recipient_is_refused(text: str, message: str) -> None:
         assert text[6:].lower() not in str(error.value)
 
 
-def test_low_order_key_cannot_receive() -> None:
+# Points of small order on Curve25519 (and their non-canonical encodings): the shared
+# secret with any key is all zeros (RFC 7748 section 6.1).
+LOW_ORDER = {
+    "zero": "00" * 32,
+    "one": "01" + "00" * 31,
+    "order-8-a": "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "order-8-b": "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "p-minus-1": "ec" + "ff" * 30 + "7f",
+    "p": "ed" + "ff" * 30 + "7f",
+    "p-plus-1": "ee" + "ff" * 30 + "7f",
+}
+
+
+@pytest.mark.parametrize("point", list(LOW_ORDER.values()), ids=list(LOW_ORDER))
+def test_low_order_key_is_refused_when_read(point: str) -> None:
     with pytest.raises(ValueError, match="low-order"):
-        AgeWriter(io.BytesIO(), [X25519Recipient(bytes(32))])
+        X25519Recipient.parse(_bech32_encode("age", bytes.fromhex(point)))
+    with pytest.raises(ValueError, match="low-order"):
+        X25519Recipient(bytes.fromhex(point))
+
+
+def test_export_to_a_low_order_recipient_is_refused_naming_the_option(
+    cli: Callable[..., Run], settings: Settings
+) -> None:
+    cli("init")
+    add_customer(cli, samples=("cdr",))
+    before = snapshot(settings)
+    point = _bech32_encode("age", bytes.fromhex(LOW_ORDER["order-8-a"]))
+    run = cli("export", "create", "--customer", "acme", "--recipient", point, code=2)
+    assert "--recipient" in run.stderr and "low-order" in run.stderr
+    assert snapshot(settings) == before
 
 
 def test_scrypt_must_be_the_only_recipient() -> None:
