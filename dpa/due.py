@@ -24,7 +24,7 @@ from sqlmodel import Session
 from dpa.models import Customer, Record
 
 if TYPE_CHECKING:
-    from dpa.register import Register
+    from dpa.register.model import Register
 
 __all__ = ["recompute_all", "recompute_customer"]
 

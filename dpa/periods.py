@@ -28,7 +28,15 @@ LATEST = date(2199, 12, 31)
 MAX_YEARS = 200
 
 Unit = Literal["days", "weeks", "months", "years"]
-_PATTERN = re.compile(r"^\s*(\d+)\s+(day|days|week|weeks|month|months|year|years)\s*$")
+_PATTERN = re.compile(r"^\s*(\d+)\s+(day|days|week|weeks|month|months|year|years)\s*$", re.ASCII)
+# The longest period of each unit: MAX_YEARS, counted in that unit (never more than MAX_YEARS).
+_LONGEST: dict[str, int] = {
+    "days": MAX_YEARS * 365,
+    "weeks": MAX_YEARS * 52,
+    "months": MAX_YEARS * 12,
+    "years": MAX_YEARS,
+}
+_LONGEST_WORDS = ", ".join(f"{amount} {unit}" for unit, amount in _LONGEST.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +47,14 @@ class Duration:
     unit: Unit
 
     def __post_init__(self) -> None:
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise ValueError(f"a duration is a whole number of {self.unit}, not {self.amount!r}")
         if self.amount < 0:
             raise ValueError(f"a duration cannot be negative: {self.amount} {self.unit}")
-        if self.unit not in ("days", "weeks", "months", "years"):
+        if self.unit not in _LONGEST:
             raise ValueError(f"unknown duration unit {self.unit!r}")
+        if self.amount > _LONGEST[self.unit]:
+            raise ValueError(_too_long(f"{self.amount} {self.unit}"))
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -50,9 +62,12 @@ class Duration:
         match = _PATTERN.match(text)
         if match is None:
             raise ValueError(f"not a duration: {text!r} (write e.g. '90 days' or '12 months')")
-        unit = match.group(2)
+        digits, unit = match.group(1), match.group(2)
+        if len(digits.lstrip("0")) > len(str(_LONGEST["days"])):
+            # Read no further: int() of thousands of digits is slow, and refused anyway.
+            raise ValueError(_too_long(f"a {len(digits)}-digit number of {unit.rstrip('s')}s"))
         plural: Unit = unit if unit.endswith("s") else unit + "s"  # type: ignore[assignment]
-        return cls(int(match.group(1)), plural)
+        return cls(int(digits), plural)
 
     @property
     def delta(self) -> relativedelta:
@@ -93,6 +108,13 @@ class Duration:
     def __str__(self) -> str:
         unit = self.unit[:-1] if self.amount == 1 else self.unit
         return f"{self.amount} {unit}"
+
+
+def _too_long(what: str) -> str:
+    return (
+        f"a period of {what} is too long: dpa computes with periods of at most "
+        f"{MAX_YEARS} years ({_LONGEST_WORDS})"
+    )
 
 
 def _fixed_offset(day: date, tz: ZoneInfo) -> timedelta | None:
