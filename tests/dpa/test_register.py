@@ -5,17 +5,24 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from dpa import register
+from dpa.config import Settings
 from dpa.errors import RegisterInvalid
+from dpa.periods import LATEST, MAX_YEARS, Duration
 from dpa.resources import default_register_text
 from dpa.workspace import Workspace
 from tests.conftest import Run
+from tests.state import snapshot
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
 
 ANNEX_1 = {
     "phone_number",
@@ -300,3 +307,195 @@ def test_problems_never_quote_the_offending_value() -> None:
     assert "provider.dpo.email" in text and "provider.dpo.phone" in text
     for personal in ("jan.peeters", "32475123456", "An Janssens"):
         assert personal not in text
+
+
+def _json_with(replace: str, by: str) -> str:
+    text = json.dumps(_doc())
+    assert replace in text
+    return text.replace(replace, by, 1)
+
+
+def _yaml_with(replace: str, by: str) -> str:
+    text = yaml.safe_dump(_doc(), sort_keys=False)
+    assert replace in text
+    return text.replace(replace, by, 1)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _mutated(mutate: Callable[[dict[str, Any]], Any]) -> str:
+    doc = _doc()
+    mutate(doc)
+    return json.dumps(doc)
+
+
+# Registers that passed validation and broke later (issue #11, section 3): each is refused
+# when validated, naming where it goes wrong.
+HOSTILE = [
+    pytest.param(
+        "r.json", _json_with('"Europe/Brussels"', '"\\ud800"'), "settings.timezone", id="surrogate"
+    ),
+    pytest.param(
+        "r.yaml",
+        _yaml_with("name: Example Telephony BV", 'name: "Example \\ud800"'),
+        "provider.name",
+        id="yaml-surrogate",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(
+            lambda d: d["activities"][2]["retention"].update(duration="99999999999999999999 years")
+        ),
+        "activities[2].retention.duration: a period of a 20-digit number of years is too long",
+        id="retention-20-digits",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["activities"][0]["retention"].update(duration="201 years")),
+        "activities[0].retention.duration: a period of 201 years is too long",
+        id="retention-201-years",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["settings"].update(key_rotation="99999 years")),
+        "settings.key_rotation: a period of 99999 years is too long",
+        id="key-rotation",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["settings"].update(window="73001 days")),
+        "settings.window: a period of 73001 days is too long",
+        id="window",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["contract_policies"][1].update(term_months=10**30)),
+        "contract_policies[1].term_months: must be at most 2400",
+        id="term-months",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["contract_policies"][1].update(notice_months=10**6)),
+        "contract_policies[1].notice_months: must be at most 2400",
+        id="notice-months",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["contract_policies"][1].update(renewal_months=12.5)),
+        "contract_policies[1].renewal_months",
+        id="fractional-months",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["settings"].update(timezone="Europe")),
+        "settings.timezone: 'Europe' is not an IANA timezone",
+        id="timezone-folder",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["settings"].update(timezone="localtime")),
+        "settings.timezone: 'localtime' is not an IANA timezone",
+        id="timezone-of-the-machine",
+    ),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["activities"][0].update(id="messaging\n")),
+        "activities[0].id",
+        id="id-trailing-newline",
+    ),
+    pytest.param(
+        "r.json", '{"a":' * 20_000 + "1" + "}" * 20_000, "(document): nested", id="deep-json"
+    ),
+    pytest.param("r.yaml", "a:\n" + "- " * 20_000 + "1\n", "(document): nested", id="deep-yaml"),
+    pytest.param(
+        "r.json",
+        _mutated(lambda d: d["provider"].update(name=_nested(40))),
+        "provider.name[0][0]",
+        id="deep-below-the-parser-limit",
+    ),
+    pytest.param(
+        "r.yaml",
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
+            for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "(document): has more than 100000 values",
+        id="alias-bomb",
+    ),
+    pytest.param("r.yaml", "schema_version: 2026-13-45\n", "line 1, column 17", id="bad-date"),
+    pytest.param("r.yaml", f"schema_version: {'9' * 5000}\n", "line 1", id="5000-digits"),
+    pytest.param(
+        "r.yaml",
+        _yaml_with("settings:", "2026-01-01: x\nsettings:"),
+        "(document): has a field name of type date",
+        id="date-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), HOSTILE)
+def test_registers_that_would_break_later_are_refused_when_validated(
+    name: str, text: str, expected: str
+) -> None:
+    with pytest.raises(RegisterInvalid) as caught:
+        register.parse(text, name)
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        p
+        for p in HOSTILE
+        if p.id in {"surrogate", "retention-20-digits", "timezone-folder", "deep-json", "deep-yaml"}
+    ],
+)
+def test_cli_refuses_them_with_the_path_and_changes_nothing(
+    ws: Workspace,
+    settings: Settings,
+    tmp_path: Path,
+    cli: Callable[..., Run],
+    name: str,
+    text: str,
+    expected: str,
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    before = snapshot(settings)
+    for command in ("validate", "load"):
+        run = cli("register", command, str(path), code=2)
+        assert expected in run.stderr
+    assert snapshot(settings) == before
+
+
+@pytest.mark.parametrize(
+    ("amount", "unit"),
+    [
+        pytest.param(201, "years", id="years"),
+        pytest.param(2401, "months", id="months"),
+        pytest.param(10401, "weeks", id="weeks"),
+        pytest.param(73001, "days", id="days"),
+        pytest.param(10**20, "days", id="huge"),
+    ],
+)
+def test_a_duration_longer_than_max_years_cannot_be_built(amount: int, unit: str) -> None:
+    with pytest.raises(ValueError, match=f"at most {MAX_YEARS} years"):
+        Duration(amount, unit)  # type: ignore[arg-type]
+    assert Duration(amount - 1 if amount < 10**6 else 200, unit).amount  # type: ignore[arg-type]
+
+
+def test_the_longest_periods_still_compute_from_the_last_day() -> None:
+    """MAX_YEARS after LATEST, plus a window, stays inside what `datetime` holds."""
+    end = datetime.combine(LATEST, time(23, 59, 59), tzinfo=UTC)
+    for unit in ("days", "weeks", "months", "years"):
+        longest = Duration.parse(
+            f"{ {'days': 73000, 'weeks': 10400, 'months': 2400, 'years': 200}[unit] } {unit}"
+        )
+        assert longest.shift(longest.shift(end, BRUSSELS), BRUSSELS).year < 2700
