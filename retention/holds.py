@@ -1,15 +1,9 @@
 """Legal holds: an authority's request or a dispute freezes deletion of matching records.
 
-A hold names a customer and, optionally, one data category and one data subject (by the
-blind-index digest of a phone number or e-mail address, never the value). A record is held
-when an unreleased hold of its customer matches its category (or names none) and one of its
-subjects (or names none). Held records are never deleted or anonymised, so their bucket keys
-are never destroyed and their customer is never purged (GDPR Art. 17(3)(b) and (e); Fonzer
-terms 3.6).
-
-A hold holds until someone releases it. `until` is the date it is expected to end: past it
-the plan and the audit report the hold for review, but it keeps holding, because data deleted
-too early cannot come back while data kept a little longer can still be deleted.
+This module places, releases and lists holds; which records a hold keeps, and whether it is
+in force, is the core's rule (`dpa.holds`), the one the sweeper, the planner and the audit
+use. Held records are never deleted or anonymised, so their bucket keys are never destroyed
+and their customer is never purged (GDPR Art. 17(3)(b) and (e); Fonzer terms 3.6).
 
 Reasons and references are written to the ledger, so they must not hold personal data: a
 reason containing something that reads as a phone number or e-mail address is refused.
@@ -20,12 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
 
 import phonenumbers
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from dpa import holds as rule
 from dpa import ledger
 from dpa.errors import HoldProblem, InputError, UnknownCustomer
 from dpa.models import Customer, Hold, Record
@@ -34,9 +28,8 @@ from dpa.register import Register
 
 __all__ = ["HoldStatus", "HoldView", "add", "held", "list_holds", "release"]
 
-HoldStatus = Literal["active", "overdue", "released"]
+HoldStatus = rule.HoldStatus
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
-_HOLDS: sa.Table = Hold.__table__  # type: ignore[attr-defined]
 _EMAIL_IN_TEXT = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -60,15 +53,8 @@ class HoldView:
 
 
 def held(records: sa.Table) -> sa.ColumnElement[bool]:
-    """SQL: the current row of `records` is under an unreleased hold."""
-    h, r = _HOLDS.c, records.c
-    matches = sa.and_(
-        h.customer_id == r.customer_id,
-        h.released_at.is_(None),
-        sa.or_(h.category.is_(None), h.category == r.category),
-        sa.or_(h.subject.is_(None), h.subject.in_([r.subject_a, r.subject_b, r.subject_c])),
-    )
-    return sa.exists(sa.select(h.id).where(matches))
+    """SQL: the current row of `records` is kept by a hold in force (`dpa.holds.kept`)."""
+    return rule.kept(records)
 
 
 def _check_text(what: str, text: str | None, region: str) -> str | None:
@@ -186,30 +172,13 @@ def list_holds(
     if customer_id is not None:
         query = query.where(Hold.customer_id == customer_id)
     if not released:
-        query = query.where(col(Hold.released_at).is_(None))
+        query = query.where(rule.in_force())
     return [_view(session, hold, now) for hold in session.exec(query)]
-
-
-def _status(hold: Hold, now: datetime) -> HoldStatus:
-    if hold.released_at is not None:
-        return "released"
-    if hold.until is not None and hold.until <= now:
-        return "overdue"
-    return "active"
 
 
 def _view(session: Session, hold: Hold, now: datetime) -> HoldView:
     assert hold.id is not None
-    r = _RECORDS.c
-    covered = sa.and_(
-        r.customer_id == hold.customer_id,
-        sa.true() if hold.category is None else r.category == hold.category,
-        sa.true()
-        if hold.subject is None
-        else sa.or_(
-            r.subject_a == hold.subject, r.subject_b == hold.subject, r.subject_c == hold.subject
-        ),
-    )
+    covered = rule.covers(hold.customer_id, hold.category, hold.subject)
     count = session.execute(
         sa.select(sa.func.count()).select_from(_RECORDS).where(covered)
     ).scalar_one()
@@ -223,7 +192,7 @@ def _view(session: Session, hold: Hold, now: datetime) -> HoldView:
         created_at=hold.created_at,
         created_by=hold.created_by,
         until=hold.until,
-        status=_status(hold, now),
+        status=rule.status(hold.released_at, hold.until, now),
         released_at=hold.released_at,
         release_reason=hold.release_reason,
         records=int(count),

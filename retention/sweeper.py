@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
+from dpa import holds as hold_rule
 from dpa import ledger
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
@@ -61,7 +62,6 @@ from dpa.register import Register
 from dpa.workspace import Workspace
 from retention import certificates, notify
 from retention.batches import ErasureBatch
-from retention.holds import held
 
 __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
 
@@ -199,7 +199,7 @@ def _due_groups(session: Session, now: datetime) -> list[_Group]:
     r = _RECORDS.c
     query = (
         sa.select(r.customer_id, r.category, r.activity)
-        .where(r.due_at <= now, ~held(_RECORDS))
+        .where(r.due_at <= now, ~hold_rule.kept())
         .group_by(r.customer_id, r.category, r.activity)
         .order_by(r.customer_id, r.category, r.activity)
     )
@@ -267,7 +267,7 @@ def _one_batch(
             r.category == group.category,
             r.activity == group.activity,
             r.due_at <= now,
-            ~held(_RECORDS),
+            ~hold_rule.kept(),
         )
         .order_by(r.id)
         .limit(limit)
@@ -464,9 +464,7 @@ def purgeable(session: Session, now: datetime) -> list[str]:
         sa.select(c.id)
         .where(c.window_end_at <= now, c.purged_at.is_(None))
         .where(
-            ~sa.exists(
-                sa.select(holds.id).where(holds.customer_id == c.id, holds.released_at.is_(None))
-            )
+            ~sa.exists(sa.select(holds.id).where(holds.customer_id == c.id, hold_rule.in_force()))
         )
         .order_by(c.id)
     )
@@ -577,7 +575,7 @@ def _finish(
             session.execute(
                 sa.select(sa.func.count())
                 .select_from(_RECORDS)
-                .where(r.due_at <= now, held(_RECORDS))
+                .where(r.due_at <= now, hold_rule.kept())
             ).scalar_one()
         )
         sweep = session.get(Sweep, report.sweep_id)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from dpa import holds as hold_rule
 from dpa import ledger
 from dpa.audit import tally as tally_mod
 from dpa.crontab import crontab_trigger
@@ -99,33 +100,18 @@ class Context:
         return self.tally().categories()
 
 
-def _subjects() -> tuple[sa.Column[Any], ...]:
-    """The blind-index columns of a record: the people it is about."""
-    r = _R.c
-    return (r.subject_a, r.subject_b, r.subject_c)
-
-
-def _held() -> sa.ColumnElement[bool]:
-    h, r = _H.c, _R.c
-    return sa.exists(
-        sa.select(h.id).where(
-            h.customer_id == r.customer_id,
-            h.released_at.is_(None),
-            sa.or_(h.category.is_(None), h.category == r.category),
-            sa.or_(h.subject.is_(None), h.subject.in_(_subjects())),
-        )
-    )
-
-
 def overdue_records(ctx: Context) -> list[Finding]:
     """Records past their due time (beyond the grace period) that no hold keeps."""
     r, h = _R.c, _H.c
     limit = ctx.overdue_limit
-    holds = ctx.session.execute(
-        sa.select(h.customer_id, h.category, h.subject).where(h.released_at.is_(None))
-    ).all()
+    scopes = [
+        hold_rule.HoldScope(c, k, s)
+        for c, k, s in ctx.session.execute(
+            sa.select(h.customer_id, h.category, h.subject).where(hold_rule.in_force())
+        )
+    ]
     kept: dict[tuple[str, str], int] = {}
-    if held_people := {s for *_, s in holds if s is not None}:
+    if held_people := {s.subject for s in scopes if s.subject is not None}:
         # Records that holds on data subjects keep, found through the subject indexes (a few
         # people's records), rather than by testing every overdue record of their customers.
         kept = {
@@ -133,9 +119,9 @@ def overdue_records(ctx: Context) -> list[Finding]:
             for c, k, n in ctx.session.execute(
                 sa.select(r.customer_id, r.category, sa.func.count())
                 .where(
-                    sa.or_(*(column.in_(held_people) for column in _subjects())),
+                    sa.or_(*(column.in_(held_people) for column in hold_rule.subjects())),
                     r.due_at <= limit,
-                    _held(),
+                    hold_rule.kept(),
                 )
                 .group_by(r.customer_id, r.category)
             )
@@ -143,17 +129,20 @@ def overdue_records(ctx: Context) -> list[Finding]:
     rows = []
     for (customer, category), n in sorted(ctx.tally().overdue.items()):
         first: Any = ctx.tally().earliest[customer, category]
-        subjects = [s for c, cat, s in holds if c == customer and cat in (None, category)]
-        if None in subjects:
+        touching = [s for s in scopes if s.touches(customer, category)]
+        if any(s.keeps_all_of(customer, category) for s in touching):
             continue  # a hold on the whole category (or customer) keeps every one of them
-        if subjects:  # only holds on data subjects: those people's records are kept
+        if touching:  # only holds on data subjects: those people's records are kept
             n -= kept.get((customer, category), 0)
             if not n:
                 continue
             first = ctx.session.execute(
                 sa.select(r.due_at)
                 .where(
-                    r.customer_id == customer, r.category == category, r.due_at <= limit, ~_held()
+                    r.customer_id == customer,
+                    r.category == category,
+                    r.due_at <= limit,
+                    ~hold_rule.kept(),
                 )
                 .order_by(r.due_at)
                 .limit(1)
@@ -186,7 +175,7 @@ def closed_windows(ctx: Context) -> list[Finding]:
     affected = []
     for customer_id, window_end, purged in closed:
         unheld = ctx.session.execute(
-            sa.select(sa.func.count()).where(r.customer_id == customer_id, ~_held())
+            sa.select(sa.func.count()).where(r.customer_id == customer_id, ~hold_rule.kept())
         ).scalar_one()
         keys = ctx.session.execute(
             sa.select(sa.func.count())
@@ -197,9 +186,7 @@ def closed_windows(ctx: Context) -> list[Finding]:
             )
         ).scalar_one()
         holds = ctx.session.execute(
-            sa.select(sa.func.count()).where(
-                _H.c.customer_id == customer_id, _H.c.released_at.is_(None)
-            )
+            sa.select(sa.func.count()).where(_H.c.customer_id == customer_id, hold_rule.in_force())
         ).scalar_one()
         late = window_end <= ctx.as_of - ctx.thresholds.overdue_grace
         if unheld or keys or (purged is None and not holds and late):
@@ -262,9 +249,7 @@ def holds(ctx: Context) -> list[Finding]:
     h = _H.c
     found = []
     overdue = ctx.session.execute(
-        sa.select(h.id, h.customer_id, h.until)
-        .where(h.released_at.is_(None), h.until <= ctx.as_of)
-        .order_by(h.id)
+        sa.select(h.id, h.customer_id, h.until).where(hold_rule.overdue(ctx.as_of)).order_by(h.id)
     ).all()
     if overdue:
         found.append(
@@ -283,7 +268,7 @@ def holds(ctx: Context) -> list[Finding]:
         )
     bare = ctx.session.execute(
         sa.select(h.id, h.customer_id)
-        .where(h.released_at.is_(None), sa.or_(h.reference.is_(None), h.reference == ""))
+        .where(hold_rule.in_force(), sa.or_(h.reference.is_(None), h.reference == ""))
         .order_by(h.id)
     ).all()
     if bare:
