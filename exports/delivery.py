@@ -13,23 +13,25 @@ to an `https://` URL the customer gave, streamed from disk in constant memory, w
 - `X-DPA-Signature`: `v1,` + base64(HMAC-SHA256(secret, f"{export id}.{timestamp}.{sha256 hex}")),
   where `sha256 hex` is the lower-case hex SHA-256 of the body. The signature covers the
   body through its digest: a receiver hashes what it received, and `verify` checks digest,
-  signature and (with `now`) the timestamp's freshness.
+  signature and the timestamp's freshness (five minutes either way).
 
 The secret is the installation's `export-delivery` system key (`export_secret` prints it as
-`dpaexp_` + base64, for the receiver), or one agreed with the receiver and read from a file
+`dpaexp_` + base64, for the receiver: the HMAC key is the base64-decoded part after
+`dpaexp_`), or one agreed with the receiver and read from a file
 that only its owner can read (`read_secret_file`).
 
 Before any request the export is checked: it must exist, be neither deleted nor past its
 lifetime, its customer's window must not have closed, and the file must be there with the
 size and SHA-256 of its row (the file is hashed again while it is sent; a package changed in
-between is never sent whole). Outcomes:
+between is never sent whole). Sending, classifying and retrying are `dpa.http`'s, the same
+as for erasure notices:
 
 - **2xx**: delivered; `Export.delivered_at` is set (the first delivery's time is kept).
 - **connection error, timeout, 408, 429, 5xx**: transient; retried up to `max_attempts`
-  requests in all, with exponential backoff and full jitter (`Retry-After` in seconds is
-  honoured up to `BACKOFF_CAP`).
+  requests in all, with exponential backoff and full jitter (a `Retry-After` in seconds or
+  as an HTTP date is honoured up to `dpa.http.BACKOFF_CAP`).
 - **any other status** (400, 401, 403, 404, 413, a 3xx: redirects are not followed), an
-  untrusted certificate: failed at once, no retry.
+  untrusted certificate, an unusable URL, a package changed while sent: failed at once.
 
 Either way one `export.deliver` ledger event records the receipt (outcome, status, attempts,
 the SHA-256 of the receiver's answer body, the package's SHA-256, the endpoint as
@@ -54,8 +56,7 @@ from typing import Any, Literal
 
 import httpx
 
-from dpa import http as http_policy
-from dpa import ledger
+from dpa import clock, http, ledger
 from dpa.customers import status as customer_status
 from dpa.errors import (
     InputError,
@@ -65,13 +66,10 @@ from dpa.errors import (
     PolicyRefusal,
     WindowClosed,
 )
-from dpa.http import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from dpa.models import Customer, Export
 from dpa.workspace import Workspace
 
 __all__ = [
-    "BACKOFF_BASE",
-    "BACKOFF_CAP",
     "DEFAULT_TIMEOUT",
     "KEY_PURPOSE",
     "MAX_ATTEMPTS",
@@ -81,7 +79,6 @@ __all__ = [
     "Receipt",
     "SecretProblem",
     "UnknownExport",
-    "backoff_delay",
     "check_url",
     "content_digest",
     "deliver",
@@ -105,8 +102,7 @@ TOLERANCE = timedelta(minutes=5)  # how old a signed timestamp `verify` accepts
 CHUNK = 64 * 1024
 RESPONSE_LIMIT = 1024 * 1024  # bytes of the receiver's answer read and hashed, at most
 
-_CANNOT = "cannot deliver: "  # starts every error that waiting will not cure
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,200}$")  # safe inside a quoted header value
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._+-]{1,200}")  # safe inside a quoted header value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +173,11 @@ def _digest_members(value: str) -> dict[str, str]:
     return members
 
 
+def _fresh(timestamp: int, now: datetime, tolerance: timedelta) -> bool:
+    # In integers: a forged timestamp of a thousand digits must not overflow a float.
+    return abs(int(now.timestamp()) - timestamp) <= tolerance.total_seconds()
+
+
 def verify(
     secret: bytes | str,
     headers: Mapping[str, str],
@@ -189,8 +190,9 @@ def verify(
 
     `body_sha256_hex` is the SHA-256 the receiver computed over the bytes it received.
     Checks that `Content-Digest` names that digest and that `X-DPA-Signature` is the HMAC of
-    export id, timestamp and digest; with `now`, a timestamp more than `tolerance` away is
-    refused too (replay protection). `headers` may use any case.
+    export id, timestamp and digest, and refuses a timestamp more than `tolerance` away from
+    `now` (replay protection; `now` defaults to the clock, `dpa.clock.now()`). `headers` may
+    use any case.
     """
     key = parse_secret(secret) if isinstance(secret, str) else secret
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -209,7 +211,7 @@ def verify(
         _digest_members(digest).get("sha-256", ""), expected_digest.removeprefix("sha-256=")
     ):
         return False
-    if now is not None and abs(now.timestamp() - timestamp) > tolerance.total_seconds():
+    if not _fresh(timestamp, clock.now() if now is None else now, tolerance):
         return False
     expected = signature(key, export_id, timestamp, body_sha256_hex)
     return any(hmac.compare_digest(expected, candidate) for candidate in given.split())
@@ -313,8 +315,11 @@ def _check_file(package: _Package) -> None:
         raise PackageCorrupt(f"{where} does not match its recorded SHA-256: not sent")
 
 
-class _PackageChanged(Exception):
+class _PackageChanged(http.Abort):
     """The package file changed between its check and its sending."""
+
+    def __init__(self) -> None:
+        super().__init__("the package file changed while it was sent")
 
 
 def _body(package: _Package) -> Iterator[bytes]:
@@ -347,7 +352,7 @@ def _body(package: _Package) -> Iterator[bytes]:
 
 def http_client() -> httpx.Client:
     """A client for deliveries: connect and read timeouts, redirects not followed."""
-    return http_policy.client("export-delivery", DEFAULT_TIMEOUT)
+    return http.client("export-delivery", DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,82 +385,29 @@ class Receipt:
         return self.outcome == "delivered"
 
 
-@dataclass(frozen=True, slots=True)
-class _Try:
-    status: int | None
-    error: str | None
-    transient: bool
-    retry_after: float | None = None
-    response_sha256: str | None = None
-    response_bytes: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-
-def _read_answer(reply: httpx.Response) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    count = 0
-    # A response built already read (a test's MockTransport) has no stream left to iterate.
-    chunks = (reply.content,) if reply.is_stream_consumed else reply.iter_raw()
-    for chunk in chunks:
-        take = chunk[: RESPONSE_LIMIT - count]
-        digest.update(take)
-        count += len(take)
-        if count >= RESPONSE_LIMIT:
-            break  # enough for a receipt; the rest is not read
-    return digest.hexdigest(), count
-
-
-def _post(
-    client: httpx.Client,
-    url: httpx.URL,
-    secret: bytes,
-    package: _Package,
-    at: datetime,
-    timeout: httpx.Timeout,
-) -> _Try:
-    timestamp = int(at.timestamp())
+def _request(url: httpx.URL, secret: bytes, package: _Package) -> http.SignedPost:
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Length": str(package.size),
         "Content-Digest": content_digest(package.sha256),
-        "Idempotency-Key": package.id,
         "X-DPA-Export-Id": package.id,
-        "X-DPA-Timestamp": str(timestamp),
-        "X-DPA-Signature": signature(secret, package.id, timestamp, package.sha256),
     }
-    if _PLAIN_NAME.match(package.file_name):
+    if _PLAIN_NAME.fullmatch(package.file_name):
         headers["Content-Disposition"] = f'attachment; filename="{package.file_name}"'
-    try:
-        with client.stream(
-            "POST",
-            url,
-            content=_body(package),
-            headers=headers,
-            timeout=timeout,
-            follow_redirects=False,
-        ) as reply:
-            status = reply.status_code
-            retry_after = http_policy.retry_after(reply.headers.get("Retry-After"))
-            answer, count = _read_answer(reply)
-    except _PackageChanged:
-        return _Try(None, f"{_CANNOT}the package file changed while it was sent", transient=False)
-    except httpx.TimeoutException as exc:
-        return _Try(None, f"timed out ({type(exc).__name__})", transient=True)
-    except httpx.UnsupportedProtocol as exc:
-        return _Try(None, f"{_CANNOT}unusable endpoint ({type(exc).__name__})", transient=False)
-    except httpx.TransportError as exc:
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # waiting will not make it trusted
-            return _Try(None, f"{_CANNOT}the receiver's certificate is not trusted", False)
-        return _Try(None, f"connection failed ({type(exc).__name__})", transient=True)
-    if 200 <= status < 300:
-        return _Try(status, None, False, None, answer, count)
-    if http_policy.transient(status):
-        return _Try(status, f"HTTP {status}", True, retry_after, answer, count)
-    return _Try(
-        status, f"{_CANNOT}HTTP {status} (check the URL and the secret)", False, None, answer, count
+
+    def sign(timestamp: int) -> dict[str, str]:
+        return {
+            "X-DPA-Timestamp": str(timestamp),
+            "X-DPA-Signature": signature(secret, package.id, timestamp, package.sha256),
+        }
+
+    return http.SignedPost(
+        url=url,
+        idempotency_key=package.id,
+        body=lambda: _body(package),
+        sign=sign,
+        headers=headers,
+        hint="check the URL and the secret",
     )
 
 
@@ -501,7 +453,7 @@ def _record(
     package: _Package,
     endpoint: str,
     attempts: int,
-    result: _Try,
+    result: http.Attempt,
     *,
     actor: str,
     at: datetime,
@@ -520,8 +472,8 @@ def _record(
             "attempts": attempts,
             "package_sha256": package.sha256,
             "size": package.size,
-            "response_sha256": result.response_sha256,
-            "response_bytes": result.response_bytes,
+            "response_sha256": result.answer_sha256,
+            "response_bytes": result.answer_bytes,
             "error": None if result.ok else (result.error or "failed")[:200],
         }
         event = ledger.append(
@@ -563,13 +515,15 @@ def deliver(
     started = now()
     package, key = _load(ws, export_id, started, secret)
     _check_file(package)
-    attempt = 0
-    while True:
-        attempt += 1
-        result = _post(client, target, key, package, now(), timeout)
-        if result.ok or not result.transient or attempt >= max_attempts:
-            break
-        sleep(backoff_delay(attempt, result.retry_after))
+    attempt, result = http.send(
+        client,
+        _request(target, key, package),
+        now=now,
+        sleep=sleep,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        answer_limit=RESPONSE_LIMIT,
+    )
     finished = now()
     endpoint = endpoint_label(target)
     seq = _record(ws, package, endpoint, attempt, result, actor=actor, at=finished)
@@ -584,8 +538,8 @@ def deliver(
         finished_at=finished,
         package_sha256=package.sha256,
         size=package.size,
-        response_sha256=result.response_sha256,
-        response_bytes=result.response_bytes,
+        response_sha256=result.answer_sha256,
+        response_bytes=result.answer_bytes,
         error=result.error,
         ledger_seq=seq,
     )

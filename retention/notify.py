@@ -2,13 +2,18 @@
 
 After a sweep, every recipient of the register that has an `erasure_endpoint` and received
 data of an activity the sweep erased from gets one notice per customer: a JSON document with
-the customer id, sweep id, time, and per batch the category, activity, action, count, Merkle
-root of the erased record ids and ledger sequence number. Never personal data.
+the customer id, sweep id, time, every category erased with its count, and per batch the
+category, activity, action, count, Merkle root of the erased record ids and ledger sequence
+number. Never personal data.
 
-Notices are **queued** in `erasure_notices` inside the sweep's final transaction
-(`queue_notices`) and **delivered** afterwards (`deliver_pending`), so a recipient that is down
-never holds up deletion; every later sweep or `dpa retention notices send` retries what is
-still unacknowledged.
+Notices are **queued** in `erasure_notices` in the transaction of each batch they report
+(`queue_notices`; a crash loses no notice of what was erased) and **delivered** afterwards
+(`deliver_pending`), so a recipient that is down never holds up deletion; every later sweep
+or `dpa retention notices send` retries what is still unacknowledged. A batch joins the notice
+its sweep already queued for the same customer and recipient until a delivery takes that
+notice's body (its first attempt); a batch after that goes into a follow-up notice. So a
+recipient normally gets one notice per sweep and customer, and a body once sent never changes
+under its id.
 
 Delivery follows Standard Webhooks (https://www.standardwebhooks.com): a POST whose exact body
 bytes are signed with HMAC-SHA256 under the `erasure-notices` system key, with the headers
@@ -21,14 +26,17 @@ bytes are signed with HMAC-SHA256 under the `erasure-notices` system key, with t
 Recipients are given the key as `whsec_` + base64(key) (`secret_text`) and check requests
 with any Standard Webhooks library, or with `verify`.
 
-Outcomes, per notice and delivery run:
+Outcomes, per notice and delivery run (sending, classifying and retrying are `dpa.http`'s,
+the same as for export deliveries):
 
 - **2xx**: acknowledged; never sent again.
 - **connection error, timeout, 408, 429, 5xx**: transient; retried within the run up to
-  `max_attempts` requests in all, with exponential backoff and full jitter (a `Retry-After`
-  is honoured up to `BACKOFF_CAP` seconds). The remaining notices of a recipient that
-  stayed unreachable are deferred to the next run rather than hammered.
-- **any other status** (400, 401, 403, 404, 410, a 3xx: redirects are not followed):
+  `max_attempts` requests in all, with exponential backoff and full jitter (a `Retry-After`,
+  in seconds or as an HTTP date, is honoured up to `dpa.http.BACKOFF_CAP`). The remaining
+  notices of a recipient that stayed unreachable are deferred to the next run rather than
+  hammered.
+- **any other status** (400, 401, 403, 404, 410, a 3xx: redirects are not followed), an
+  untrusted certificate, an unusable endpoint URL:
   permanent for this run, no retry now. The notice stays queued with its status and is tried
   again by the next run, since such failures are usually a wrong endpoint or secret that the
   operator fixes; Art. 19 does not lapse because a recipient was misconfigured. So is a
@@ -46,28 +54,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from dpa import http as http_policy
-from dpa import ledger
+from dpa import clock as dpa_clock
+from dpa import http, ledger
 from dpa.errors import InputError
-from dpa.http import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from dpa.models import ErasureNotice
 from dpa.register import Register
 from dpa.workspace import Workspace
 from retention.batches import ErasureBatch
 
 __all__ = [
-    "BACKOFF_BASE",
-    "BACKOFF_CAP",
     "DEFAULT_TIMEOUT",
     "KEY_PURPOSE",
     "MAX_ATTEMPTS",
@@ -76,7 +82,6 @@ __all__ = [
     "NoticeOutcome",
     "NoticeStatus",
     "PendingNotice",
-    "backoff_delay",
     "deliver_pending",
     "http_client",
     "notice_secret",
@@ -97,7 +102,6 @@ MAX_ATTEMPTS = 5
 TOLERANCE = timedelta(minutes=5)  # Standard Webhooks' default replay window
 
 NoticeStatus = Literal["queued", "retrying", "failed", "acknowledged"]
-_CANNOT = "cannot deliver: "  # starts every error that waiting will not cure
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,8 +139,9 @@ def verify(
 ) -> bool:
     """Whether a received request is authentic: what a recipient runs on every notice.
 
-    `headers` may use any case. With `now`, a timestamp more than `tolerance` away is
-    refused too (replay protection). Any of several space-separated `v1,` signatures may match.
+    A timestamp more than `tolerance` away from `now` is refused (replay protection; `now`
+    defaults to the clock, `dpa.clock.now()`). `headers` may use any case. Any of several
+    space-separated `v1,` signatures may match.
     """
     key = parse_secret(secret) if isinstance(secret, str) else secret
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -149,7 +154,9 @@ def verify(
         timestamp = int(stamp)
     except ValueError:
         return False
-    if now is not None and abs(now.timestamp() - timestamp) > tolerance.total_seconds():
+    at = dpa_clock.now() if now is None else now
+    # In integers: a forged timestamp of a thousand digits must not overflow a float.
+    if abs(int(at.timestamp()) - timestamp) > tolerance.total_seconds():
         return False
     expected = signature(key, notice_id, timestamp, body)
     return any(hmac.compare_digest(expected, candidate) for candidate in given.split())
@@ -163,60 +170,52 @@ def _instant(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def _batch_entry(batch: ErasureBatch) -> dict[str, Any]:
+    return {
+        "category": batch.category,
+        "activity": batch.activity,
+        "action": batch.action,
+        "count": batch.count,
+        "merkle_root": batch.merkle_root,
+        "ledger_seq": batch.ledger_seq,
+    }
+
+
 def _notice_body(
     notice_id: str,
     recipient_id: str,
     customer_id: str,
     sweep_id: str,
-    batches: Sequence[ErasureBatch],
-    now: datetime,
+    batches: Sequence[Mapping[str, Any]],
+    stamp: str,
 ) -> str:
     counts: dict[str, int] = {}
-    for batch in batches:
-        counts[batch.category] = counts.get(batch.category, 0) + batch.count
+    for entry in batches:
+        counts[entry["category"]] = counts.get(entry["category"], 0) + entry["count"]
     return ledger.canonical_json(
         {
             "type": NOTICE_TYPE,
             "version": NOTICE_VERSION,
-            "timestamp": _instant(now),
+            "timestamp": stamp,
             "data": {
                 "notice": notice_id,
                 "recipient": recipient_id,
                 "customer": customer_id,
                 "sweep": sweep_id,
-                "erased_at": _instant(now),
+                "erased_at": stamp,
                 "categories": sorted(counts),
                 "counts": counts,
                 "total": sum(counts.values()),
-                "batches": [
-                    {
-                        "category": b.category,
-                        "activity": b.activity,
-                        "action": b.action,
-                        "count": b.count,
-                        "merkle_root": b.merkle_root,
-                        "ledger_seq": b.ledger_seq,
-                    }
-                    for b in batches
-                ],
+                "batches": list(batches),
             },
         }
     )
 
 
-def _notice_id(
-    sweep_id: str, customer_id: str, recipient_id: str, batches: Sequence[ErasureBatch]
-) -> str:
-    # Derived from what is erased, so queueing the same erasures twice queues one notice.
+def _notice_id(sweep_id: str, customer_id: str, recipient_id: str, part: int) -> str:
+    # Derived from the sweep, customer, recipient and part, so it never changes once queued.
     content = ledger.canonical_json(
-        {
-            "sweep": sweep_id,
-            "customer": customer_id,
-            "recipient": recipient_id,
-            "batches": [
-                [b.category, b.activity, b.action, b.count, b.merkle_root] for b in batches
-            ],
-        }
+        {"sweep": sweep_id, "customer": customer_id, "recipient": recipient_id, "part": part}
     )
     return "msg_" + hashlib.sha256(content.encode()).hexdigest()[:28]
 
@@ -233,6 +232,21 @@ def _recipients_of(register: Register, activity_id: str) -> list[str]:
     ]
 
 
+def _batches_of(row: ErasureNotice) -> list[dict[str, Any]] | None:
+    """The batches a queued notice lists; None for a body that is not one of ours."""
+    try:
+        document = json.loads(row.body)
+        batches = document["data"]["batches"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return batches if isinstance(batches, list) and "timestamp" in document else None
+
+
+def _open(row: ErasureNotice) -> bool:
+    """Whether a notice may still grow: no delivery has taken its body yet."""
+    return row.last_attempt_at is None and row.acknowledged_at is None
+
+
 def queue_notices(
     session: Session,
     register: Register,
@@ -241,11 +255,15 @@ def queue_notices(
     batches: Sequence[ErasureBatch],
     now: datetime,
 ) -> list[ErasureNotice]:
-    """Queue one notice per customer and recipient with an erasure endpoint, in the caller's transaction.
+    """Queue what a sweep erased for each recipient with an erasure endpoint (caller's transaction).
 
-    A recipient hears of the batches of the activities it is a recipient of, and nothing else.
-    Batches that erased nothing are left out. Queueing the same erasures again (a rerun of
-    the same sweep) adds nothing. Returns the notices added.
+    One notice per sweep, customer and recipient, listing every batch of the activities the
+    recipient receives data of: the sweeper calls this once per batch, and each batch joins
+    the notice its sweep already queued for that customer and recipient, as long as no
+    delivery has taken that notice's body. A batch erased after that goes into a follow-up
+    notice (a new id), so a sent body never changes under its id. Batches that erased
+    nothing are left out; a batch already queued (a rerun) is not queued again. Returns the
+    notices created (a batch joining a waiting notice creates none).
     """
     grouped: dict[tuple[str, str], list[ErasureBatch]] = {}
     for batch in batches:
@@ -255,15 +273,47 @@ def queue_notices(
             grouped.setdefault((batch.customer_id, rid), []).append(batch)
     added: list[ErasureNotice] = []
     for (customer_id, recipient_id), chosen in sorted(grouped.items()):
-        notice_id = _notice_id(sweep_id, customer_id, recipient_id, chosen)
-        if session.get(ErasureNotice, notice_id) is not None:
+        # Locked, so a delivery claiming one of them (`_claim`) waits for this transaction
+        # or this one sees its claim (PostgreSQL; SQLite serialises writers anyway).
+        existing = session.exec(
+            select(ErasureNotice)
+            .where(
+                ErasureNotice.sweep_id == sweep_id,
+                ErasureNotice.customer_id == customer_id,
+                ErasureNotice.recipient_id == recipient_id,
+            )
+            .order_by(col(ErasureNotice.created_at), col(ErasureNotice.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        told = [entry for row in existing for entry in _batches_of(row) or ()]
+        fresh: list[dict[str, Any]] = []
+        for batch in chosen:
+            entry = _batch_entry(batch)
+            if entry not in told and entry not in fresh:
+                fresh.append(entry)
+        if not fresh:
             continue
+        waiting = next((r for r in existing if _open(r) and _batches_of(r) is not None), None)
+        if waiting is not None:
+            document = json.loads(waiting.body)
+            waiting.body = _notice_body(
+                waiting.id,
+                recipient_id,
+                customer_id,
+                sweep_id,
+                [*document["data"]["batches"], *fresh],
+                document["timestamp"],
+            )
+            session.add(waiting)
+            continue
+        notice_id = _notice_id(sweep_id, customer_id, recipient_id, len(existing))
         notice = ErasureNotice(
             id=notice_id,
             recipient_id=recipient_id,
             customer_id=customer_id,
             sweep_id=sweep_id,
-            body=_notice_body(notice_id, recipient_id, customer_id, sweep_id, chosen, now),
+            body=_notice_body(notice_id, recipient_id, customer_id, sweep_id, fresh, _instant(now)),
             created_at=now.astimezone(UTC),
         )
         session.add(notice)
@@ -293,7 +343,7 @@ def _status(row: ErasureNotice) -> NoticeStatus:
         return "acknowledged"
     if row.last_error is None:
         return "queued"
-    return "failed" if row.last_error.startswith(_CANNOT) else "retrying"
+    return "failed" if row.last_error.startswith(http.CANNOT) else "retrying"
 
 
 def _unacknowledged() -> SelectOfScalar[ErasureNotice]:
@@ -341,7 +391,7 @@ def notice_secret(ws: Workspace) -> str:
 
 def http_client() -> httpx.Client:
     """A client for notices: connect and read timeouts, redirects not followed."""
-    return http_policy.client("erasure-notices", DEFAULT_TIMEOUT)
+    return http.client("erasure-notices", DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,80 +428,45 @@ class DeliveryReport:
         return self.failed == 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Try:
-    status: int | None
-    error: str | None
-    transient: bool
-    retry_after: float | None = None
+def _request(url: str, secret: bytes, notice_id: str, body: bytes) -> http.SignedPost:
+    def sign(timestamp: int) -> dict[str, str]:
+        return {
+            "webhook-id": notice_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(secret, notice_id, timestamp, body),
+        }
 
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-
-def _post(
-    client: httpx.Client,
-    url: str,
-    secret: bytes,
-    notice_id: str,
-    body: bytes,
-    at: datetime,
-    timeout: httpx.Timeout,
-) -> _Try:
-    timestamp = int(at.timestamp())
-    headers = {
-        "Content-Type": "application/json",
-        "webhook-id": notice_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, notice_id, timestamp, body),
-        "Idempotency-Key": notice_id,
-    }
-    try:
-        # Streamed and closed unread: the answer's status is all we need from it.
-        with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as reply:
-            status = reply.status_code
-            retry_after = http_policy.retry_after(reply.headers.get("Retry-After"))
-    except httpx.TimeoutException as exc:
-        return _Try(None, f"timed out ({type(exc).__name__})", transient=True)
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        return _Try(None, f"{_CANNOT}unusable endpoint ({type(exc).__name__})", transient=False)
-    except httpx.TransportError as exc:
-        return _Try(None, f"connection failed ({type(exc).__name__})", transient=True)
-    if 200 <= status < 300:
-        return _Try(status, None, transient=False)
-    if http_policy.transient(status):
-        return _Try(status, f"HTTP {status}", transient=True, retry_after=retry_after)
-    return _Try(
-        status, f"{_CANNOT}HTTP {status} (check the endpoint and the secret)", transient=False
+    return http.SignedPost(
+        url=url,
+        idempotency_key=notice_id,
+        body=lambda: body,
+        sign=sign,
+        headers={"Content-Type": "application/json"},
     )
 
 
-def _deliver(
-    client: httpx.Client,
-    url: str,
-    secret: bytes,
-    notice_id: str,
-    body: bytes,
-    clock: Callable[[], datetime],
-    sleep: Callable[[float], object],
-    max_attempts: int,
-    timeout: httpx.Timeout,
-) -> tuple[int, _Try]:
-    attempt = 0
-    while True:
-        attempt += 1
-        result = _post(client, url, secret, notice_id, body, clock(), timeout)
-        if result.ok or not result.transient or attempt >= max_attempts:
-            return attempt, result
-        sleep(backoff_delay(attempt, result.retry_after))
+def _claim(ws: Workspace, notice_id: str, at: datetime) -> str | None:
+    """The body to send, taken for good; None if a concurrent run acknowledged the notice.
+
+    A notice never tried is still open to the batches its sweep erases next (`queue_notices`);
+    marking its first attempt closes it, in a short write transaction before any request, so
+    the body sent under this id is the body every later attempt sends.
+    """
+    with ws.session() as session:
+        row = session.get(ErasureNotice, notice_id, with_for_update=True, populate_existing=True)
+        if row is None or row.acknowledged_at is not None:
+            return None
+        if row.last_attempt_at is None:
+            row.last_attempt_at = at
+            session.add(row)
+        return row.body
 
 
 def _record(
     ws: Workspace,
     notice: ErasureNotice,
     attempts: int,
-    result: _Try,
+    result: http.Attempt,
     *,
     actor: str,
     at: datetime,
@@ -463,8 +478,8 @@ def _record(
             return
         first_ack = result.ok and row.acknowledged_at is None
         row.attempts += attempts
-        row.last_attempt_at = at
         if attempts:
+            row.last_attempt_at = at
             row.response_status = result.status
         if result.ok:
             row.acknowledged_at = row.acknowledged_at or at
@@ -558,24 +573,35 @@ def deliver_pending(
         if url is None:
             attempts, result = (
                 0,
-                _Try(
+                http.Attempt(
+                    "final",
                     None,
-                    f"{_CANNOT}recipient {notice.recipient_id!r} has no erasure_endpoint "
+                    f"{http.CANNOT}recipient {notice.recipient_id!r} has no erasure_endpoint "
                     "in the register in force",
-                    transient=False,
                 ),
             )
         else:
-            attempts, result = _deliver(
+            body = _claim(ws, notice.id, clock())
+            if body is None:  # acknowledged by a concurrent run meanwhile
+                outcomes.append(
+                    NoticeOutcome(
+                        notice.id,
+                        notice.recipient_id,
+                        notice.customer_id,
+                        "acknowledged",
+                        0,
+                        None,
+                        None,
+                    )
+                )
+                continue
+            attempts, result = http.send(
                 client,
-                url,
-                secret,
-                notice.id,
-                notice.body.encode(),
-                clock,
-                sleep,
-                max_attempts,
-                timeout,
+                _request(url, secret, notice.id, body.encode()),
+                now=clock,
+                sleep=sleep,
+                max_attempts=max_attempts,
+                timeout=timeout,
             )
             if result.transient:
                 unreachable.add(notice.recipient_id)

@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import typer
+import standardwebhooks
+import time_machine
 from sqlmodel import select
-from typer.testing import CliRunner
 
-from dpa import ledger
+from dpa import clock, http, ledger
 from dpa import register as register_mod
-from dpa.cli import notices as notices_cli
-from dpa.cli._common import DpaGroup
 from dpa.errors import InputError
 from dpa.models import ErasureNotice, LedgerEvent
 from dpa.workspace import Workspace
-from retention import notify
+from retention import notify, sweeper
 from retention.batches import ErasureBatch
-from tests.conftest import NOW
+from tests.conftest import NOW, Run, add_customer
 from tests.tls import self_signed
 
 PLATFORM = "https://platform.example/erasures"
@@ -123,6 +121,21 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
+def assert_authentic(secret: bytes, headers: Mapping[str, str], body: bytes) -> None:
+    """The notice verifies with `notify.verify` and with `standardwebhooks` (independent).
+
+    Both check the timestamp against a clock: ours is given the signed instant, the
+    library's (the real `datetime.now`) is frozen there.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signed_at = datetime.fromtimestamp(int(lowered["webhook-timestamp"]), UTC)
+    assert notify.verify(secret, headers, body, now=signed_at)
+    with time_machine.travel(signed_at, tick=False):
+        assert notify.verify(secret, headers, body)
+        payload = standardwebhooks.Webhook(notify.secret_text(secret)).verify(body, lowered)
+    assert payload == json.loads(body)
+
+
 # ---------------------------------------------------------------------------------------------
 # Signatures (pure)
 
@@ -146,20 +159,55 @@ def _headers(
     }
 
 
+SIGNED_AT = datetime.fromtimestamp(1_800_000_000, UTC)
+
+
 def test_verify_accepts_an_authentic_request_with_either_form_of_the_secret() -> None:
     secret, body = b"k" * 32, b'{"a":1}'
     headers = _headers(secret, body)
-    assert notify.verify(secret, headers, body)
-    assert notify.verify(notify.secret_text(secret), headers, body)
-    at = datetime.fromtimestamp(1_800_000_000, UTC) + timedelta(minutes=4)
-    assert notify.verify(secret, headers, body, now=at)
+    assert notify.verify(secret, headers, body, now=SIGNED_AT)
+    assert notify.verify(notify.secret_text(secret), headers, body, now=SIGNED_AT)
+    assert notify.verify(secret, headers, body, now=SIGNED_AT + timedelta(minutes=4))
+    assert notify.verify(secret, headers, body, now=SIGNED_AT - timedelta(minutes=4))
+    assert_authentic(secret, headers, body)
 
 
 def test_verify_accepts_any_of_several_signatures() -> None:
     secret, body = b"k" * 32, b"{}"
     headers = _headers(secret, body)
     headers["Webhook-Signature"] = "v1,bm90IHRoaXMgb25l " + headers["Webhook-Signature"]
-    assert notify.verify(secret, headers, body)
+    assert notify.verify(secret, headers, body, now=SIGNED_AT)
+
+
+@pytest.mark.parametrize(
+    ("moved", "accepted"),
+    [
+        (timedelta(0), True),
+        (timedelta(minutes=5), True),
+        (timedelta(minutes=5, seconds=1), False),
+        (-timedelta(minutes=5, seconds=1), False),
+        (timedelta(days=30), False),
+    ],
+    ids=["at-once", "five-minutes-late", "too-late", "from-the-future", "thirty-days-late"],
+)
+def test_verify_without_now_checks_the_timestamp_against_the_clock(
+    moved: timedelta, accepted: bool
+) -> None:
+    secret, body = b"k" * 32, b'{"a":1}'
+    headers = _headers(secret, body)
+    with time_machine.travel(SIGNED_AT + moved, tick=False):
+        assert notify.verify(secret, headers, body) is accepted
+
+
+def test_verify_refuses_a_timestamp_too_large_for_a_float() -> None:
+    secret, body = b"k" * 32, b"{}"
+    stamp = 10**400
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": notify.signature(secret, "msg_1", stamp, body),
+    }
+    assert not notify.verify(secret, headers, body, now=SIGNED_AT)
 
 
 @pytest.mark.parametrize(
@@ -171,14 +219,14 @@ def test_verify_accepts_any_of_several_signatures() -> None:
         ("Webhook-Timestamp", "soon"),
         ("Webhook-Signature", ""),
         ("key", b"x" * 32),
-        ("now", datetime.fromtimestamp(1_800_000_000, UTC) + timedelta(minutes=6)),
+        ("now", SIGNED_AT + timedelta(minutes=6)),
     ],
     ids=["body", "id", "timestamp", "bad-timestamp", "no-signature", "other-key", "replayed-late"],
 )
 def test_verify_refuses_anything_changed(change: str, value: Any) -> None:
     secret, body = b"k" * 32, b'{"a":1}'
     headers = _headers(secret, body)
-    key, now = secret, None
+    key, now = secret, SIGNED_AT
     if change == "body":
         body = value
     elif change == "key":
@@ -197,19 +245,6 @@ def test_secret_text_round_trips_and_bad_text_is_an_input_error() -> None:
     assert notify.parse_secret(text) == secret
     with pytest.raises(InputError):
         notify.parse_secret("whsec_not base64!")
-
-
-@pytest.mark.parametrize("attempt", [1, 2, 3, 8, 20])
-def test_backoff_is_full_jitter_under_an_exponential_cap(attempt: int) -> None:
-    ceiling = min(notify.BACKOFF_CAP, notify.BACKOFF_BASE * 2 ** (attempt - 1))
-    delays = [notify.backoff_delay(attempt) for _ in range(200)]
-    assert all(0 <= d <= ceiling for d in delays)
-    assert max(delays) > ceiling / 2  # spread over the range, not a fixed wait
-
-
-def test_backoff_honours_retry_after_up_to_the_cap() -> None:
-    assert notify.backoff_delay(1, retry_after=7) >= 7
-    assert notify.backoff_delay(1, retry_after=10_000) <= notify.BACKOFF_CAP
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +310,109 @@ def test_queueing_the_same_erasures_twice_adds_nothing(ws: Workspace) -> None:
         assert len(notify.pending(session)) == 2
 
 
+def rows(ws: Workspace) -> list[ErasureNotice]:
+    with ws.session(read_only=True) as session:
+        return list(session.exec(select(ErasureNotice).order_by(ErasureNotice.created_at)).all())
+
+
+def test_each_batch_of_a_sweep_joins_its_customers_notice(ws: Workspace) -> None:
+    # The sweeper queues batch by batch, each in its own transaction.
+    install_endpoints(ws, {"platform_provider": PLATFORM, "authorities": AUTHORITIES})
+    first = queue(ws, [batch("acme", "voicemail", "messaging", 3, ROOT_A, 7)])
+    assert [n.recipient_id for n in first] == ["platform_provider"]
+    second = queue(ws, [batch("acme", "cdr", "call_history", 5, ROOT_B, 8, action="anonymise")])
+    assert [n.recipient_id for n in second] == ["authorities"]  # new to it; platform: joined
+    assert queue(ws, [batch("acme", "voicemail", "messaging", 2, ROOT_C, 9)]) == []
+    by_recipient = {r.recipient_id: r for r in rows(ws)}
+    assert set(by_recipient) == {"platform_provider", "authorities"}
+    platform = by_recipient["platform_provider"]
+    assert platform.id == first[0].id
+    document = json.loads(platform.body)
+    assert platform.body == ledger.canonical_json(document)
+    data = document["data"]
+    assert data["notice"] == platform.id
+    assert data["categories"] == ["cdr", "voicemail"]
+    assert data["counts"] == {"cdr": 5, "voicemail": 5}
+    assert data["total"] == 10
+    assert [b["ledger_seq"] for b in data["batches"]] == [7, 8, 9]
+    assert document["timestamp"] == data["erased_at"] == "2026-11-23T09:30:00+00:00"
+    authorities = json.loads(by_recipient["authorities"].body)["data"]
+    assert [b["ledger_seq"] for b in authorities["batches"]] == [8]
+    # A rerun queueing a batch already told adds nothing and changes no body.
+    before = {r.id: r.body for r in rows(ws)}
+    assert queue(ws, [batch("acme", "cdr", "call_history", 5, ROOT_B, 8, action="anonymise")]) == []
+    assert {r.id: r.body for r in rows(ws)} == before
+
+
+def test_a_batch_after_the_first_attempt_goes_into_a_follow_up_notice(ws: Workspace) -> None:
+    install_endpoints(ws, {"platform_provider": PLATFORM})
+    (first,) = queue(ws, [batch(seq=7)])
+    endpoint = Endpoint([503, 200])
+    with endpoint.client() as client:
+        report = notify.deliver_pending(ws, client, actor="ops", now=NOW, max_attempts=1)
+    assert report.failed == 1
+    (follow_up,) = queue(ws, [batch(category="voicemail", root=ROOT_B, seq=8)])
+    assert follow_up.id != first.id
+    assert [b["ledger_seq"] for b in json.loads(follow_up.body)["data"]["batches"]] == [8]
+    with ws.session(read_only=True) as session:
+        row = session.get(ErasureNotice, first.id)
+        assert row is not None and row.body == first.body  # what was sent stays as sent
+    endpoint.answers = [200]
+    with endpoint.client() as client:
+        later = notify.deliver_pending(ws, client, actor="ops", now=NOW + timedelta(hours=1))
+    assert later.acknowledged == 2
+    sent = [(r.headers["webhook-id"], r.content) for r in endpoint.requests]
+    assert sent == [
+        (first.id, first.body.encode()),
+        (first.id, first.body.encode()),  # the retry: same id, same bytes
+        (follow_up.id, follow_up.body.encode()),
+    ]
+    secret = secret_of(ws)
+    for request in endpoint.requests:
+        assert_authentic(secret, request.headers, request.content)
+
+
+def test_a_notice_not_tried_for_want_of_an_endpoint_stays_open(ws: Workspace) -> None:
+    install_endpoints(ws, {"platform_provider": PLATFORM})
+    (first,) = queue(ws, [batch(seq=7)])
+    install_endpoints(ws, {"platform_provider": None})
+    with Endpoint([200]).client() as client:
+        notify.deliver_pending(ws, client, actor="ops", now=NOW)
+    install_endpoints(ws, {"platform_provider": PLATFORM})
+    assert queue(ws, [batch(root=ROOT_B, seq=8)]) == []  # nothing was sent: it joins
+    (row,) = rows(ws)
+    assert row.id == first.id and row.last_attempt_at is None
+    assert [b["ledger_seq"] for b in json.loads(row.body)["data"]["batches"]] == [7, 8]
+
+
+def test_a_sweep_queues_one_notice_per_customer_and_recipient(
+    ws: Workspace, cli: Callable[..., Run]
+) -> None:
+    add_customer(cli, samples=("voicemail", "recording"))
+    install_endpoints(ws, {"platform_provider": PLATFORM})
+    # One record per batch: every erased record is its own batch and ledger event.
+    report = sweeper.run(ws, actor="test", now=NOW, batch=1)
+    notices = rows(ws)
+    with ws.session(read_only=True) as session:
+        erased = [
+            json.loads(e.details)
+            for action in ("delete", "anonymise")
+            for e in ledger.events(session, action=action)
+        ]
+    assert len(report.batches) == len(erased) >= 3
+    assert len({e["category"] for e in erased}) >= 2
+    assert report.notices_queued == len(notices) == 1
+    (notice,) = notices
+    assert (notice.customer_id, notice.recipient_id) == ("acme", "platform_provider")
+    data = json.loads(notice.body)["data"]
+    assert data["sweep"] == report.sweep_id
+    assert data["categories"] == sorted({e["category"] for e in erased})
+    assert data["total"] == len(erased)
+    assert sorted(b["ledger_seq"] for b in data["batches"]) == sorted(
+        b.ledger_seq for b in report.batches
+    )
+
+
 @pytest.mark.parametrize(
     "batches",
     [[], [batch(count=0)], [batch(activity="no_longer_in_the_register")]],
@@ -313,7 +451,7 @@ def test_delivery_posts_the_signed_stored_bytes_and_ledgers_the_acknowledgement(
     assert request.headers["idempotency-key"] == notice.id
     assert request.headers["webhook-timestamp"] == str(int(NOW.timestamp()))
     secret = secret_of(ws)
-    assert notify.verify(secret, request.headers, request.content, now=NOW)
+    assert_authentic(secret, request.headers, request.content)
     with ws.session(read_only=True) as session:
         assert notify.pending(session) == []
         row = session.get(ErasureNotice, notice.id)
@@ -371,12 +509,14 @@ def test_transient_failures_are_retried_with_the_same_id(
         )
     assert (report.acknowledged, report.failed, report.requests) == (1, 0, 3)
     assert len(sleeps) == 2
-    assert sleeps[0] <= notify.BACKOFF_BASE and sleeps[1] <= 2 * notify.BACKOFF_BASE
+    assert sleeps[0] <= http.BACKOFF_BASE and sleeps[1] <= 2 * http.BACKOFF_BASE
     assert {r.headers["webhook-id"] for r in endpoint.requests} == {notice.id}
     stamps = [int(r.headers["webhook-timestamp"]) for r in endpoint.requests]
     assert stamps == sorted(set(stamps))  # each attempt signed afresh
     secret = secret_of(ws)
-    assert all(notify.verify(secret, r.headers, r.content) for r in endpoint.requests)
+    for request in endpoint.requests:
+        assert request.content == notice.body.encode()
+        assert_authentic(secret, request.headers, request.content)
     (deliver,) = events(ws, "notice.deliver")
     assert (deliver["attempts"], deliver["status"], deliver["outcome"]) == (3, 200, "acknowledged")
 
@@ -432,15 +572,21 @@ def test_exhausted_retries_leave_the_notice_for_the_next_run(ws: Workspace) -> N
     assert {r.headers["webhook-id"] for r in endpoint.requests} == {notice.id}
 
 
-def test_retry_after_is_honoured(ws: Workspace) -> None:
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [("12", 12), ("Mon, 23 Nov 2026 09:30:25 GMT", 25)],
+    ids=["seconds", "http-date"],
+)
+def test_retry_after_is_honoured(ws: Workspace, retry_after: str, wait: int) -> None:
     install_endpoints(ws, {"platform_provider": PLATFORM})
     queue(ws, [batch()])
-    answers = iter([httpx.Response(429, headers={"Retry-After": "12"}), httpx.Response(200)])
+    busy = httpx.Response(429, headers={"Retry-After": retry_after})
+    answers = iter([busy, httpx.Response(200)])
     sleeps = Sleeps()
     with httpx.Client(transport=httpx.MockTransport(lambda _: next(answers))) as client:
         report = notify.deliver_pending(ws, client, actor="ops", now=NOW, sleep=sleeps)
     assert report.acknowledged == 1
-    assert sleeps[0] >= 12
+    assert wait <= sleeps[0] <= http.BACKOFF_CAP
 
 
 def test_an_unreachable_recipient_defers_its_other_notices(ws: Workspace) -> None:
@@ -556,7 +702,7 @@ def recipient(tmp_path: Path) -> Iterator[tuple[str, list[Received], Path]]:
     received: list[Received] = []
     answers = [503, 503, 202]
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             received.append(Received(dict(self.headers.items()), self.rfile.read(length)))
@@ -567,7 +713,7 @@ def recipient(tmp_path: Path) -> Iterator[tuple[str, list[Received], Path]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -590,17 +736,15 @@ def test_real_server_failing_twice_then_accepting(
     sleeps = Sleeps()
     trust = ssl.create_default_context(cafile=str(cert_file))
     with httpx.Client(verify=trust, timeout=notify.DEFAULT_TIMEOUT) as client:
-        report = notify.deliver_pending(
-            ws, client, actor="ops", now=lambda: datetime.now(UTC), sleep=sleeps
-        )
+        report = notify.deliver_pending(ws, client, actor="ops", now=clock.now, sleep=sleeps)
     assert (report.acknowledged, report.failed, report.requests) == (1, 0, 3)
     assert len(received) == 3 and len(sleeps) == 2
     assert {r.headers["webhook-id"] for r in received} == {notice.id}
     assert {r.headers["Idempotency-Key"] for r in received} == {notice.id}
-    secret_text = notify.notice_secret(ws)
+    secret = notify.parse_secret(notify.notice_secret(ws))
     for request in received:
         assert request.body == notice.body.encode()
-        assert notify.verify(secret_text, request.headers, request.body, now=datetime.now(UTC))
+        assert_authentic(secret, request.headers, request.body)
     with ws.session(read_only=True) as session:
         row = session.get(ErasureNotice, notice.id)
         assert row is not None
@@ -608,27 +752,32 @@ def test_real_server_failing_twice_then_accepting(
         assert row.acknowledged_at is not None
 
 
+def test_an_untrusted_certificate_fails_the_notice_without_retries(
+    ws: Workspace, recipient: tuple[str, list[Received], Path]
+) -> None:
+    url, received, _ = recipient
+    install_endpoints(ws, {"platform_provider": url})
+    queue(ws, [batch()])
+    sleeps = Sleeps()
+    with notify.http_client() as client:  # the system's CAs only
+        report = notify.deliver_pending(ws, client, actor="ops", now=clock.now, sleep=sleeps)
+    assert (report.failed, report.requests, sleeps, received) == (1, 1, [], [])
+    with ws.session(read_only=True) as session:
+        (waiting,) = notify.pending(session)
+    assert waiting.status == "failed"
+    assert waiting.last_error == "cannot deliver: the receiver's certificate is not trusted"
+
+
 # ---------------------------------------------------------------------------------------------
 # The CLI
 
 
 @pytest.fixture
-def notices(env: dict[str, str], ws: Workspace) -> Callable[..., Any]:
-    """Run `notices ARGS...` (the sub-app alone, as `dpa retention notices` will mount it)."""
-    root = typer.Typer(cls=DpaGroup, add_completion=False)
-    root.add_typer(notices_cli.app, name="notices")
+def notices(ws: Workspace, cli: Callable[..., Run]) -> Callable[..., Run]:
+    """Run `dpa retention notices ARGS...` through the real `dpa` app."""
 
-    @root.callback()
-    def _root() -> None:
-        """Test root."""
-
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> Any:
-        result = runner.invoke(root, ["notices", *args], env={"COLUMNS": "200", **env})
-        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        assert "Traceback" not in result.stdout + result.stderr
-        return result
+    def run(*args: str, code: int = 0) -> Run:
+        return cli("retention", "notices", *args, code=code)
 
     return run
 
@@ -637,6 +786,7 @@ def notices(env: dict[str, str], ws: Workspace) -> Callable[..., Any]:
 def mock_recipient(monkeypatch: pytest.MonkeyPatch) -> Endpoint:
     endpoint = Endpoint([202])
     monkeypatch.setattr(notify, "http_client", endpoint.client)
+    monkeypatch.setattr(http, "backoff_delay", lambda attempt, retry_after=None: 0.0)
     return endpoint
 
 
@@ -644,16 +794,16 @@ def test_cli_list_shows_the_queue(ws: Workspace, notices: Callable[..., Any]) ->
     assert "no erasure notices waiting" in notices("list").stdout
     assert json.loads(notices("list", "--json").stdout) == []
     install_endpoints(ws, {"platform_provider": PLATFORM})
-    two_days_ago = datetime.now(UTC) - timedelta(days=2, hours=3, minutes=1)
-    (notice,) = queue(ws, [batch()], now=two_days_ago)
-    out = notices("list").stdout
+    (notice,) = queue(ws, [batch()], now=NOW)
+    with time_machine.travel(NOW + timedelta(days=2, hours=3, minutes=1), tick=False):
+        out = notices("list").stdout
+        (row,) = json.loads(notices("list", "--json").stdout)
     for shown in (notice.id, "platform_provider", "acme", "queued", "2d 3h"):
         assert shown in out
-    (row,) = json.loads(notices("list", "--json").stdout)
     assert row["id"] == notice.id
     assert row["status"] == "queued"
     assert row["attempts"] == 0
-    assert row["age_seconds"] >= 2 * 86_400
+    assert row["age_seconds"] == 2 * 86_400 + 3 * 3_600 + 60
 
 
 def test_cli_send_acknowledged_exits_0(
@@ -661,10 +811,14 @@ def test_cli_send_acknowledged_exits_0(
 ) -> None:
     install_endpoints(ws, {"platform_provider": PLATFORM})
     (notice,) = queue(ws, [batch()])
-    report = json.loads(notices("send", "--json").stdout)
+    signed_at = NOW + timedelta(minutes=10)
+    with time_machine.travel(signed_at, tick=False):
+        report = json.loads(notices("send", "--json").stdout)
     assert (report["acknowledged"], report["failed"]) == (1, 0)
     assert report["notices"][0]["id"] == notice.id
-    assert len(mock_recipient.requests) == 1
+    (request,) = mock_recipient.requests
+    assert request.headers["webhook-timestamp"] == str(int(signed_at.timestamp()))
+    assert_authentic(secret_of(ws), request.headers, request.content)
     assert "no erasure notices waiting" in notices("send").stdout
     assert "no erasure notices waiting" in notices("list").stdout
 
