@@ -31,7 +31,7 @@ from dpa.register import Register
 __all__ = ["CustomerView", "Status", "add", "get", "list_all", "status", "terminate_contract"]
 
 Status = Literal["active", "terminating", "window", "closed"]
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # always fullmatch: `$` allows a final "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ def add(
     now: datetime,
 ) -> CustomerView:
     """Register a new customer under one of the register's contract policies."""
-    if not _ID.match(customer_id):
+    if not _ID.fullmatch(customer_id):
         raise InputError(
             f"customer id {customer_id!r} must be 1 to 64 letters, digits, '.', '_' or '-'"
         )

@@ -28,9 +28,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from dpa import strict_json
 from dpa.errors import InputError, IntegrityFailure
 from dpa.files import write_private
 from dpa.models import LedgerEvent, SubjectEvent
+from dpa.periods import EARLIEST, LATEST
 
 __all__ = [
     "GENESIS",
@@ -292,30 +294,59 @@ def write_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
 
 
 def read_checkpoint(path: Path, key: bytes) -> Checkpoint:
-    """Read and authenticate a checkpoint file; a forged or damaged one is an integrity failure."""
+    """Read and authenticate a checkpoint file; a forged or damaged one is an integrity failure.
+
+    The file is strict JSON (`dpa.strict_json`: no NaN or Infinity, no number beyond 64 bits,
+    no lone surrogate, no deep nesting); each field must have the type and range
+    `write_checkpoint` gives it, so nothing unsigned is ever computed with.
+    """
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        checkpoint = Checkpoint(
-            seq=int(payload["seq"]),
-            hash=str(payload["hash"]),
-            at=datetime.fromisoformat(payload["at"]),
-            key_fingerprint=str(payload["key"]),
-            mac=str(payload["mac"]),
-        )
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError("unknown format")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such checkpoint file") from None
     except (OSError, UnicodeDecodeError):
         raise InputError(f"{path}: cannot be read as a checkpoint file") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a dpa ledger checkpoint ({exc})") from None
+    try:
+        payload = strict_json.loads(text)
+    except strict_json.JsonInvalid as exc:
+        raise InputError(f"{path}:{exc.line}: not a dpa ledger checkpoint: {exc.reason}") from None
+    checkpoint = _checkpoint(path, payload)
     if not hmac.compare_digest(_mac(key, checkpoint.body()), checkpoint.mac):
         raise IntegrityFailure(
             f"{path}: checkpoint signature does not match (forged, edited, or signed "
             f"with another key than {key_fingerprint(key)})"
         )
     return checkpoint
+
+
+def _checkpoint(path: Path, payload: Any) -> Checkpoint:
+    """The checkpoint a parsed file holds; InputError naming the field that is wrong."""
+
+    def wrong(reason: str) -> InputError:
+        return InputError(f"{path}: not a dpa ledger checkpoint: {reason}")
+
+    if not isinstance(payload, dict):
+        raise wrong("expected a JSON object")
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise wrong(f"$.format is not {CHECKPOINT_FORMAT!r}")
+    seq = payload.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= strict_json.MAX_INT:
+        raise wrong("$.seq is not an event number (a whole number from 0)")
+    fields: dict[str, str] = {}
+    for name in ("hash", "at", "key", "mac"):
+        value = payload.get(name)
+        if not isinstance(value, str):
+            raise wrong(f"$.{name} is missing or not a string")
+        fields[name] = value
+    try:
+        at = datetime.fromisoformat(fields["at"])
+    except ValueError:
+        raise wrong("$.at is not an ISO 8601 date and time") from None
+    if at.utcoffset() is None:
+        raise wrong("$.at has no UTC offset")
+    if not EARLIEST <= at.date() <= LATEST:
+        raise wrong(f"$.at is outside the dates dpa computes with ({EARLIEST} to {LATEST})")
+    return Checkpoint(seq, fields["hash"], at, fields["key"], fields["mac"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from dpa import clock
 from dpa.config import Settings
 from dpa.errors import DpaError, InputError
 from dpa.files import write_private
+from dpa.periods import EARLIEST, LATEST
 from dpa.workspace import Workspace
 
 console = Console(highlight=False)
@@ -92,13 +93,20 @@ def workspace() -> Iterator[Workspace]:
 
 
 def parse_date(value: str, option: str) -> date:
-    """An ISO date (YYYY-MM-DD) from an option, or a usage error naming the option."""
+    """An ISO date (YYYY-MM-DD) within dpa's calendar from an option, or a usage error naming it."""
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(
             f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
         ) from None
+    if not EARLIEST <= day <= LATEST:
+        # Dates past LATEST would overflow `datetime` once periods and windows are added.
+        raise typer.BadParameter(
+            f"{day} is outside the dates dpa computes with ({EARLIEST} to {LATEST})",
+            param_hint=option,
+        )
+    return day
 
 
 def _plain(value: Any) -> Any:

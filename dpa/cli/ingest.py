@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +18,7 @@ from dpa.parsers import (
     parse_recordings,
     parse_voicemail_spool,
 )
+from dpa.parsers.base import modified_at
 from dpa.register import Register
 
 app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
@@ -148,7 +148,7 @@ def contacts(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A headered CSV of contacts: names, phone numbers, e-mail and postal addresses."""
-    collected = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+    collected = modified_at(file)
     _run(
         ctx,
         str(file),

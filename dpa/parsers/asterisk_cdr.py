@@ -12,6 +12,11 @@ a quote inside (so a caller id such as `"Doe, John" <0470123456>` keeps its comm
 never answered. Local times are read with `fold=0` (see `dpa.parsers.base.local_to_utc`), so
 the hour repeated or skipped by a DST change never stops a load.
 
+A call is one line: Asterisk never writes a line break inside a field, so a quoted field that
+is not closed on its line (a file cut short, or edited by hand) is refused at that line rather
+than merged with the lines after it. Times lie within `dpa.periods.EARLIEST` and `LATEST`;
+`duration` and `billsec` are at most `dpa.parsers.base.MAX_SECONDS`. An empty file is refused.
+
 The file is read as a stream (files reach millions of lines); bytes that are not UTF-8 (old
 PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load.
 """
@@ -22,13 +27,21 @@ import csv
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dpa.errors import FileLineError
-from dpa.parsers.base import ParsedRecord, callerid_number, csv_rows, local_to_utc, sha256_hex
+from dpa.errors import FileLineError, InputError
+from dpa.parsers.base import (
+    ParsedRecord,
+    callerid_number,
+    csv_rows,
+    local_to_utc,
+    sha256_hex,
+    whole_seconds,
+)
+from dpa.periods import EARLIEST, LATEST
 
 __all__ = ["FIELDS", "parse_cdr_csv"]
 
@@ -71,16 +84,17 @@ def parse_cdr_csv(path: Path, tz: ZoneInfo) -> Iterator[ParsedRecord]:
     """Yield one `cdr` record per call in an Asterisk cdr_csv file, times converted to UTC."""
     name = str(path)
     clock = _Clock(tz)
+    calls = 0
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        reader = csv.reader(f)
-        previous_end = 0
-        for row in csv_rows(name, reader):
-            # A quoted field may span lines: report the line the record starts on.
-            line = previous_end + 1
-            previous_end = reader.line_num
-            if not "".join(row).strip():
+        reader = csv.reader(f, strict=True)
+        for line, row in csv_rows(name, reader):
+            # An empty or blank line is skipped; `""` or `,,` is a (cut) record, refused.
+            if not row or (len(row) == 1 and row[0] and not row[0].strip()):
                 continue
+            calls += 1
             yield _record(name, line, row, clock)
+    if not calls:
+        raise InputError(f"{name}: no call records (the file is empty)")
 
 
 def _record(name: str, line: int, row: list[str], clock: _Clock) -> ParsedRecord:
@@ -95,8 +109,8 @@ def _record(name: str, line: int, row: list[str], clock: _Clock) -> ParsedRecord
     payload["answer"] = None if answer is None else clock.iso(answer)
     end = _time(name, line, clock, row[_END], "end")
     payload["end"] = None if end is None else clock.iso(end)
-    payload["duration"] = _seconds(name, line, row[_DURATION], "duration")
-    payload["billsec"] = _seconds(name, line, row[_BILLSEC], "billsec")
+    payload["duration"] = whole_seconds(name, line, row[_DURATION], "duration")
+    payload["billsec"] = whole_seconds(name, line, row[_BILLSEC], "billsec")
     # No uniqueid (loguniqueid=no): the canonical JSON of the fields identifies the line as
     # well as its raw bytes would, and survives re-quoting by a spreadsheet.
     source_key = row[_UNIQUEID].strip() or sha256_hex(json.dumps(row, ensure_ascii=False).encode())
@@ -120,7 +134,11 @@ def _time(name: str, line: int, clock: _Clock, value: str, key: str) -> _Time | 
         # The value is not echoed: a shifted column could put a phone number here.
         raise FileLineError(name, line, f"{key} time is not YYYY-MM-DD HH:MM:SS") from None
     except OverflowError:
-        raise FileLineError(name, line, f"{key} time is out of range") from None
+        raise FileLineError(
+            name,
+            line,
+            f"{key} time is outside the dates dpa computes with ({EARLIEST} to {LATEST})",
+        ) from None
 
 
 # A time read by `_Clock.read`: its minute (UTC start, ISO text up to the seconds) and its
@@ -172,6 +190,9 @@ class _Clock:
         return f"{prefix}{second}+00:00"
 
     def _minute(self, prefix: str) -> tuple[datetime, str] | None:
+        # Checked once per minute, before any zone arithmetic could overflow near year 9999.
+        if not EARLIEST <= date.fromisoformat(prefix[:10]) <= LATEST:
+            raise OverflowError(prefix)
         first = local_to_utc(datetime.fromisoformat(f"{prefix}:00"), self._tz)
         last = local_to_utc(datetime.fromisoformat(f"{prefix}:59"), self._tz)
         uniform = first.second == 0 and (last - first).total_seconds() == 59
@@ -180,13 +201,6 @@ class _Clock:
             self._minutes.clear()
         self._minutes[prefix] = minute
         return minute
-
-
-def _seconds(name: str, line: int, value: str, key: str) -> int:
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise FileLineError(name, line, f"{key} is not a whole number of seconds")
-    return int(text)
 
 
 def _phones(row: list[str]) -> tuple[str, ...]:

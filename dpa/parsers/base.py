@@ -14,21 +14,35 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dpa.errors import FileLineError
+from dpa.errors import FileLineError, InputError
+from dpa.periods import EARLIEST, LATEST
 
 __all__ = [
+    "MAX_SECONDS",
     "ParsedRecord",
     "callerid_number",
+    "check_day",
     "csv_rows",
+    "epoch_instant",
     "local_to_utc",
+    "modified_at",
     "sha256_file",
     "sha256_hex",
+    "whole_seconds",
 ]
+
+# A duration dpa keeps (a call's or a message's length) fits a 32-bit Integer column, as
+# every count it stores does: 2**31 - 1 seconds is 68 years.
+MAX_SECONDS = 2**31 - 1
+# The last Unix second of the calendar dpa computes with (dpa.periods.LATEST, 23:59:59 UTC).
+_LAST_EPOCH = int(datetime.combine(LATEST, time(23, 59, 59), tzinfo=UTC).timestamp())
+_CALENDAR = f"{EARLIEST} to {LATEST}"
+_UNCLOSED = "a quoted field is not closed on this line (is the line cut short?)"
 
 CATEGORIES = frozenset({"cdr", "voicemail", "call_recording", "phone_number"})
 
@@ -86,16 +100,83 @@ def callerid_number(callerid: str) -> str | None:
     return text if _BARE_NUMBER.fullmatch(text) else None
 
 
-def csv_rows(name: str, reader: Any) -> Iterator[list[str]]:
-    """Rows of a csv.reader; a malformed file becomes FILE:LINE: reason (csv's reason quotes no data)."""
+def csv_rows(name: str, reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """(line, row) for every record of a strict `csv.reader`: one record per line.
+
+    A record running over several lines is refused at the line it starts on: a line cut
+    inside a quoted field would otherwise swallow the lines after it up to the next quote.
+    csv's own reasons quote no data.
+    """
+    end = reader.line_num
     while True:
+        start = end + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            raise FileLineError(name, reader.line_num, f"malformed CSV: {exc}") from None
-        yield row
+            if reader.line_num > start or "unexpected end of data" in str(exc):
+                raise FileLineError(name, start, _UNCLOSED) from None
+            raise FileLineError(name, start, f"malformed CSV: {exc}") from None
+        end = reader.line_num
+        if end > start:
+            raise FileLineError(name, start, _UNCLOSED)
+        yield start, row
+
+
+def check_day(name: str, line: int, day: date, what: str) -> None:
+    """Refuse a date outside the calendar dpa computes with (FileLineError naming `what`)."""
+    if not EARLIEST <= day <= LATEST:
+        # The value is not echoed: it was read from a line that may hold personal data.
+        raise FileLineError(
+            name, line, f"{what} is outside the dates dpa computes with ({_CALENDAR})"
+        )
+
+
+def epoch_instant(name: str, line: int, text: str, what: str) -> datetime:
+    """Unix seconds (ASCII digits) as an aware UTC instant within dpa's calendar."""
+    seconds = _digits(name, line, text, what, "Unix seconds", _LAST_EPOCH)
+    if seconds is None:
+        raise FileLineError(
+            name, line, f"{what} is outside the dates dpa computes with ({_CALENDAR})"
+        )
+    instant = datetime.fromtimestamp(seconds, tz=UTC)
+    check_day(name, line, instant.date(), what)
+    return instant
+
+
+def whole_seconds(name: str, line: int, text: str, what: str) -> int:
+    """A duration in whole seconds (ASCII digits), at most MAX_SECONDS."""
+    seconds = _digits(name, line, text, what, "a whole number of seconds", MAX_SECONDS)
+    if seconds is None:
+        raise FileLineError(name, line, f"{what} is more than {MAX_SECONDS} seconds")
+    return seconds
+
+
+def _digits(name: str, line: int, text: str, what: str, kind: str, maximum: int) -> int | None:
+    """The number `text` spells in ASCII digits, None when above `maximum`."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise FileLineError(name, line, f"{what} is not {kind}")
+    # Length first: int() of thousands of digits is slow, and past 4,300 a ValueError.
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(maximum)) or int(significant or "0") > maximum:
+        return None
+    return int(significant or "0")
+
+
+def modified_at(path: Path) -> datetime:
+    """A file's modification time as an aware UTC instant within dpa's calendar."""
+    mtime = path.stat().st_mtime
+    try:
+        moment = datetime.fromtimestamp(mtime, UTC)
+    except (OverflowError, ValueError, OSError):
+        moment = None
+    if moment is None or not EARLIEST <= moment.date() <= LATEST:
+        raise InputError(
+            f"{path}: its modification time is outside the dates dpa computes with ({_CALENDAR})"
+        )
+    return moment
 
 
 def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:

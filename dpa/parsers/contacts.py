@@ -22,7 +22,9 @@ company        company, organisation, organization
 note           note, notes, comment, comments
 =============  ====================================================
 
-Any other header is refused. Without a `name` column the name is first_name and last_name
+A contact is one line: a quoted field must close on the line it opens (a line cut inside a
+quote is refused there, not merged with the next); a file with a header and no contact is
+refused. Any other header is refused. Without a `name` column the name is first_name and last_name
 joined. A row needs a name, a phone number or an e-mail address.
 """
 
@@ -37,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from dpa.errors import FileLineError
+from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import ParsedRecord, csv_rows, sha256_hex
 
 __all__ = ["CANONICAL_COLUMNS", "parse_contacts_csv"]
@@ -71,18 +73,22 @@ def parse_contacts_csv(path: Path, collected_at: datetime) -> Iterator[ParsedRec
     with path.open("rb") as f:
         lines = _decoded(name, f)
         header_line = next(lines, "")
+        if not header_line:
+            raise FileLineError(name, 1, "the file is empty (no header line)")
         if not header_line.strip():
             raise FileLineError(name, 1, "no header line")
         delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-        reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
-        columns = _columns(name, next(csv_rows(name, reader), []))
-        previous_end = reader.line_num
-        for row in csv_rows(name, reader):
-            line = previous_end + 1
-            previous_end = reader.line_num
-            if not row or all(not field.strip() for field in row):
+        reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter, strict=True)
+        columns = _columns(name, next(csv_rows(name, reader), (1, []))[1])
+        contacts = 0
+        for line, row in csv_rows(name, reader):
+            # A spreadsheet's empty row (`;;;;`) is skipped; a cut one has too few columns.
+            if all(not field.strip() for field in row) and len(row) in (0, 1, len(columns)):
                 continue
+            contacts += 1
             yield _record(name, line, columns, row, collected_at)
+    if not contacts:
+        raise InputError(f"{name}: a header line but no contacts")
 
 
 def _decoded(name: str, f: BinaryIO) -> Iterator[str]:

@@ -16,6 +16,10 @@ Audio files end in .wav, .WAV, .gsm, .mp3 or .ogg. Metadata comes from, in this 
 
        <YYYYMMDD>-<HHMMSS>-<caller>-<callee>-<uniqueid>.<ext>
 
+Sidecars are strict JSON (`dpa.strict_json`); every date lies within `dpa.periods.EARLIEST`
+and `LATEST`, a duration is at most `dpa.parsers.base.MAX_SECONDS`. A folder holding no audio
+file is refused.
+
 Times in file names are local wall-clock time in `tz`, read with `fold=0` across DST changes
 (see `dpa.parsers.base.local_to_utc`). An audio file with neither a sidecar nor a name of
 one of these forms is refused. Directories among `paths` are searched for audio files,
@@ -24,7 +28,6 @@ recursively and in sorted order.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -32,8 +35,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dpa.errors import FileLineError
-from dpa.parsers.base import ParsedRecord, local_to_utc, sha256_file
+from dpa import strict_json
+from dpa.errors import FileLineError, InputError
+from dpa.parsers.base import MAX_SECONDS, ParsedRecord, check_day, local_to_utc, sha256_file
 
 __all__ = ["AUDIO_SUFFIXES", "parse_recordings"]
 
@@ -62,6 +66,9 @@ def parse_recordings(paths: Sequence[Path], tz: ZoneInfo) -> Iterator[ParsedReco
             if path.is_dir()
             else [path]
         )
+        if not audios:
+            suffixes = ", ".join(sorted(AUDIO_SUFFIXES))
+            raise InputError(f"{path}: no recordings ({suffixes}) in this folder")
         for audio in audios:
             position += 1
             yield _record(audio, tz, position)
@@ -81,6 +88,8 @@ def _record(audio: Path, tz: ZoneInfo, position: int = 1) -> ParsedRecord:
         raise FileLineError(name, 1, "not an audio file (.wav, .gsm, .mp3 or .ogg)")
     if not audio.is_file():
         raise FileLineError(name, 1, "no such file")
+    if not _is_text(audio.name):
+        raise FileLineError(name, 1, "the file name is not UTF-8")
     sidecar = audio.with_suffix(".json")
     meta = (
         _from_sidecar(sidecar, tz, _label(sidecar, position))
@@ -111,6 +120,15 @@ def _record(audio: Path, tz: ZoneInfo, position: int = 1) -> ParsedRecord:
     )
 
 
+def _is_text(value: str) -> bool:
+    # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _from_name(audio: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
     match = _FREEPBX.fullmatch(audio.stem) or _MIXMONITOR.fullmatch(audio.stem)
     if match is None:
@@ -125,6 +143,7 @@ def _from_name(audio: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
         naive = datetime.strptime(match["date"] + match["time"], "%Y%m%d%H%M%S")
     except ValueError:
         raise FileLineError(name, 1, "the date or time in the name is not a real one") from None
+    check_day(name, 1, naive.date(), "the date in the name")
     groups = match.groupdict()
     return {
         "start": local_to_utc(naive, tz),
@@ -138,10 +157,9 @@ def _from_name(audio: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
 
 def _from_sidecar(sidecar: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
     try:
-        data = json.loads(sidecar.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        # e.msg describes the syntax ("Expecting value"), never the text itself.
-        raise FileLineError(name, e.lineno, f"not valid JSON: {e.msg}") from None
+        data = strict_json.loads(sidecar.read_text(encoding="utf-8-sig"))
+    except strict_json.JsonInvalid as e:
+        raise FileLineError(name, e.line, e.reason) from None
     except UnicodeDecodeError:
         raise FileLineError(name, 1, "not UTF-8") from None
     if not isinstance(data, dict):
@@ -153,6 +171,8 @@ def _from_sidecar(sidecar: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
         start = datetime.fromisoformat(start_text)
     except ValueError:
         raise FileLineError(name, 1, "'start' is not an ISO 8601 date and time") from None
+    # Checked before any zone arithmetic, which overflows next to year 1 and year 9999.
+    check_day(name, 1, start.date(), "'start'")
     start = local_to_utc(start, tz) if start.tzinfo is None else start.astimezone(UTC)
     meta: dict[str, Any] = {"start": start}
     for key in ("caller", "callee", "uniqueid", "direction"):
@@ -165,5 +185,7 @@ def _from_sidecar(sidecar: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
         isinstance(duration, bool) or not isinstance(duration, int) or duration < 0
     ):
         raise FileLineError(name, 1, "'duration' is not a whole number of seconds")
+    if duration is not None and duration > MAX_SECONDS:
+        raise FileLineError(name, 1, f"'duration' is more than {MAX_SECONDS} seconds")
     meta["duration"] = duration
     return meta

@@ -8,6 +8,9 @@ sits beside it as `msgNNNN.wav`, `msgNNNN.WAV` or `msgNNNN.gsm` (the first that 
 taken). `root` may be the spool root, a context or a mailbox directory: every
 `msg[0-9][0-9][0-9][0-9].txt` below it is read, in sorted order.
 
+`origtime` must fall within `dpa.periods.EARLIEST` and `LATEST`, `duration` be at most
+`dpa.parsers.base.MAX_SECONDS`; a folder without any message file is refused.
+
 Message files are decoded as UTF-8, undecodable bytes becoming U+FFFD (Asterisk writes the
 caller name as it received it).
 """
@@ -17,12 +20,17 @@ from __future__ import annotations
 import configparser
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dpa.errors import FileLineError
-from dpa.parsers.base import ParsedRecord, callerid_number, sha256_hex
+from dpa.errors import FileLineError, InputError
+from dpa.parsers.base import (
+    ParsedRecord,
+    callerid_number,
+    epoch_instant,
+    sha256_hex,
+    whole_seconds,
+)
 
 __all__ = ["AUDIO_SUFFIXES", "parse_voicemail_spool"]
 
@@ -32,7 +40,10 @@ _MESSAGE_GLOB = "msg[0-9][0-9][0-9][0-9].txt"
 
 def parse_voicemail_spool(root: Path) -> Iterator[ParsedRecord]:
     """Yield one `voicemail` record per message file under `root`, with its audio as media."""
-    for txt in sorted(root.rglob(_MESSAGE_GLOB)):
+    messages = sorted(root.rglob(_MESSAGE_GLOB))
+    if not messages:
+        raise InputError(f"{root}: no voicemail messages (msgNNNN.txt) in this folder")
+    for txt in messages:
         yield _record(txt)
 
 
@@ -50,6 +61,8 @@ def _record(txt: Path) -> ParsedRecord:
         raise FileLineError(
             name, line, "line is neither a [section] header nor key=value"
         ) from None
+    except configparser.Error:
+        raise FileLineError(name, 1, "not an INI file of [sections] and key=value lines") from None
     if not parser.has_section("message"):
         raise FileLineError(name, 1, "no [message] section")
     message = dict(parser.items("message"))
@@ -57,20 +70,13 @@ def _record(txt: Path) -> ParsedRecord:
     origtime = message.get("origtime", "").strip()
     if not origtime:
         raise FileLineError(name, 1, "[message] has no origtime")
-    if not (origtime.isascii() and origtime.isdigit()):
-        raise FileLineError(name, _key_line(text, "origtime"), "origtime is not Unix seconds")
-    try:
-        collected_at = datetime.fromtimestamp(int(origtime), tz=UTC)
-    except (OverflowError, ValueError, OSError):
-        raise FileLineError(name, _key_line(text, "origtime"), "origtime is out of range") from None
+    collected_at = epoch_instant(name, _key_line(text, "origtime"), origtime, "origtime")
 
     fields: dict[str, Any] = dict(message)
     duration = message.get("duration", "").strip()
-    if duration and not (duration.isascii() and duration.isdigit()):
-        raise FileLineError(
-            name, _key_line(text, "duration"), "duration is not a whole number of seconds"
-        )
-    fields["duration"] = int(duration) if duration else None
+    fields["duration"] = (
+        whole_seconds(name, _key_line(text, "duration"), duration, "duration") if duration else None
+    )
 
     audio = _audio(txt)
     if audio is None:
@@ -78,6 +84,11 @@ def _record(txt: Path) -> ParsedRecord:
         raise FileLineError(name, 1, f"no audio file beside the message ({suffixes})")
 
     folder = txt.parent
+    try:
+        f"{folder.parent.parent.name}/{folder.parent.name}/{folder.name}".encode()
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
+        raise FileLineError(name, 1, "a folder name of the spool is not UTF-8") from None
     number = callerid_number(message.get("callerid", ""))
     return ParsedRecord(
         line=1,

@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from dpa.config import Settings
 from dpa.workspace import Workspace
 from tests.conftest import Run
+from tests.state import snapshot
 
 Cli = Callable[..., Run]
 
@@ -212,6 +214,55 @@ def test_terminating_twice_is_refused(ws: Workspace, cli: Cli) -> None:
     assert "already terminated" in run.stderr and "2026-10-31" in run.stderr
 
 
-def test_notice_beyond_the_calendar_is_bad_input(ws: Workspace, cli: Cli) -> None:
+def test_dates_outside_the_calendar_are_refused_naming_the_option(
+    ws: Workspace, cli: Cli, settings: Settings
+) -> None:
     _add(cli)
-    assert "beyond" in cli("customer", "terminate", "acme", "--on", "9999-12-10", code=2).stderr
+    before = snapshot(settings)
+    refusals = [
+        (("customer", "terminate", "acme", "--on", "9999-12-10"), "--on"),
+        (("customer", "terminate", "acme", "--on", "2200-01-01"), "--on"),
+        (("customer", "add", "new", "--name", "N", "--contract", "monthly", "--started",
+          "9999-12-31"), "--started"),
+        (("customer", "add", "new", "--name", "N", "--contract", "fixed-12m", "--started",
+          "0001-01-01"), "--started"),
+        (("customer", "add", "new", "--name", "N", "--contract", "monthly", "--started",
+          "1899-12-31"), "--started"),
+    ]  # fmt: skip
+    for args, option in refusals:
+        run = cli(*args, code=2)
+        assert option in run.stderr and "1900-01-01 to 2199-12-31" in run.stderr, args
+    assert snapshot(settings) == before
+
+
+def test_the_calendar_edges_themselves_are_accepted(ws: Workspace, cli: Cli) -> None:
+    _add(cli, "late", "fixed-12m", "2199-12-31")
+    _add(cli, "early", "fixed-12m", "1900-01-01")
+    for cid in ("late", "early"):
+        assert json.loads(cli("customer", "show", cid, "--json").stdout)["id"] == cid
+    cli("customer", "terminate", "late", "--on", "2199-12-31")
+    shown = json.loads(cli("customer", "show", "late", "--json").stdout)
+    assert shown["notice_on"] == "2199-12-31"
+
+
+@pytest.mark.parametrize(
+    "cid",
+    [
+        pytest.param("acme\n", id="trailing-newline"),
+        pytest.param("\nacme", id="leading-newline"),
+        pytest.param("acme\r", id="trailing-return"),
+        pytest.param("acme ", id="trailing-space"),
+        pytest.param("", id="empty"),
+        pytest.param("a" * 65, id="too-long"),
+        pytest.param("_acme", id="leading-underscore"),
+        pytest.param("ac/me", id="slash"),
+        pytest.param("acmé", id="non-ascii"),
+    ],
+)
+def test_customer_ids_are_matched_whole(
+    ws: Workspace, cli: Cli, settings: Settings, cid: str
+) -> None:
+    before = snapshot(settings)
+    run = _add(cli, cid, code=2)
+    assert "customer id" in run.stderr
+    assert snapshot(settings) == before

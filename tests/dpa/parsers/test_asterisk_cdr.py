@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dpa.errors import FileLineError
+from dpa.errors import FileLineError, InputError
 from dpa.identifiers import normalise_phone
 from dpa.parsers import ParsedRecord, parse_cdr_csv
 
@@ -188,13 +188,121 @@ def test_bad_values(tmp_path: Path, old: str, new: str, reason: str) -> None:
     assert not any(word in message for word in PERSONAL)
 
 
-def test_multiline_field_reports_its_first_line(tmp_path: Path) -> None:
+def test_a_field_running_over_two_lines_is_refused_at_its_first(tmp_path: Path) -> None:
     path = tmp_path / "Master.csv"
     multiline = GOOD.replace('"SIP/1001,30"', '"SIP/1001,\n30"')
-    path.write_text(f"{multiline}\n{GOOD[:40]}\n", encoding="utf-8")
+    path.write_text(f"{GOOD}\n{multiline}\n{GOOD}\n", encoding="utf-8")
     with pytest.raises(FileLineError) as caught:
         list(parse_cdr_csv(path, BXL))
-    assert caught.value.line == 3
+    assert caught.value.line == 2
+    assert "quoted field is not closed" in caught.value.reason
+
+
+def test_a_line_cut_anywhere_is_refused_at_that_line_never_merged(tmp_path: Path) -> None:
+    # Cut the second of four lines at every position: either the cut line is refused at
+    # line 2, or (cut after its last field) all four calls load; three never do.
+    path = tmp_path / "Master.csv"
+    third = GOOD.replace('"1.1"', '"1.3"')
+    fourth = GOOD.replace('"1.1"', '"1.4"')
+    outcomes = set()
+    for cut in range(1, len(GOOD)):
+        path.write_text(f"{GOOD}\n{GOOD[:cut]}\n{third}\n{fourth}\n", encoding="utf-8")
+        try:
+            lines = [r.line for r in parse_cdr_csv(path, BXL)]
+        except FileLineError as error:
+            assert error.line == 2, (cut, str(error))
+            assert not any(word in str(error) for word in PERSONAL)
+            outcomes.add("refused")
+        else:
+            assert lines == [1, 2, 3, 4], cut
+            outcomes.add("loaded")
+    assert "refused" in outcomes
+
+
+def test_a_file_ending_inside_a_quote_is_refused_at_its_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{GOOD}\n{GOOD[:30]}", encoding="utf-8")
+    with pytest.raises(FileLineError) as caught:
+        list(parse_cdr_csv(path, BXL))
+    assert caught.value.line == 2
+
+
+def test_a_character_after_a_closing_quote_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(GOOD.replace('"from-pstn"', '"from"-pstn') + "\n", encoding="utf-8")
+    with pytest.raises(FileLineError, match="malformed CSV") as caught:
+        list(parse_cdr_csv(path, BXL))
+    assert caught.value.line == 1
+
+
+@pytest.mark.parametrize(
+    "text", [pytest.param("", id="empty"), pytest.param("\n\n", id="blank-lines")]
+)
+def test_a_file_without_calls_is_refused_naming_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="no call records") as caught:
+        list(parse_cdr_csv(path, BXL))
+    assert str(caught.value).startswith(f"{path}:")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        pytest.param(
+            "2026-03-28 10:15:02",
+            "9999-12-31 23:59:59",
+            "start time is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="start-9999",
+        ),
+        pytest.param(
+            "2026-03-28 10:15:02",
+            "0001-01-01 00:00:00",
+            "start time is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="start-0001",
+        ),
+        pytest.param(
+            "2026-03-28 10:17:44",
+            "2200-01-01 00:00:00",
+            "end time is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="end-2200",
+        ),
+        pytest.param(
+            ",162,",
+            ",12345678901234567890,",
+            "duration is more than 2147483647 seconds",
+            id="duration-20-digits",
+        ),
+        pytest.param(
+            ",159,",
+            "," + "9" * 5000 + ",",
+            "billsec is more than 2147483647 seconds",
+            id="billsec-5000-digits",
+        ),
+        pytest.param(
+            ",162,", ",2147483648,", "duration is more than 2147483647 seconds", id="duration-2-31"
+        ),
+    ],
+)
+def test_values_beyond_what_dpa_stores(tmp_path: Path, old: str, new: str, reason: str) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{GOOD}\n{GOOD.replace(old, new, 1)}\n", encoding="utf-8")
+    with pytest.raises(FileLineError) as caught:
+        list(parse_cdr_csv(path, BXL))
+    assert str(caught.value) == f"{path}:2: {reason}"
+
+
+def test_the_calendar_edges_themselves_load(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    first = GOOD.replace("2026-03-28 10:15:02", "1900-01-01 00:00:00", 1)
+    last = GOOD.replace("2026-03-28 10:17:44", "2199-12-31 23:59:59").replace(
+        ",162,", ",2147483647,"
+    )
+    path.write_text(f"{first}\n{last}\n", encoding="utf-8")
+    loaded = list(parse_cdr_csv(path, BXL))
+    assert loaded[0].collected_at == datetime(1900, 1, 1, tzinfo=UTC)  # Belgium kept GMT then
+    assert loaded[1].payload["end"].startswith("2199-12-31T")
+    assert loaded[1].payload["duration"] == 2147483647
 
 
 @pytest.mark.parametrize(
@@ -202,7 +310,7 @@ def test_multiline_field_reports_its_first_line(tmp_path: Path) -> None:
     [
         pytest.param(
             '"","1","2","c","","","","","","0001-01-01 00:10:00","","0001-01-01 00:10:01",1,1,"ANSWERED","D","u1",""',
-            "start time is out of range",
+            "start time is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
             id="year-one",
         ),
         pytest.param(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dpa.errors import FileLineError
+from dpa.errors import FileLineError, InputError
 from dpa.identifiers import normalise_email, normalise_phone
 from dpa.parsers import ParsedRecord, parse_contacts_csv
 
@@ -105,7 +105,32 @@ def test_unknown_column_fixture() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
-        pytest.param("", 1, "no header line", id="empty"),
+        pytest.param("", 1, "the file is empty (no header line)", id="empty"),
+        pytest.param("\n", 1, "no header line", id="blank-first-line"),
+        pytest.param(
+            'name;phone;note\nJan Peeters;"0470123456;x\nAn;0475556677;y\n"Doe";0478;z\n',
+            2,
+            "a quoted field is not closed on this line (is the line cut short?)",
+            id="cut-inside-a-quote",
+        ),
+        pytest.param(
+            'name;phone\nJan Peeters;"0470"123456\n',
+            2,
+            "malformed CSV: ';' expected after '\"'",
+            id="text-after-a-closing-quote",
+        ),
+        pytest.param(
+            'name;phone;note\nJan Peeters;0470123456;"first line\nsecond line"\n',
+            2,
+            "a quoted field is not closed on this line (is the line cut short?)",
+            id="field-over-two-lines",
+        ),
+        pytest.param(
+            "name;phone;note\nJan Peeters;0470123456;x\n;\n",
+            3,
+            "expected 3 columns, found 2",
+            id="cut-to-a-delimiter",
+        ),
         pytest.param("name,,phone\n", 1, "column 2 has no name", id="blank-header"),
         pytest.param("name,Tel,phone\n", 1, "column 3 repeats 'phone'", id="repeated-column"),
         pytest.param(
@@ -136,6 +161,13 @@ def test_errors(tmp_path: Path, text: str, line: int, reason: str) -> None:
     assert message == f"{path}:{line}: {reason}"
     assert "0470" not in message
     assert "Peeters" not in message
+
+
+def test_a_header_without_contacts_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "name;phone\n;\n\n")
+    with pytest.raises(InputError) as caught:
+        records(path)
+    assert str(caught.value) == f"{path}: a header line but no contacts"
 
 
 def test_not_utf8(tmp_path: Path) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dpa.errors import FileLineError
+from dpa.errors import FileLineError, InputError
 from dpa.parsers import ParsedRecord, parse_recordings
 
 DATA = Path(__file__).parents[2] / "data" / "recordings"
@@ -152,6 +153,69 @@ def test_sidecar_without_uniqueid_hashes_the_audio(tmp_path: Path) -> None:
             id="bad-duration",
         ),
         pytest.param(
+            "out-0470123456-1001-00010328-235930-1.wav",
+            None,
+            1,
+            "the date in the name is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="name-year-0001",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "9999-12-31T23:59:59-23:00"}',
+            1,
+            "'start' is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="start-9999",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "0001-01-01T00:00:00"}',
+            1,
+            "'start' is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="start-0001-local",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "2026-01-01T00:00:00Z", "duration": 1' + "0" * 30 + "}",
+            1,
+            "$.duration is a number beyond 9223372036854775807",
+            id="duration-10-to-30",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "2026-01-01T00:00:00Z", "duration": 2147483648}',
+            1,
+            "'duration' is more than 2147483647 seconds",
+            id="duration-2-31",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "2026-01-01T00:00:00Z", "duration": 1' + "0" * 5000 + "}",
+            1,
+            "$.duration is a number beyond 9223372036854775807",
+            id="duration-5000-digits",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "2026-01-01T00:00:00Z", "duration": Infinity}',
+            1,
+            "$.duration is Infinity, which is not a JSON number",
+            id="duration-infinity",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "2026-01-01T00:00:00Z", "x": ' + "[" * 20000 + "]" * 20000 + "}",
+            1,
+            "nested more than 64 levels deep",
+            id="nested-20000",
+        ),
+        pytest.param(
+            "call.wav",
+            '{"start": "2026-01-01T00:00:00Z", "caller": "\\ud800"}',
+            1,
+            "$.caller holds a lone surrogate escape (not Unicode text)",
+            id="lone-surrogate",
+        ),
+        pytest.param(
             "notes.txt", None, 1, "not an audio file (.wav, .gsm, .mp3 or .ogg)", id="txt"
         ),
     ],
@@ -175,3 +239,17 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileLineError) as caught:
         list(parse_recordings([path], BXL))
     assert str(caught.value) == f"{tmp_path}/(recording 1.wav):1: no such file"
+
+
+def test_a_folder_without_recordings_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not audio", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        list(parse_recordings([tmp_path], BXL))
+    assert str(caught.value) == f"{tmp_path}: no recordings (.gsm, .mp3, .ogg, .wav) in this folder"
+
+
+def test_a_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/out-\xff-1001-20260328-235930-1.wav"))
+    path.write_bytes(b"audio")
+    with pytest.raises(FileLineError, match="the file name is not UTF-8"):
+        list(parse_recordings([path], BXL))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dpa.errors import FileLineError
+from dpa.errors import FileLineError, InputError
 from dpa.identifiers import normalise_phone
 from dpa.parsers import ParsedRecord, parse_voicemail_spool
 
@@ -116,6 +116,30 @@ def edit(path: Path, old: str, new: str) -> None:
             id="bad-duration",
         ),
         pytest.param(
+            lambda p: edit(p, "origtime=1774689600", "origtime=253402300799"),
+            14,
+            "origtime is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="origtime-9999",
+        ),
+        pytest.param(
+            lambda p: edit(p, "origtime=1774689600", "origtime=" + "9" * 5000),
+            14,
+            "origtime is outside the dates dpa computes with (1900-01-01 to 2199-12-31)",
+            id="origtime-5000-digits",
+        ),
+        pytest.param(
+            lambda p: edit(p, "duration=12", "duration=" + "9" * 5000),
+            18,
+            "duration is more than 2147483647 seconds",
+            id="duration-5000-digits",
+        ),
+        pytest.param(
+            lambda p: edit(p, "duration=12", "duration=2147483648"),
+            18,
+            "duration is more than 2147483647 seconds",
+            id="duration-2-31",
+        ),
+        pytest.param(
             lambda p: p.with_suffix(".wav").unlink(),
             1,
             "no audio file beside the message (.wav, .WAV, .gsm)",
@@ -131,3 +155,18 @@ def test_errors(spool: Path, change: Callable[[Path], None], line: int, reason: 
     message = str(caught.value)
     assert message == f"{path}:{line}: {reason}"
     assert not any(word in message.replace(str(spool), "") for word in PERSONAL)
+
+
+def test_the_last_second_of_the_calendar_loads(spool: Path) -> None:
+    edit(spool / MSG, "origtime=1774689600", "origtime=7258118399")  # 2199-12-31 23:59:59 UTC
+    edit(spool / MSG, "duration=12", "duration=00002147483647")
+    first = records(spool)[0]
+    assert first.collected_at == datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert first.payload["message"]["duration"] == 2147483647
+
+
+def test_a_folder_without_messages_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "default" / "1001" / "INBOX").mkdir(parents=True)
+    with pytest.raises(InputError) as caught:
+        records(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: no voicemail messages (msgNNNN.txt) in this folder"
