@@ -358,8 +358,9 @@ def pending(session: Session) -> list[PendingNotice]:
     """The unacknowledged notices, oldest first.
 
     Status: `queued` (never tried), `retrying` (last try failed on the network, a timeout,
-    429 or 5xx), `failed` (last try was refused, e.g. 401 or 404: fix the endpoint or the
-    secret). Every one of them is tried again by the next delivery run.
+    408, 429 or 5xx), `failed` (last try was refused, e.g. 401 or 404, or the certificate
+    was not trusted: fix the endpoint, its certificate or the secret). Every one of them is
+    tried again by the next delivery run.
     """
     rows = session.exec(_unacknowledged()).all()
     return [

@@ -45,8 +45,9 @@ def deliver(
     The body is the encrypted package as stored, with Content-Digest (RFC 9530),
     Idempotency-Key (the export id, the same on every retry) and X-DPA-Signature
     (v1, HMAC-SHA256 of "id.timestamp.sha256"). Network errors, timeouts, 408, 429 and 5xx
-    are retried with backoff; other answers are not. The receipt (status, attempts,
-    SHA-256 of the answer) goes to the ledger as export.deliver either way.
+    are retried with backoff (honouring Retry-After); other answers and an untrusted
+    certificate are not. The receipt (status, attempts, SHA-256 of the answer) goes to the
+    ledger as export.deliver either way.
 
     Exit codes: 0 delivered; 1 not delivered after the retries, or the package file is
     missing or does not match its checksum (nothing sent); 2 not an https URL; 3 unknown,
@@ -84,7 +85,8 @@ def secret() -> None:
         text = delivery.export_secret(ws)
     err_console.print(
         "This is a secret: give it to the receiver over a confidential channel only. "
-        "It verifies X-DPA-Signature with it (HMAC-SHA256, see `dpa export deliver --help`).",
+        "It verifies X-DPA-Signature with it (HMAC-SHA256, see `dpa export deliver --help`); "
+        "the HMAC key is the base64-decoded part after dpaexp_.",
         soft_wrap=True,
     )
     say(text)

@@ -43,8 +43,9 @@ def _age(delta: timedelta) -> str:
 def list_(as_json: bool = JSON_OPTION) -> None:
     """List the notices not yet acknowledged, oldest first: status, attempts, last error, age.
 
-    Status: queued (never tried), retrying (network error, timeout, 429 or 5xx), failed
-    (refused, e.g. 401 or 404, or no endpoint: fix the register or the recipient's secret).
+    Status: queued (never tried), retrying (network error, timeout, 408, 429 or 5xx), failed
+    (refused, e.g. 401 or 404, an untrusted certificate, or no endpoint: fix the register,
+    the recipient's certificate or its secret).
     Every one of them is tried again by the next sweep or `send`.
     """
     at = now()
@@ -107,8 +108,9 @@ def send(
 ) -> None:
     """Deliver the waiting notices now; exit 0 when all are acknowledged, 1 when any is still waiting.
 
-    Transient failures (network, timeout, 429, 5xx) are retried within the run; other
-    answers are not. Whatever is not acknowledged stays queued for the next sweep or `send`.
+    Transient failures (network, timeout, 408, 429, 5xx) are retried within the run,
+    honouring Retry-After; other answers and an untrusted certificate are not. Whatever is not
+    acknowledged stays queued for the next sweep or `send`.
     """
     with workspace() as ws, notify.http_client() as client:
         report = notify.deliver_pending(

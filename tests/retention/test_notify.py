@@ -17,7 +17,7 @@ import httpx
 import pytest
 import standardwebhooks
 import time_machine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from dpa import clock, http, ledger
 from dpa import register as register_mod
@@ -81,6 +81,14 @@ def queue(
         return notify.queue_notices(
             session, ws.register(session), sweep_id=sweep, batches=batches, now=now
         )
+
+
+def queue_in(
+    session: Session, ws: Workspace, batches: list[ErasureBatch], sweep: str = "s" * 32
+) -> list[ErasureNotice]:
+    return notify.queue_notices(
+        session, ws.register(session), sweep_id=sweep, batches=batches, now=NOW
+    )
 
 
 def secret_of(ws: Workspace) -> bytes:
@@ -370,6 +378,44 @@ def test_a_batch_after_the_first_attempt_goes_into_a_follow_up_notice(ws: Worksp
     secret = secret_of(ws)
     for request in endpoint.requests:
         assert_authentic(secret, request.headers, request.content)
+
+
+def test_a_delivery_racing_a_batch_sends_the_body_as_it_stands_when_claimed(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A `notices send` reads the queue while a sweep's next batch is joining the notice.
+    install_endpoints(ws, {"platform_provider": PLATFORM})
+    (notice,) = queue(ws, [batch(seq=7)])
+    read_queue = threading.Event()
+    real_claim = notify._claim
+
+    def claim(*args: Any) -> str | None:
+        read_queue.set()  # the queue, with the old body, is read; the claim comes next
+        return real_claim(*args)
+
+    monkeypatch.setattr(notify, "_claim", claim)
+    endpoint = Endpoint([200])
+    reports: list[notify.DeliveryReport] = []
+    with ws.session() as session:  # the batch's transaction, holding the notice's row
+        assert queue_in(session, ws, [batch(root=ROOT_B, seq=8)]) == []
+        with endpoint.client() as client:
+            sender = threading.Thread(
+                target=lambda: reports.append(
+                    notify.deliver_pending(ws, client, actor="ops", now=NOW)
+                )
+            )
+            sender.start()
+            assert read_queue.wait(timeout=60)
+            session.commit()
+            sender.join(timeout=60)
+    assert not sender.is_alive()
+    (report,) = reports
+    assert report.acknowledged == 1
+    (row,) = rows(ws)
+    (request,) = endpoint.requests
+    assert request.headers["webhook-id"] == row.id == notice.id
+    assert request.content == row.body.encode()  # the joined body, as stored
+    assert [b["ledger_seq"] for b in json.loads(request.content)["data"]["batches"]] == [7, 8]
 
 
 def test_a_notice_not_tried_for_want_of_an_endpoint_stays_open(ws: Workspace) -> None:
