@@ -8,28 +8,49 @@ File names are random ids: they reveal nothing about the content or its owner.
 
 Layout: MAGIC, then per chunk a 4-byte big-endian length, the 12-byte nonce and the
 ciphertext with its tag.
+
+A blob is written before the transaction that records it commits, so a process killed in
+between leaves a file (or a `.part` of one) that no record will ever name. `files` lists what
+is on disk in id order, so a caller can walk it beside the ids the database references
+(`dpa.orphans` collects the strays); `delete` removes a blob and any unfinished `.part` of it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["CHUNK", "BlobCorrupt", "BlobStore"]
+__all__ = ["CHUNK", "BlobCorrupt", "BlobFile", "BlobStore"]
 
 CHUNK = 1 << 20
 MAGIC = b"DPAB\x01"
 _LEN = struct.Struct(">I")
 _NONCE = 12
+_PART = ".part"
+_FOLDER = re.compile(r"[0-9a-f]{2}")
+_NAME = re.compile(r"([0-9a-f]{32})(\.part)?")
 
 
 class BlobCorrupt(Exception):
     """A blob file does not decrypt: damaged, truncated, or not the blob asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobFile:
+    """One file of the store as found on disk: a blob, or the unfinished `.part` of one."""
+
+    blob_id: str
+    name: str  # the file's name: the blob id, with ".part" when its writing never finished
+    size: int
+    modified: datetime  # the file's modification time, UTC
 
 
 class BlobStore:
@@ -96,5 +117,41 @@ class BlobStore:
                 index += 1
 
     def delete(self, blob_id: str) -> None:
-        """Remove a blob file if it exists."""
-        self.path(blob_id).unlink(missing_ok=True)
+        """Remove a blob file, and the unfinished `.part` of one, if they exist."""
+        target = self.path(blob_id)
+        target.unlink(missing_ok=True)
+        target.with_name(target.name + _PART).unlink(missing_ok=True)
+
+    def exists(self, blob_id: str) -> bool:
+        """Whether the blob, or an unfinished `.part` of it, is on disk."""
+        target = self.path(blob_id)
+        return target.exists() or target.with_name(target.name + _PART).exists()
+
+    def files(self) -> Iterator[BlobFile]:
+        """Every blob-shaped file on disk, in ascending id order (one folder in memory at a time).
+
+        Files that are not named like a blob, in a folder of their prefix, are not the
+        store's and are left out; a file removed while the listing runs is skipped.
+        """
+        if not self.root.is_dir():
+            return
+        folders = sorted(
+            entry.name
+            for entry in os.scandir(self.root)
+            if entry.is_dir(follow_symlinks=False) and _FOLDER.fullmatch(entry.name)
+        )
+        for folder in folders:
+            found: list[BlobFile] = []
+            for entry in os.scandir(self.root / folder):
+                match = _NAME.fullmatch(entry.name)
+                if match is None or not match.group(1).startswith(folder):
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                found.append(BlobFile(match.group(1), entry.name, stat.st_size, modified))
+            yield from sorted(found, key=lambda f: f.name)

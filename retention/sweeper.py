@@ -2,7 +2,11 @@
 
 One sweep, as of one moment:
 
-1. removes blob files left in the trash by an earlier, interrupted sweep;
+1. removes blob files left in the trash by an earlier, interrupted sweep, then collects the
+   orphan blob files (`dpa.orphans`: files no record or trash entry names, older than a day,
+   left by an ingest killed before its commit): queued in the trash with one ledger event
+   (`orphans.remove`: count, bytes, Merkle root of the sorted file names, never content), then
+   removed;
 2. for every customer, category and activity with due records that no hold keeps, takes
    batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent sweeps share the work and
    never take a record twice; on SQLite each batch holds the write lock, so they queue). In
@@ -42,7 +46,7 @@ from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
 from dpa import holds as hold_rule
-from dpa import ledger
+from dpa import ledger, orphans
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
 from dpa.keyring import Keyring, record_ad
@@ -90,6 +94,7 @@ class SweepReport:
     customers_purged: list[str] = field(default_factory=list)
     notices_queued: int = 0
     exports_deleted: int = 0
+    orphans_removed: int = 0
     stopped_early: bool = False
 
 
@@ -119,6 +124,7 @@ def run(
         stored = register_mod.current(session)
         groups = _due_groups(session, now)
         if dry_run:
+            report.orphans_removed = orphans.find(session, ws.blobs, now=now).count
             return _dry_run(session, stored.register, report, now)
     register = stored.register
     _empty_trash(ws)
@@ -136,6 +142,7 @@ def run(
         )
     stop = should_stop or (lambda: False)
     try:
+        report.orphans_removed = _collect_orphans(ws, report, actor, now)
         for group in groups:
             linked: set[bytes] = set()  # subjects already linked to an event of this group
             while not stop():
@@ -542,6 +549,35 @@ def _purge(
     return True
 
 
+def _collect_orphans(ws: Workspace, report: SweepReport, actor: str, now: datetime) -> int:
+    """Queue, ledger and remove the orphan blob files; return how many went."""
+    with ws.session(read_only=True) as session:
+        found = orphans.find(session, ws.blobs, now=now)
+    if not found.count:
+        return 0
+    with ws.session() as session:
+        queued = orphans.queue(session, ws.blobs, found, now=now)
+        if queued.count:
+            oldest = queued.oldest
+            assert oldest is not None
+            ledger.append(
+                session,
+                action="orphans.remove",
+                actor=actor,
+                now=now,
+                details={
+                    "sweep": report.sweep_id,
+                    "files": queued.count,
+                    "bytes": queued.bytes,
+                    "merkle_root": queued.merkle_root,
+                    "oldest": oldest.isoformat(timespec="seconds"),
+                    "grace_hours": int(orphans.GRACE.total_seconds() // 3600),
+                },
+            )
+    _remove_blobs(ws, queued.blob_ids)
+    return queued.count
+
+
 def _empty_trash(ws: Workspace) -> None:
     """Remove blob files an interrupted sweep queued but did not get to remove."""
     with ws.session(read_only=True) as session:
@@ -603,6 +639,7 @@ def _finish(
                 "batches": len(report.batches),
                 "notices_queued": report.notices_queued,
                 "exports_deleted": report.exports_deleted,
+                "orphans_removed": report.orphans_removed,
             },
         )
 

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from dpa import holds as hold_rule
-from dpa import ledger
+from dpa import ledger, orphans
 from dpa.audit import tally as tally_mod
+from dpa.blobs import BlobStore
 from dpa.crontab import crontab_trigger
 from dpa.keyring import SINCE
 from dpa.models import (
@@ -68,6 +69,7 @@ class Thresholds:
     overdue_grace: timedelta = timedelta(days=2)
     window_warning: timedelta = timedelta(days=14)
     notice_ack: timedelta = timedelta(days=7)
+    orphan_grace: timedelta = orphans.GRACE
 
 
 @dataclass(slots=True)
@@ -80,6 +82,7 @@ class Context:
     thresholds: Thresholds
     ledger_report: ledger.VerifyReport
     checkpoint_given: bool = False
+    blobs: BlobStore | None = None  # the blob files to check for orphans (none: not checked)
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -483,6 +486,35 @@ def sweep_freshness(ctx: Context) -> list[Finding]:
     ]
 
 
+def orphan_blobs(ctx: Context) -> list[Finding]:
+    """Blob files that no record or trash entry names, older than the grace period."""
+    if ctx.blobs is None:
+        return []
+    found = orphans.find(ctx.session, ctx.blobs, now=ctx.as_of, grace=ctx.thresholds.orphan_grace)
+    if not found.count:
+        return []
+    hours = int(ctx.thresholds.orphan_grace.total_seconds() // 3600)
+    return [
+        Finding(
+            id="orphan-blob-files",
+            severity="warning",
+            title=f"{found.count} encrypted blob files belong to no record",
+            article="GDPR Art. 5(1)(e) and 17(1); Art. 32(1)(b)",
+            affected=[
+                {
+                    "files": found.count,
+                    "bytes": found.bytes,
+                    "oldest": _day(found.oldest),
+                    "grace_hours": hours,
+                }
+            ],
+            action="An ingest was killed before it committed, and left the audio it had "
+            "written. Run `dpa retention sweep`: it removes blob files that no record names "
+            f"once they are {hours} hours old, and ledgers what it removed.",
+        )
+    ]
+
+
 def _interval(register: Register) -> timedelta:
     """The time between two runs of the register's sweep schedule (the longest of the next few)."""
     trigger = crontab_trigger(register.settings.sweep_schedule, register.settings.timezone)
@@ -520,6 +552,7 @@ CHECKS: tuple[Check, ...] = (
     holds,
     notices,
     exports_expired,
+    orphan_blobs,
     register_gaps,
     master_key_age,
 )

@@ -1,0 +1,193 @@
+"""Orphan blob files: an ingest killed before its commit leaves nothing behind for good.
+
+`dpa ingest voicemail` and `dpa ingest recording` run as real processes (forked from one that
+imported the CLI once, `tests.retention.test_sweep_safety.Sweeps`) and are SIGKILLed after a
+random number of their blob files reached the disk. Then full ingests store everything, the
+audit flags the orphans, and a sweep removes exactly them, ledgered, while every record's blob
+stays and decrypts. The customer is under a legal hold, so the sweep erases no record whatever
+the date its clock reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from dpa import audit, ledger, orphans
+from dpa import register as register_mod
+from dpa.audit import html as audit_html
+from dpa.audit.findings import Context, Thresholds, orphan_blobs, run_checks
+from dpa.blobs import BlobStore
+from dpa.merkle import merkle_root
+from dpa.models import BlobTrash, LedgerEvent
+from dpa.resources import load_schema
+from dpa.workspace import Workspace
+from retention import sweeper
+from tests.conftest import Run
+from tests.retention.test_sweep_safety import Sweeps
+
+Cli = Callable[..., Run]
+DATA = Path(__file__).parents[1] / "data"
+AUDIO = DATA / "voicemail" / "default" / "1001" / "INBOX" / "msg0000.wav"
+SPRING = datetime(2026, 3, 2, 8, tzinfo=UTC)
+MESSAGES = 60
+RECORDINGS = 40
+WAIT = 60.0
+
+
+@pytest.fixture
+def runs(env: dict[str, str], tmp_path: Path) -> Iterator[Sweeps]:
+    server = Sweeps(env, tmp_path)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _spool(root: Path, messages: int) -> Path:
+    inbox = root / "default" / "1001" / "INBOX"
+    inbox.mkdir(parents=True)
+    for i in range(messages):
+        at = int((SPRING + timedelta(hours=7 * i)).timestamp())
+        (inbox / f"msg{i:04d}.txt").write_text(
+            "[message]\norigmailbox=1001\ncontext=from-pstn\nexten=1001\n"
+            f'callerid="Caller {i}" <0470{100000 + i}>\norigtime={at}\n'
+            f"msg_id={at}-{i:06d}\nduration=3\n"
+        )
+        shutil.copyfile(AUDIO, inbox / f"msg{i:04d}.wav")
+    return root
+
+
+def _recordings(root: Path, count: int) -> list[str]:
+    root.mkdir(parents=True)
+    for i in range(count):
+        at = SPRING + timedelta(hours=5 * i)
+        name = f"in-1001-0470{200000 + i}-{at:%Y%m%d}-{at:%H%M%S}-{int(at.timestamp())}.{i}.wav"
+        shutil.copyfile(AUDIO, root / name)
+    return sorted(str(p) for p in root.iterdir())
+
+
+def _on_disk(store: BlobStore) -> dict[str, datetime]:
+    return {f.name: f.modified for f in store.files()}
+
+
+def _kill_after_blobs(runs: Sweeps, store: BlobStore, args: list[str], rng: random.Random) -> None:
+    """Start `dpa ARGS`, SIGKILL it once a random number of new blob files has appeared."""
+    before = len(_on_disk(store))
+    wanted = rng.randint(1, 25)
+    pid, output = runs.start(*args)
+    deadline = time.monotonic() + WAIT
+    while len(_on_disk(store)) - before < wanted:
+        assert not runs.finished(pid), (
+            f"the ingest ended before it was killed: {output.read_text()}"
+        )
+        assert time.monotonic() < deadline, "the ingest wrote no blob files"
+        time.sleep(rng.uniform(0, 0.01))
+    status = runs.kill(pid)
+    assert os.WIFSIGNALED(status), output.read_text()
+
+
+def _records(ws: Workspace) -> dict[str, tuple[str, int]]:
+    with ws.session(read_only=True) as session:
+        rows = session.execute(
+            sa.text("SELECT id, blob_id, key_id FROM records WHERE blob_id IS NOT NULL")
+        ).all()
+    return {str(r.blob_id): (str(r.id), int(r.key_id)) for r in rows}
+
+
+def _context(ws: Workspace, session: Session, as_of: datetime) -> Context:
+    return Context(
+        session=session,
+        register=register_mod.current(session).register,
+        as_of=as_of,
+        thresholds=Thresholds(),
+        ledger_report=ledger.verify(session),
+        blobs=ws.blobs,
+    )
+
+
+@pytest.mark.slow
+def test_killed_ingests_leave_orphans_the_audit_flags_and_a_sweep_removes(
+    cli: Cli, ws: Workspace, runs: Sweeps, tmp_path: Path
+) -> None:
+    rng = random.Random(11)
+    cli("customer", "add", "acme", "--name", "Acme BV", "--contract", "monthly",
+        "--started", "2024-03-01")  # fmt: skip
+    cli("hold", "add", "--customer", "acme", "--reason", "Dispute", "--reference", "R-1")
+    spool = _spool(tmp_path / "spool", MESSAGES)
+    recordings = _recordings(tmp_path / "rec", RECORDINGS)
+    voicemail = ["ingest", "voicemail", str(spool), "--customer", "acme"]
+    recording = ["ingest", "recording", *recordings, "--customer", "acme"]
+    for args in (voicemail, recording, voicemail, recording, voicemail):
+        _kill_after_blobs(runs, ws.blobs, args, rng)
+    assert not _records(ws), "a killed ingest committed"
+    for args in (voicemail, recording):
+        pid, output = runs.start(*args)
+        assert runs.wait(pid) == 0, output.read_text()
+
+    stored = _records(ws)
+    assert len(stored) == MESSAGES + RECORDINGS
+    files = _on_disk(ws.blobs)
+    expected = sorted(name for name in files if name.removesuffix(".part") not in stored)
+    assert expected, "no kill left an orphan"
+    # Files count as orphans once they are a grace period old by the clock the sweep is given.
+    later = max(files.values()) + orphans.GRACE + timedelta(minutes=1)
+
+    with ws.session(read_only=True) as session:
+        assert not orphan_blobs(_context(ws, session, later - timedelta(hours=2)))
+        ctx = _context(ws, session, later)
+        findings = run_checks(ctx)
+        stored_register = register_mod.current(session)
+        report = audit.build(
+            session, stored_register.register, stored_register.version, as_of=later, now=later
+        )
+    flagged = next(f for f in findings if f.id == "orphan-blob-files")
+    assert flagged.affected[0]["files"] == len(expected)
+    assert flagged.affected[0]["bytes"] == sum(
+        (ws.blobs.root / n[:2] / n).stat().st_size for n in expected
+    )
+    report = dataclasses.replace(report, findings=findings)
+    document = audit.as_json(report)
+    jsonschema.validate(
+        document, load_schema("audit-report"), format_checker=jsonschema.FormatChecker()
+    )
+    assert f"orphan-blob-files: {len(expected)} encrypted blob files" in audit.as_text(report)
+    assert 'id="finding-orphan-blob-files"' in audit_html.render(report)
+
+    swept = sweeper.run(ws, actor="test", now=later)
+    assert swept.orphans_removed == len(expected)
+    assert (swept.deleted, swept.anonymised) == (0, 0)
+    assert set(_on_disk(ws.blobs)) == set(stored)
+    with ws.session(read_only=True) as session:
+        events = (
+            session.execute(
+                sa.select(LedgerEvent).where(LedgerEvent.action == "orphans.remove")  # type: ignore[arg-type]
+            )
+            .scalars()
+            .all()
+        )
+        assert not session.execute(sa.select(BlobTrash)).all()
+        audio = AUDIO.read_bytes()
+        for blob_id, (record_id, key_id) in stored.items():
+            cipher = ws.keyring.cipher(session, key_id)
+            assert b"".join(ws.blobs.read(blob_id, cipher, label=record_id)) == audio
+        assert not orphan_blobs(_context(ws, session, later))
+    assert len(events) == 1
+    details = json.loads(events[0].details)
+    assert details["files"] == len(expected)
+    assert details["merkle_root"] == merkle_root(expected)
+    assert details["sweep"] == swept.sweep_id
+    assert not any(name in events[0].details for name in expected), "names are never ledgered"
+    assert sweeper.run(ws, actor="test", now=later).orphans_removed == 0
