@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dpa import customers, ingest
+from dpa import holds as rule
+from dpa.models import Hold, Record
 from dpa.parsers.base import ParsedRecord
 from dpa.workspace import Workspace
 from retention import holds, sweeper
@@ -157,3 +159,81 @@ def test_a_sweep_never_deletes_or_anonymises_a_held_record_nor_destroys_its_key(
         assert row.key_id in keys, "the key of a held record was destroyed"
     if active:
         assert purged is None, "a customer under hold was purged"
+
+
+SUBJECTS = [b"a" * 16, b"b" * 16, b"c" * 16]
+
+
+@settings(max_examples=40)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2"]),
+            st.sampled_from(CATEGORIES),
+            st.lists(st.sampled_from(SUBJECTS), max_size=3, unique=True),
+        ),
+        max_size=12,
+    ),
+    scopes=st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2"]),
+            st.none() | st.sampled_from(CATEGORIES),
+            st.none() | st.sampled_from(SUBJECTS),
+            st.booleans(),
+        ),
+        max_size=4,
+    ),
+)
+def test_the_sql_rule_and_the_python_rule_keep_the_same_records(
+    records: list[tuple[str, str, list[bytes]]],
+    scopes: list[tuple[str, str | None, bytes | None, bool]],
+) -> None:
+    holds_table: sa.Table = Hold.__table__  # type: ignore[attr-defined]
+    records_table: sa.Table = Record.__table__  # type: ignore[attr-defined]
+    engine = sa.create_engine("sqlite://")
+    Hold.metadata.create_all(engine, tables=[holds_table, records_table])
+    with engine.begin() as connection:
+        for n, (customer, category, subjects) in enumerate(records):
+            padded = [*subjects, None, None, None]
+            connection.execute(
+                sa.insert(records_table).values(
+                    id=f"r{n}", customer_id=customer, category=category, activity="a",
+                    collected_at=START, key_id=1, source_key=b"k%d" % n, payload=b"",
+                    ingested_at=START, subject_a=padded[0], subject_b=padded[1],
+                    subject_c=padded[2],
+                )
+            )  # fmt: skip
+        for holder, held_category, subject, released in scopes:
+            connection.execute(
+                sa.insert(holds_table).values(
+                    customer_id=holder, category=held_category, subject=subject, reason="r",
+                    created_at=START, created_by="t", released_at=START if released else None,
+                )
+            )  # fmt: skip
+        by_sql = set(connection.execute(sa.select(records_table.c.id).where(rule.kept())).scalars())
+        covered_by_first = (
+            set(
+                connection.execute(
+                    sa.select(records_table.c.id).where(rule.covers(*scopes[0][:3]))
+                ).scalars()
+            )
+            if scopes
+            else set()
+        )
+    in_force = [rule.HoldScope(c, k, s) for c, k, s, released in scopes if not released]
+    by_python = {
+        f"r{n}"
+        for n, (customer, category, subjects) in enumerate(records)
+        if any(scope.keeps(customer, category, subjects) for scope in in_force)
+    }
+    assert by_sql == by_python
+    if scopes:
+        first = rule.HoldScope(*scopes[0][:3])
+        assert covered_by_first == {
+            f"r{n}" for n, (c, k, s) in enumerate(records) if first.keeps(c, k, s)
+        }
+    for customer in ("c1", "c2"):
+        for category in CATEGORIES:
+            # Only a hold naming no subject keeps a record about nobody; such a hold keeps all.
+            whole = any(scope.keeps_all_of(customer, category) for scope in in_force)
+            assert whole == any(scope.keeps(customer, category, ()) for scope in in_force)

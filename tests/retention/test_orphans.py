@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
 from dpa import audit, ledger, orphans
@@ -35,7 +37,7 @@ from dpa.models import BlobTrash, LedgerEvent
 from dpa.resources import load_schema
 from dpa.workspace import Workspace
 from retention import sweeper
-from tests.conftest import Run
+from tests.conftest import NOW, Run, add_customer
 from tests.retention.test_sweep_safety import Sweeps
 
 Cli = Callable[..., Run]
@@ -191,3 +193,86 @@ def test_killed_ingests_leave_orphans_the_audit_flags_and_a_sweep_removes(
     assert details["sweep"] == swept.sweep_id
     assert not any(name in events[0].details for name in expected), "names are never ledgered"
     assert sweeper.run(ws, actor="test", now=later).orphans_removed == 0
+
+
+# ----------------------------------------------------------------------------- the rules
+
+OLD = NOW - orphans.GRACE - timedelta(hours=1)
+
+
+def _plant(store: BlobStore, tmp_path: Path, modified: datetime, *, part: bool = False) -> str:
+    """A blob file no record names, stamped `modified`; its file name."""
+    blob_id = uuid.uuid4().hex
+    store.write(blob_id, AESGCM(os.urandom(32)), AUDIO, label="nobody")
+    path = store.path(blob_id)
+    if part:
+        path = path.rename(path.with_name(path.name + ".part"))
+    os.utime(path, (modified.timestamp(), modified.timestamp()))
+    return path.name
+
+
+def _orphan_events(ws: Workspace) -> list[dict[str, object]]:
+    with ws.session(read_only=True) as session:
+        rows = session.execute(
+            sa.text("SELECT details FROM ledger_events WHERE action = 'orphans.remove'")
+        ).scalars()
+        return [json.loads(row) for row in rows]
+
+
+def test_recent_unreferenced_files_are_kept_for_an_ingest_still_running(
+    cli: Cli, ws: Workspace, tmp_path: Path
+) -> None:
+    add_customer(cli, samples=("voicemail",))
+    cli("hold", "add", "--customer", "acme", "--reason", "Dispute", "--reference", "R-1")
+    stored = set(_records(ws))
+    assert stored
+    old = _plant(ws.blobs, tmp_path, OLD)
+    part = _plant(ws.blobs, tmp_path, OLD, part=True)
+    recent = _plant(ws.blobs, tmp_path, NOW - orphans.GRACE + timedelta(minutes=1))
+    future = _plant(ws.blobs, tmp_path, NOW + timedelta(days=3))
+    (ws.blobs.root / "notes.txt").write_text("not the store's")
+    dry = sweeper.run(ws, actor="test", now=NOW, dry_run=True)
+    assert dry.orphans_removed == 2 and len(_on_disk(ws.blobs)) == len(stored) + 4
+    report = sweeper.run(ws, actor="test", now=NOW)
+    assert report.orphans_removed == 2
+    assert set(_on_disk(ws.blobs)) == stored | {recent, future}
+    assert (ws.blobs.root / "notes.txt").exists()
+    (event,) = _orphan_events(ws)
+    assert event["files"] == 2 and event["merkle_root"] == merkle_root(sorted([old, part]))
+
+
+def test_a_file_another_collector_removed_is_not_ledgered_twice(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    first, second = (_plant(ws.blobs, tmp_path, OLD) for _ in range(2))
+    with ws.session(read_only=True) as session:
+        found = orphans.find(session, ws.blobs, now=NOW)
+    assert found.count == 2
+    ws.blobs.delete(first)  # another host's sweep got there in between
+    with ws.session() as session:
+        queued = orphans.queue(session, ws.blobs, found, now=NOW)
+        again = orphans.queue(session, ws.blobs, found, now=NOW)
+    assert [f.name for f in queued.files] == [second]
+    assert not again.files  # queued already: the trash entry is there
+    with ws.session(read_only=True) as session:
+        assert set(session.execute(sa.select(BlobTrash.blob_id)).scalars()) == {second}  # type: ignore[call-overload]
+
+
+def test_a_sweep_killed_after_queueing_orphans_removes_them_next_time_without_a_second_event(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = {_plant(ws.blobs, tmp_path, OLD) for _ in range(3)}
+
+    def power_cut(_: Workspace, blob_ids: list[str]) -> None:
+        if blob_ids:  # the trash is empty at the start: this is the orphans' turn
+            raise RuntimeError("power cut")
+
+    monkeypatch.setattr(sweeper, "_remove_blobs", power_cut)
+    with pytest.raises(RuntimeError):
+        sweeper.run(ws, actor="test", now=NOW)
+    monkeypatch.undo()
+    assert set(_on_disk(ws.blobs)) == names
+    assert sweeper.run(ws, actor="test", now=NOW).orphans_removed == 0
+    assert not _on_disk(ws.blobs)
+    (event,) = _orphan_events(ws)
+    assert event["files"] == 3
