@@ -64,3 +64,25 @@ def test_failed_write_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
         store.write("d" * 32, aead, tmp_path / "missing.wav", label="x")
     assert not store.path("d" * 32).exists()
     assert not list(store.root.rglob("*.part"))
+
+
+def test_files_lists_blobs_in_id_order_and_leaves_out_what_is_not_the_stores(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "plain"
+    source.write_bytes(b"audio")
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    ids = sorted(f"{n:02x}" + "0" * 30 for n in (0xF0, 0x0A, 0x3C))
+    for blob_id in ids:
+        store.write(blob_id, aead, source, label="r")
+    unfinished = store.path(ids[0]).with_name(ids[0][:-1] + "1.part")
+    unfinished.write_bytes(b"half")
+    (store.root / "notes.txt").write_text("x")
+    (store.path(ids[1]).parent / ("ff" + "0" * 30)).write_bytes(b"wrong folder")
+    (store.root / "zz").mkdir()
+    listed = list(store.files())
+    assert [f.name for f in listed] == [ids[0], unfinished.name, ids[1], ids[2]]
+    assert [f.size for f in listed][1] == 4
+    store.delete(ids[0][:-1] + "1")
+    assert not unfinished.exists() and not store.exists(ids[0][:-1] + "1")
+    assert store.exists(ids[0])
