@@ -1,8 +1,9 @@
 """One dpa installation: its settings, database and master key; `init` creates it.
 
 `Workspace.open` refuses a database `dpa init` has not set up (or one whose schema is behind
-this version of dpa), and checks the master key's fingerprint before anything reads or writes
-data under it, so a wrong key is a clear error that changes nothing.
+this version of dpa), then loads the master key (the key file must be 0600) and checks its
+fingerprint before it returns: no command can read or write data under a missing, malformed,
+exposed or wrong key, because no command gets a workspace without a good one.
 """
 
 from __future__ import annotations
@@ -32,18 +33,14 @@ __all__ = ["InitReport", "Workspace", "init"]
 class Workspace:
     """An opened installation: hands out sessions and the (checked) master key."""
 
-    def __init__(
-        self, settings: Settings, engine: Engine, key_fingerprint: str, key_version: int
-    ) -> None:
+    def __init__(self, settings: Settings, engine: Engine, keyring: Keyring) -> None:
         self.settings = settings
         self.engine = engine
-        self.key_fingerprint = key_fingerprint
-        self.key_version = key_version
-        self._keyring: Keyring | None = None
+        self._keyring = keyring
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
-        """Open an installation made by `dpa init`."""
+        """Open an installation made by `dpa init`; refuse (KeyProblem) a bad master key."""
         if settings.is_sqlite and not _sqlite_file_exists(settings):
             raise NotInitialised(f"no dpa database in {settings.home}: run `dpa init` first")
         engine = _engine(settings)
@@ -69,7 +66,13 @@ class Workspace:
         if fingerprint is None or version is None:
             engine.dispose()
             raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
-        return cls(settings, engine, fingerprint.value, int(version.value))
+        try:
+            key = load_master_key(settings)
+            key.check(fingerprint.value)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(settings, engine, Keyring(key, int(version.value)))
 
     def close(self) -> None:
         """Release database connections."""
@@ -89,12 +92,18 @@ class Workspace:
 
     @property
     def keyring(self) -> Keyring:
-        """Keys under the master key, which is loaded and checked against the database first."""
-        if self._keyring is None:
-            key = load_master_key(self.settings)
-            key.check(self.key_fingerprint)
-            self._keyring = Keyring(key, self.key_version)
+        """Keys under the master key (checked against the database when the workspace opened)."""
         return self._keyring
+
+    @property
+    def key_fingerprint(self) -> str:
+        """The fingerprint of the master key in use."""
+        return self._keyring.master.fingerprint
+
+    @property
+    def key_version(self) -> int:
+        """The version of the master key in use (one more after each rotation)."""
+        return self._keyring.master_version
 
     def stored_fingerprint(self) -> str | None:
         """The master key fingerprint the database expects now (read afresh)."""

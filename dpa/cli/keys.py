@@ -26,7 +26,7 @@ def rotate(
     """Re-wrap every data key under a new master key in one transaction; data is not re-encrypted."""
     with workspace() as ws:
         settings = ws.settings
-        keyring = ws.keyring  # the current key first: a wrong one stops here, exit 4
+        keyring = ws.keyring  # checked when the workspace opened: a bad key never gets here
         if new_key_file is not None:
             new = read_key_file(new_key_file)
             staged = None
