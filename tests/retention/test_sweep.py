@@ -389,7 +389,15 @@ def test_a_sweep_that_dies_loses_no_erasure_notice(
     _sweep(settings, NOVEMBER, batch=2)
     deleted = json.loads(cli("audit", "log", "--action", "delete", "--json").stdout)
     queued = json.loads(cli("retention", "notices", "list", "--json").stdout)
-    assert len(queued) == len(deleted) == 3
+    # One notice per sweep, customer and recipient, listing every batch the sweep erased.
+    assert len(deleted) == 3 and len(queued) == 2
+    assert len({n["sweep"] for n in queued}) == 2
+    with Workspace.open(settings) as ws, ws.session(read_only=True) as session:
+        bodies = session.execute(sa.text("SELECT body FROM erasure_notices")).scalars().all()
+    notified = sorted(
+        b["merkle_root"] for body in bodies for b in json.loads(body)["data"]["batches"]
+    )
+    assert notified == sorted(e["details"]["merkle_root"] for e in deleted)
 
 
 def test_review_refusals_hold_release_reason_purged_customer_dropped_category(
