@@ -6,6 +6,13 @@ STAMP := $(VENV)/.installed
 RUN_HOME := .dpa-run
 # `make run` always uses the embedded default: a throwaway SQLite installation in .dpa-run.
 DPA := env -u DPA_DATABASE_URL -u DPA_MASTER_KEY DPA_HOME=$(RUN_HOME) $(BIN)/dpa --actor make-run
+# `make run` tells one story on any day: the month it runs in plays November 2026, the month
+# the story was written for. Every date of the story, and every date in the samples it ingests
+# (copies of tests/data made by tests/moved_samples.py), moves by as many months.
+MONTH := $(shell TZ=Europe/Brussels date +%Y-%m)
+month = $(shell date -d '$(MONTH)-01 $(1) months' +%Y-%m)
+last_day = $(shell date -d '$(call month,$(1))-01 +1 month -1 day' +%Y-%m-%d)
+SAMPLES := $(RUN_HOME)/samples
 
 .PHONY: run test lint typecheck bench install clean
 
@@ -19,29 +26,31 @@ install: $(STAMP)
 
 run: $(STAMP)
 	@rm -rf $(RUN_HOME)
+	@echo "== the story plays in $(MONTH): the samples of tests/data, moved to recent dates"
+	$(BIN)/python -m tests.moved_samples $(MONTH) $(SAMPLES)
 	@echo "== dpa init: home, master key (0600), database, default Annex 1 register"
 	$(DPA) init
 	@echo; echo "== dpa register show: the processing register in force"
 	$(DPA) register show
 	@echo; echo "== two customers (controllers)"
-	$(DPA) customer add acme --name "Acme Plumbing BV" --contact "privacy@acme.example" --contract monthly --started 2024-03-01
-	$(DPA) customer add globex --name "Globex Telecom NV" --contract fixed-12m --started 2025-01-15
-	@echo; echo "== ingest: the platform's files, encrypted (CDRs, voicemail spool, recordings, contacts; samples in tests/data)"
-	$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme
-	$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme
-	$(DPA) ingest voicemail tests/data/voicemail --customer acme
-	$(DPA) ingest recording tests/data/recordings/*.wav --customer acme
-	$(DPA) ingest contacts tests/data/contacts.csv --customer globex
-	@echo; echo "== a third customer gave notice in August: its contract ended 31 August, its window closed 31 October"
-	$(DPA) customer add initech --name "Initech SRL" --contract monthly --started 2023-05-01
-	$(DPA) ingest recording tests/data/recordings/*.wav --customer initech
-	$(DPA) ingest contacts tests/data/contacts.csv --customer initech
-	$(DPA) customer terminate initech --on 2026-08-10
+	$(DPA) customer add acme --name "Acme Plumbing BV" --contact "privacy@acme.example" --contract monthly --started $(call month,-32)-01
+	$(DPA) customer add globex --name "Globex Telecom NV" --contract fixed-12m --started $(call month,-22)-15
+	@echo; echo "== ingest: the platform's files, encrypted (CDRs, voicemail spool, recordings, contacts)"
+	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme
+	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme
+	$(DPA) ingest voicemail $(SAMPLES)/voicemail --customer acme
+	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer acme
+	$(DPA) ingest contacts $(SAMPLES)/contacts.csv --customer globex
+	@echo; echo "== a third customer gave notice in $(call month,-3): its contract ended $(call last_day,-3), its window closed $(call last_day,-1)"
+	$(DPA) customer add initech --name "Initech SRL" --contract monthly --started $(call month,-42)-01
+	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer initech
+	$(DPA) ingest contacts $(SAMPLES)/contacts.csv --customer initech
+	$(DPA) customer terminate initech --on $(call month,-3)-10
 	@echo; echo "== dpa subject find: one caller, whatever the spelling, through the blind index"
 	$(DPA) subject find "0032 470 12 34 56"
-	@echo; echo "== acme gives notice: contract ends at the end of the month, then a two-month export window"
-	$(DPA) customer terminate acme --on 2026-10-10
-	-$(DPA) ingest cdr tests/data/asterisk/Master.csv --customer acme  # refused: exit 3, export only
+	@echo; echo "== acme gave notice last month: its contract ended $(call last_day,-1), then a two-month export window (until $(call last_day,1))"
+	$(DPA) customer terminate acme --on $(call month,-1)-10
+	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme; test $$? -eq 3  # refused: exit 3, export only
 	$(DPA) customer list
 	$(DPA) customer show globex
 	@echo; echo "== dpa retention plan: what falls due when, per customer, category and activity"
@@ -62,8 +71,8 @@ run: $(STAMP)
 	$(DPA) export list
 	@echo; echo "== what acme finds in its package after decrypting it: the manifest (every file's SHA-256)"
 	@$(BIN)/python -c "import io, json, zipfile, pyrage; k = pyrage.x25519.Identity.from_str(open('$(RUN_HOME)/acme.key').read()); z = zipfile.ZipFile(io.BytesIO(pyrage.decrypt(open('$(RUN_HOME)/acme-export.zip.age', 'rb').read(), [k]))); print('\n'.join(z.namelist())); m = json.loads(z.read('manifest.json')); print(json.dumps({k: m[k] for k in ('customer', 'created_at', 'scope', 'records', 'categories')}, indent=2))"
-	@echo; echo "== initech's window closed on 31 October: its export is refused"
-	-$(DPA) export create --customer initech --recipient $$(cat $(RUN_HOME)/acme.pub)  # refused: exit 3
+	@echo; echo "== initech's window closed on $(call last_day,-1): its export is refused"
+	$(DPA) export create --customer initech --recipient $$(cat $(RUN_HOME)/acme.pub); test $$? -eq 3  # refused: exit 3
 	@echo; echo "== dpa register export: the Art. 30 record (also written as HTML to $(RUN_HOME)/art30.html)"
 	$(DPA) register export --format md
 	$(DPA) register export --format html -o $(RUN_HOME)/art30.html
@@ -74,7 +83,7 @@ run: $(STAMP)
 	$(DPA) audit verify --checkpoint $(RUN_HOME)/ledger-head.json
 	@echo; echo "== dpa audit report: the DPO's findings; a planted one first (a legal hold placed without a reference)"
 	$(DPA) hold add --customer globex --reason "Billing dispute"
-	-$(DPA) audit report --checkpoint $(RUN_HOME)/ledger-head.json  # exit 1: a warning
+	$(DPA) audit report --checkpoint $(RUN_HOME)/ledger-head.json; test $$? -eq 1  # exit 1: a warning
 	@echo; echo "== fixed: the hold is placed again with its reference; the report is clean (also as HTML: $(RUN_HOME)/audit.html)"
 	$(DPA) hold release 2 --reason "Placed again with its reference"
 	$(DPA) hold add --customer globex --reason "Billing dispute" --reference DISP-2026-17
