@@ -3,6 +3,11 @@
 SQLite transactions start with `BEGIN IMMEDIATE`: a writer takes the write lock when it begins,
 not half-way through, so two dpa processes queue (up to the busy timeout) instead of failing
 with "database is locked" on a read-to-write upgrade. WAL mode lets readers run meanwhile.
+
+A `read_only` session reads one snapshot on both backends: on SQLite a deferred `BEGIN` (a
+WAL reader sees the database as of its first read until it ends); on PostgreSQL a
+`REPEATABLE READ, READ ONLY` transaction (READ COMMITTED, the default, would show each
+statement the rows committed meanwhile: an export could count records a sweep then deletes).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ def make_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    sa.event.listen(engine, "begin", _postgresql_on_begin)
+    return engine
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,12 +65,19 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
     connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
+def _postgresql_on_begin(connection: sa.Connection) -> None:
+    # The driver has sent BEGIN; this must be the transaction's first statement.
+    if connection.get_execution_options().get("dpa_read_only", False):
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
 @contextmanager
 def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """A session whose transaction commits at the end of the block, or rolls back on error.
 
-    `read_only` sessions start a deferred transaction on SQLite (no write lock); a write
-    attempted in one fails instead of queueing behind other writers.
+    `read_only` sessions read one snapshot and take no write lock: a deferred transaction on
+    SQLite, `REPEATABLE READ, READ ONLY` on PostgreSQL; a write attempted in one fails
+    instead of queueing behind other writers.
     """
     bind = engine.execution_options(dpa_read_only=True) if read_only else engine
     with Session(bind, expire_on_commit=False) as session, session.begin():

@@ -2,7 +2,9 @@
 
 A customer (the controller) may have its data while its contract runs and during the window
 after it ends (ClientCom terms 7.5; Fonzer terms 11.2; GDPR Art. 20 and 28(3)(g)); after the
-window the export is refused. The package is built in one read snapshot of the store:
+window the export is refused. The package is built in one read snapshot of the store (one
+`read_only` transaction: REPEATABLE READ on PostgreSQL), so a sweep running meanwhile changes
+nothing in it, and the manifest counts the records and files actually written:
 
     manifest.json           scope, counts per category with purpose and legal basis, SHA-256 of every file
     README.txt              what each file is, in plain language
@@ -133,14 +135,21 @@ def create(
     output: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
-    """Build, encrypt, store and ledger one package; refuse outside the contract and window."""
+    """Build, encrypt, store and ledger one package; refuse outside the contract and window.
+
+    With `output`, the package is also copied there. A refusal or failure at any point leaves
+    nothing behind: no row, no ledger event, no package, no partial copy. The output path is
+    checked (a file can be made next to it) before any work.
+    """
     export_id = uuid.uuid4().hex
+    copy = None if output is None else _Copy.reserve(output)
     folder = ws.exports
-    folder.mkdir(mode=0o700, exist_ok=True)
     final = folder / f"{export_id}.zip.age"
     part = final.with_name(final.name + ".part")
-    keyring = ws.keyring  # a wrong master key stops here
+    keyring = ws.keyring
+    committed = False
     try:
+        folder.mkdir(mode=0o700, exist_ok=True)
         with ws.session(read_only=True) as session:
             stored = register_mod.current(session)
             plan = _Plan.make(session, keyring, stored.register, request, now)
@@ -156,6 +165,8 @@ def create(
                 raw.flush()
                 os.fsync(raw.fileno())
         part.replace(final)
+        if copy is not None:
+            copy.fill(final)
         expires = stored.register.settings.export_lifetime.shift(
             now, stored.register.settings.timezone
         )
@@ -197,12 +208,16 @@ def create(
             )
             seq = event.seq
             ledger.link_subjects(session, seq, request.customer_id, [plan.subject_digest])
-        if output is not None:
-            _copy_private(final, output)
+            if copy is not None:
+                # Last in the transaction: a copy that cannot be put in place rolls it back.
+                copy.publish()
+        committed = True
     except BaseException:
         part.unlink(missing_ok=True)
-        if "seq" not in locals():
+        if not committed:
             final.unlink(missing_ok=True)
+            if copy is not None:
+                copy.withdraw()
         raise
     return ExportReport(
         export_id=export_id,
@@ -407,8 +422,8 @@ def _workers() -> int:
 
 def _rendered(
     jobs: Iterator[formats.Job], workers: int
-) -> Generator[tuple[int, bytes, bytes], None, None]:
-    """Each job's record count, JSON Lines and CSV rows, in order.
+) -> Generator[tuple[str, int, bytes, bytes], None, None]:
+    """Each job's activity, record count, JSON Lines and CSV rows, in order.
 
     With `workers`, opening and formatting (decryption, JSON parsing, cells, quoting: most
     of an export's CPU time) run in that many processes, a few batches ahead of the writing
@@ -417,22 +432,22 @@ def _rendered(
     """
     if workers < 1:
         for job in jobs:
-            yield (len(job.ids), *formats.render(job))
+            yield (job.activity, len(job.ids), *formats.render(job))
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     context.set_forkserver_preload(["exports.formats"])
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=formats.start_worker)
-    pending: deque[tuple[int, Future[tuple[bytes, bytes]]]] = deque()
+    pending: deque[tuple[str, int, Future[tuple[bytes, bytes]]]] = deque()
     try:
         for job in jobs:
-            pending.append((len(job.ids), pool.submit(formats.render, job)))
+            pending.append((job.activity, len(job.ids), pool.submit(formats.render, job)))
             if len(pending) > 2 * workers:
-                size, future = pending.popleft()
-                yield (size, *future.result())
+                activity, size, future = pending.popleft()
+                yield (activity, size, *future.result())
         while pending:
-            size, future = pending.popleft()
-            yield (size, *future.result())
+            activity, size, future = pending.popleft()
+            yield (activity, size, *future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -504,6 +519,10 @@ class _Package:
         self.counts: list[manifest.CategoryCount] = []
         self.document: dict[str, Any] = {}
         self.written = 0
+        # What was written, by (category, activity): records and media files. The manifest
+        # counts these, not the plan's count query.
+        self.records: dict[tuple[str, str], int] = {}
+        self.media: dict[tuple[str, str], int] = {}
         self.workers = _workers()
 
     def _member(
@@ -546,10 +565,17 @@ class _Package:
             finally:  # also when the package fails half-way: no spool, no worker left behind
                 lines.close()
                 spool.close()
-            for activity, records, media in parts:
+            for activity, _, media in parts:
                 if media:
                     yield from self._media(category, activity)
-                self.counts.append(manifest.CategoryCount(category, activity, records, media))
+                self.counts.append(
+                    manifest.CategoryCount(
+                        category,
+                        activity,
+                        self.records.get((category, activity), 0),
+                        self.media.get((category, activity), 0),
+                    )
+                )
             if self.progress is not None:
                 self.progress(self.written)
         readme = manifest.readme(
@@ -579,9 +605,11 @@ class _Package:
         )
         rendered = _rendered(jobs, self.workers if big else 0)
         try:
-            for size, lines, rows in rendered:
+            for activity, size, lines, rows in rendered:
                 spool.write(rows)
                 yield lines
+                key = (category, activity)
+                self.records[key] = self.records.get(key, 0) + size
                 self.written += size
                 if self.progress is not None:
                     self.progress(self.written)
@@ -602,6 +630,8 @@ class _Package:
                     f"original file of record {record_id}",
                     _blob(ws, blob_id, keyring.cipher(session, key_id), record_id),
                 )
+                key = (category, activity)
+                self.media[key] = self.media.get(key, 0) + 1
 
     def _manifest(self) -> Iterator[bytes]:
         plan = self.plan
@@ -656,14 +686,49 @@ def _kind(recipient: Recipient) -> str:
     return "x25519" if isinstance(recipient, X25519Recipient) else "scrypt"
 
 
-def _copy_private(source: Path, target: Path) -> None:
-    """Copy the (encrypted) package to `target`, 0600, whole or not at all."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-        tmp.replace(target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write {target}: {exc.strerror}") from None
+class _Copy:
+    """The `--output` copy of a package: reserved before the work, put in place with the commit.
+
+    The copy is written to a hidden file next to the target (made first, so a folder that
+    does not exist or cannot be written is refused before anything is done), 0600, and
+    renamed onto the target at the end: the target is whole or untouched.
+    """
+
+    def __init__(self, target: Path, tmp: Path) -> None:
+        self.target, self.tmp, self.published = target, tmp, False
+
+    @classmethod
+    def reserve(cls, target: Path) -> _Copy:
+        """Check that `target` can be written: make its temporary file, or raise InputError."""
+        if target.is_dir():
+            raise InputError(f"--output {target} is a folder: name the file to write")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise InputError(f"--output {target}: cannot write there ({exc.strerror})") from None
+        return cls(target, tmp)
+
+    def fill(self, source: Path) -> None:
+        """Copy the (encrypted) package into the temporary file."""
+        try:
+            with self.tmp.open("wb") as out, source.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise InputError(f"--output {self.target}: cannot write ({exc.strerror})") from None
+
+    def publish(self) -> None:
+        """Put the copy in place of the target (one rename)."""
+        try:
+            self.tmp.replace(self.target)
+        except OSError as exc:
+            raise InputError(f"--output {self.target}: cannot write ({exc.strerror})") from None
+        self.published = True
+
+    def withdraw(self) -> None:
+        """Remove what this copy made (after a failure): the temporary file, or the target."""
+        self.tmp.unlink(missing_ok=True)
+        if self.published:
+            self.target.unlink(missing_ok=True)
