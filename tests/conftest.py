@@ -17,6 +17,7 @@ from typing import Any
 
 import hypothesis
 import pytest
+import time_machine
 from typer.testing import CliRunner
 
 from dpa.cli import app
@@ -30,6 +31,8 @@ REQUIRE_TOOLS = os.environ.get("DPA_REQUIRE_SYSTEM_TOOLS") == "1"
 # metadata, a cold zoneinfo cache) into a failure: properties are about results, not speed.
 hypothesis.settings.register_profile("dpa", deadline=None)
 hypothesis.settings.load_profile("dpa")
+# The day the samples' story is told (tests/data was collected in spring and autumn 2026):
+# tests that reason about "today" stop the program's clock here with the `clock` fixture.
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 _counter = itertools.count()
 
@@ -109,6 +112,17 @@ def ws(settings: Settings) -> Iterator[Workspace]:
         yield workspace
     finally:
         workspace.close()
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Coordinates]:
+    """The program's clock (`dpa.clock`, and every `datetime.now`) stopped at NOW.
+
+    For tests whose dates only make sense on one day; `clock.move_to(...)` moves it. The
+    monotonic clock is left alone, so timeouts still run out.
+    """
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
 
 
 @dataclass

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 import sqlalchemy as sa
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +27,7 @@ from dpa.workspace import Workspace
 from exports import builder
 from exports.age import ScryptRecipient
 from retention import sweeper
-from tests.conftest import Run, add_customer, need_tool
+from tests.conftest import NOW, Run, add_customer, need_tool
 
 Cli = Callable[..., Run]
 DATA = Path(__file__).parents[1] / "data"
@@ -38,8 +39,8 @@ AUDIO = {p.read_bytes() for p in DATA.rglob("*") if p.suffix.lower() in {".wav",
 
 
 @pytest.fixture(autouse=True)
-def _installed(ws: Workspace) -> None:
-    """Every test starts from `dpa init`."""
+def _installed(ws: Workspace, clock: time_machine.Coordinates) -> None:
+    """Every test starts from `dpa init`, with the clock stopped at NOW (23 November 2026)."""
 
 
 @pytest.fixture
@@ -267,7 +268,6 @@ def test_worker_processes_write_what_one_process_writes(
     ws: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _setup(cli)
-    now = datetime.now(UTC)
 
     def files() -> dict[str, str]:
         report = builder.create(
@@ -275,7 +275,7 @@ def test_worker_processes_write_what_one_process_writes(
             builder.ExportRequest("acme"),
             recipient=ScryptRecipient(b"correct horse battery", log_n=2),
             actor="t",
-            now=now,
+            now=NOW,
         )
         return {f["path"]: f["sha256"] for f in report.manifest["files"]}
 
@@ -298,7 +298,7 @@ def test_the_sweep_deletes_packages_past_their_lifetime(
     listed = json.loads(cli("export", "list", "--json").stdout)
     assert [e["export"] for e in listed] == [out["export"]]
     with Workspace.open(settings) as ws:
-        early = sweeper.run(ws, actor="t", now=datetime.now(UTC))
+        early = sweeper.run(ws, actor="t", now=NOW)
         assert early.exports_deleted == 0 and Path(out["path"]).exists()
         late = sweeper.run(ws, actor="t", now=datetime.fromisoformat(out["expires_at"]))
     assert late.exports_deleted == 1 and not Path(out["path"]).exists()
@@ -325,7 +325,7 @@ def test_every_export_validates_and_counts_what_the_store_holds(
     try:
         report = builder.create(
             ws, request, recipient=ScryptRecipient(b"correct horse battery", log_n=2),
-            actor="t", now=datetime.now(UTC),
+            actor="t", now=NOW,
         )  # fmt: skip
     except Exception as exc:  # an empty scope is refused, and nothing else may fail
         assert "nothing to export" in str(exc)

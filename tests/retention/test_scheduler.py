@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 from apscheduler.util import ref_to_obj
 from sqlmodel import col, select
-from typer.main import get_command
 
 from dpa import db
 from dpa.config import Settings
@@ -44,6 +44,7 @@ from retention.scheduler import (
     scheduler_lock,
     sweep_schedule,
 )
+from tests.conftest import NOW
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 REPO = Path(__file__).parents[2]
@@ -153,12 +154,10 @@ def test_cron_overrides_the_registers_schedule_in_its_timezone() -> None:
     assert "--cron" in schedule.description
 
 
-def test_every_is_an_interval_from_now() -> None:
-    before = datetime.now(UTC)
+def test_every_is_an_interval_from_now(clock: time_machine.Coordinates) -> None:
     schedule = sweep_schedule(_settings(), every=5)
-    first = schedule.next_run(before)
-    assert first is not None
-    assert before + timedelta(seconds=4) < first < datetime.now(UTC) + timedelta(seconds=6)
+    assert schedule.next_run(NOW) == NOW + timedelta(seconds=5)
+    assert schedule.next_run(NOW + timedelta(seconds=5)) == NOW + timedelta(seconds=10)
     assert schedule.description == "every 5 s"
 
 
@@ -252,7 +251,7 @@ def test_no_run_starts_once_a_stop_is_requested(
 
 def test_a_run_asked_to_stop_skips_the_notices(ws: Workspace) -> None:
     run = scheduler.run_sweep(
-        ws.settings, actor="scheduler-test", now=datetime.now(UTC), should_stop=lambda: True
+        ws.settings, actor="scheduler-test", now=NOW, should_stop=lambda: True
     )
     assert run.notices is None
     assert run.summary().startswith(f"sweep {run.sweep.sweep_id}: deleted 0")
@@ -276,7 +275,7 @@ def test_the_lock_admits_one_scheduler_per_database(ws: Workspace) -> None:
 def test_a_run_missed_while_no_scheduler_ran_is_noticed(ws: Workspace) -> None:
     engine = db.make_engine(ws.settings.database_url)
     try:
-        now = datetime.now(UTC)
+        now = NOW
         assert scheduler._missed_run(engine, now) is None  # creates the table, no job yet
         table = sa.Table(JOB_TABLE, sa.MetaData(), autoload_with=engine)
         due = now - timedelta(hours=5)
@@ -292,29 +291,13 @@ def test_a_run_missed_while_no_scheduler_ran_is_noticed(ws: Workspace) -> None:
 
 # -- the command, in its own process ---------------------------------------------------------
 
-# Until `dpa retention schedule` is wired into the dpa command, a one-command app runs it.
-_STANDALONE = (
-    "import typer;"
-    "from dpa.cli import root;"
-    "from dpa.cli._common import DpaGroup;"
-    "from dpa.cli.schedule import schedule;"
-    "app = typer.Typer(cls=DpaGroup, add_completion=False);"
-    "app.callback()(root);"
-    "app.command()(schedule);"
-    "app()"
-)
-
 
 def _command(*args: str) -> list[str]:
-    from dpa.cli import app
-
-    retention = getattr(get_command(app), "commands", {}).get("retention")
-    wired = retention is not None and "schedule" in getattr(retention, "commands", {})
-    if wired:
-        code, path = "from dpa.cli import main; main()", ["retention", "schedule"]
-    else:
-        code, path = _STANDALONE, ["schedule"]
-    return [sys.executable, "-W", "error", "-c", code, "--actor", "scheduler-test", *path, *args]
+    """`dpa retention schedule ARGS` through the real dpa command, in a new Python process."""
+    return [
+        sys.executable, "-W", "error", "-c", "from dpa.cli import main; main()",
+        "--actor", "scheduler-test", "retention", "schedule", *args,
+    ]  # fmt: skip
 
 
 @pytest.fixture

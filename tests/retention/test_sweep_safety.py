@@ -5,7 +5,8 @@ CLI from generated platform files: `alpha` (active) has CDRs of early 2025 (due,
 and voicemail and recordings of spring 2026 with their audio (due, deleted with their blob
 files); `bravo` gave notice in 2025, so its window has closed and everything it has is deleted
 and the customer purged; `charlie` has CDRs of October 2026 (not due) and recordings under a
-legal hold (due but held). Neither sweep may touch charlie.
+legal hold (due but held). Neither sweep may touch charlie. The test and every sweep run on a
+clock stopped at 23 November 2026, so this holds whatever day the suite runs.
 
 The ledger proves what went: each batch event carries the count and the Merkle root of the
 sorted ids of its records. After every kill the ids gone (or anonymised) must split into
@@ -38,11 +39,12 @@ from typing import IO
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from dpa import ledger
 from dpa.merkle import merkle_root
 from dpa.workspace import Workspace
-from tests.conftest import Backend, Run
+from tests.conftest import NOW, Backend, Run
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +58,13 @@ BATCH = "10"
 
 # A fork server: imports the CLI once, then per request forks a child running `dpa ARGS`.
 # Requests and answers are JSON lines: ["run", args, output file] -> pid; ["wait", pid] -> status.
+# The children run on the test's stopped clock (argv[1]): charlie's October CDRs are not due.
 _FORK_SERVER = """
 import json, os, sys
+from datetime import datetime
+import time_machine
 from dpa.cli import main
+time_machine.travel(datetime.fromisoformat(sys.argv[1]), tick=False).start()
 print(json.dumps("ready"), flush=True)
 for line in sys.stdin:
     request = json.loads(line)
@@ -94,7 +100,7 @@ class Sweeps:
         self.folder = folder
         self.count = 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-W", "error", "-c", _FORK_SERVER],
+            [sys.executable, "-W", "error", "-c", _FORK_SERVER, NOW.isoformat()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, **env},
@@ -164,7 +170,10 @@ class Sweeps:
 
 
 @pytest.fixture
-def sweeps(env: dict[str, str], tmp_path: Path) -> Iterator[Sweeps]:
+def sweeps(
+    env: dict[str, str], tmp_path: Path, clock: time_machine.Coordinates
+) -> Iterator[Sweeps]:
+    """The fork server, and this process's clock, stopped at NOW (23 November 2026)."""
     server = Sweeps(env, tmp_path)
     try:
         yield server
