@@ -28,7 +28,16 @@ from dpa.errors import (
 from dpa.models import Customer
 from dpa.register import Register
 
-__all__ = ["CustomerView", "Status", "add", "get", "list_all", "status", "terminate_contract"]
+__all__ = [
+    "CustomerView",
+    "Status",
+    "add",
+    "check_id",
+    "get",
+    "list_all",
+    "status",
+    "terminate_contract",
+]
 
 Status = Literal["active", "terminating", "window", "closed"]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # always fullmatch: `$` allows a final "\n"
@@ -85,7 +94,19 @@ def _view(customer: Customer, cipher: FieldCipher, now: datetime) -> CustomerVie
     )
 
 
+def check_id(customer_id: str) -> str:
+    """Return `customer_id` if a customer could have it; UnknownCustomer if none ever could.
+
+    Checked before any query: an id no customer can have (a NUL, which PostgreSQL cannot
+    take, a lone surrogate from bytes that are not UTF-8, a final newline) is unknown.
+    """
+    if not _ID.fullmatch(customer_id):
+        raise UnknownCustomer(customer_id)
+    return customer_id
+
+
 def _row(session: Session, customer_id: str, *, lock: bool = False) -> Customer:
+    check_id(customer_id)
     # FOR UPDATE on PostgreSQL: two concurrent terminations must not both pass the checks.
     customer = session.get(Customer, customer_id, with_for_update=lock)
     if customer is None:

@@ -42,4 +42,10 @@ def normalise_phone(raw: str, region: str) -> str | None:
 def normalise_email(raw: str) -> str | None:
     """Return `raw` trimmed and lower-cased, or None if it does not look like local@domain."""
     text = raw.strip().lower()
-    return text if _EMAIL.fullmatch(text) else None
+    if not _EMAIL.fullmatch(text):
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8
+        return None
+    return text

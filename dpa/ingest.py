@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from dpa import ledger
 from dpa.blobs import BlobStore
-from dpa.customers import status
+from dpa.customers import check_id, status
 from dpa.errors import InputError, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_phone
 from dpa.keyring import Keyring, record_ad
@@ -257,7 +257,7 @@ def ingest(
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Store every parsed record of one file in the caller's transaction; ledger it once."""
-    customer = session.get(Customer, customer_id)
+    customer = session.get(Customer, check_id(customer_id))
     if customer is None:
         raise UnknownCustomer(customer_id)
     if status(customer, now) in ("window", "closed"):

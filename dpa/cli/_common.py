@@ -31,17 +31,38 @@ err_console = Console(stderr=True, highlight=False)
 class DpaGroup(typer.core.TyperGroup):
     """The root command group: turns every DpaError into its message and exit code."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Refuse an argument holding NUL before any command sees it (exit 2)."""
+        for number, arg in enumerate(args, start=1):
+            # No real command line can hold one, and PostgreSQL text cannot store one.
+            if "\x00" in arg:
+                raise typer.BadParameter(
+                    "contains a NUL character", ctx=ctx, param_hint=f"argument {number}"
+                )
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except DpaError as exc:
-            err_console.print(Text(f"error: {exc}"), soft_wrap=True)
+            _error(f"error: {exc}")
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:
             # A file or folder the user named cannot be used: bad input, not a crash.
             where = f" {exc.filename}" if exc.filename else ""
-            err_console.print(Text(f"error:{where}: {exc.strerror or exc}"), soft_wrap=True)
+            _error(f"error:{where}: {exc.strerror or exc}")
             raise typer.Exit(InputError.exit_code) from None
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 in an argument reach Python as lone surrogates; text
+            # holding one cannot be stored (the transaction it was for is rolled back).
+            _error("error: an argument is not UTF-8 text (bytes from another encoding?)")
+            raise typer.Exit(InputError.exit_code) from None
+
+
+def _error(message: str) -> None:
+    # A path or id from a non-UTF-8 command line holds lone surrogates: print them escaped.
+    printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    err_console.print(Text(printable), soft_wrap=True)
 
 
 @contextmanager

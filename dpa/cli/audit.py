@@ -14,6 +14,7 @@ from dpa import ledger
 from dpa import register as register_mod
 from dpa.audit import html as audit_html
 from dpa.cli._common import JSON_OPTION, now, parse_date, print_json, say, workspace, write_output
+from dpa.customers import check_id
 from dpa.errors import InputError
 from dpa.ingest import BlindIndex
 from dpa.periods import end_of_day
@@ -149,7 +150,7 @@ def log(
                 raise InputError("--subject is not a phone number or e-mail address")
         rows = ledger.events(
             session,
-            customer_id=customer,
+            customer_id=None if customer is None else check_id(customer),
             action=action,
             category=category,
             subject=digest,

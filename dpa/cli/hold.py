@@ -18,8 +18,11 @@ from dpa.cli._common import (
     table,
     workspace,
 )
+from dpa.customers import check_id
 from dpa.errors import InputError
 from retention import holds
+
+MAX_ID = 2**31 - 1  # hold numbers are an Integer column
 
 app = typer.Typer(
     help="Legal holds: freeze deletion of a customer's records (authority request, dispute)."
@@ -61,7 +64,7 @@ def add(
         view = holds.add(
             session,
             register,
-            customer_id=customer,
+            customer_id=check_id(customer),
             category=category,
             subject=digest,
             reason=reason,
@@ -79,7 +82,10 @@ def add(
 @app.command()
 def release(
     ctx: typer.Context,
-    hold_id: Annotated[int, typer.Argument(help="The hold's number (see `dpa hold list`).")],
+    hold_id: Annotated[
+        int,
+        typer.Argument(min=1, max=MAX_ID, help="The hold's number (see `dpa hold list`)."),
+    ],
     reason: Annotated[str, typer.Option(help="Why it ends (written to the ledger).")],
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -102,7 +108,12 @@ def list_(
 ) -> None:
     """Holds with their scope, reason, expected end and the records they keep."""
     with workspace() as ws, ws.session(read_only=True) as session:
-        views = holds.list_holds(session, now=now(), customer_id=customer, released=released)
+        views = holds.list_holds(
+            session,
+            now=now(),
+            customer_id=None if customer is None else check_id(customer),
+            released=released,
+        )
     if as_json:
         print_json(views)
         return

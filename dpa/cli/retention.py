@@ -21,6 +21,7 @@ from dpa.cli._common import (
     table,
     workspace,
 )
+from dpa.customers import check_id
 from dpa.errors import DpaError, PolicyRefusal, UnknownCustomer
 from dpa.models import Certificate, Customer
 from dpa.periods import end_of_day
@@ -57,7 +58,12 @@ def plan(
         moment = (
             end_of_day(parse_date(as_of, "--as-of"), register.settings.timezone) if as_of else now()
         )
-        result = planner.plan(session, register, as_of=moment, customer_id=customer)
+        result = planner.plan(
+            session,
+            register,
+            as_of=moment,
+            customer_id=None if customer is None else check_id(customer),
+        )
     if as_json:
         print_json(
             {
@@ -214,7 +220,7 @@ def certificate(
 ) -> None:
     """Print the signed deletion certificate of a purged customer (JSON), its signature checked."""
     with workspace() as ws, ws.session(read_only=True) as session:
-        if session.get(Customer, customer) is None:
+        if session.get(Customer, check_id(customer)) is None:
             raise UnknownCustomer(customer)
         row = session.get(Certificate, customer)
         if row is None:
