@@ -1,0 +1,1 @@
+"""Property-based fuzz tests: hostile input of every kind, refused cleanly or handled."""
