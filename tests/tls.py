@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -13,18 +13,21 @@ from cryptography.x509.oid import NameOID
 
 
 def self_signed(tmp_path: Path, name: str = "dpa test server") -> tuple[Path, Path]:
-    """(certificate file, key file) for 127.0.0.1, valid for an hour either side of now."""
+    """(certificate file, key file) for 127.0.0.1, valid from 2000 to the end of 9999.
+
+    Valid whatever the clock says: the real one, libfaketime's (CI moves it years ahead) or a
+    test's time-machine (which Python's `ssl`, reading the C library's clock, does not see).
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
+        .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
