@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import time_machine
+
 from dpa import register
 from dpa.art30 import CSV_COLUMNS
 from dpa.workspace import Workspace
@@ -75,8 +77,10 @@ def test_markdown_has_one_section_per_controller(ws: Workspace, cli: Cli) -> Non
     assert "window closes 2026-12-31" in md
 
 
-def test_csv_has_a_row_per_controller_and_activity(ws: Workspace, cli: Cli) -> None:
-    _customers(cli)
+def test_csv_has_a_row_per_controller_and_activity(
+    ws: Workspace, cli: Cli, clock: time_machine.Coordinates
+) -> None:
+    _customers(cli)  # on 23 November 2026: acme is in its window (until 31 December)
     rows = list(csv.DictReader(io.StringIO(cli("register", "export", "--format", "csv").stdout)))
     assert tuple(rows[0]) == CSV_COLUMNS
     reg = register.default_register()
