@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ __all__ = [
 
 GENESIS = "0" * 64
 CHECKPOINT_FORMAT = "dpa-ledger-checkpoint/1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _ADVISORY_LOCK = 0x6470_616C  # "dpal": serialises appends on PostgreSQL
 
 
@@ -338,6 +340,10 @@ def _checkpoint(path: Path, payload: Any) -> Checkpoint:
         if not isinstance(value, str):
             raise wrong(f"$.{name} is missing or not a string")
         fields[name] = value
+    for name in ("hash", "mac"):
+        # Also what hmac.compare_digest needs: it refuses str holding non-ASCII characters.
+        if not _HEX64.fullmatch(fields[name]):
+            raise wrong(f"$.{name} is not 64 hexadecimal digits")
     try:
         at = datetime.fromisoformat(fields["at"])
     except ValueError:

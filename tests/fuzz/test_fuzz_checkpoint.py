@@ -115,3 +115,37 @@ def test_the_genuine_checkpoint_verifies(genuine: str, env: dict[str, str], tmp_
     path = tmp_path / "again.json"
     path.write_text(genuine, encoding="utf-8")
     assert dpa(env, "audit", "verify", "--checkpoint", str(path)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "fragment", "reason"),
+    [
+        pytest.param("seq", "Infinity", "$.seq is Infinity", id="seq-infinity"),
+        pytest.param("seq", "1" + "0" * 30, "$.seq is a number beyond", id="seq-10-to-30"),
+        pytest.param("seq", '"4"', "$.seq is not an event number", id="seq-string"),
+        pytest.param("seq", "[" * 20_000 + "]" * 20_000, "nested more than", id="seq-nested"),
+        pytest.param("hash", '"\\ud800"', "$.hash holds a lone surrogate", id="hash-surrogate"),
+        pytest.param("mac", '"\\u0080"', "$.mac is not 64 hexadecimal digits", id="mac-non-ascii"),
+        pytest.param(
+            "at", '"9999-12-31T23:59:59+00:00"', "$.at is outside the dates", id="at-9999"
+        ),
+        pytest.param("at", '"2026-11-23T09:30:00"', "$.at has no UTC offset", id="at-naive"),
+    ],
+)
+def test_a_damaged_checkpoint_is_bad_input_naming_the_file_and_field(
+    genuine: str,
+    settings: Settings,
+    env: dict[str, str],
+    tmp_path: Path,
+    field: str,
+    fragment: str,
+    reason: str,
+) -> None:
+    document = json.loads(genuine)
+    document[field] = "@marker@"
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(document).replace('"@marker@"', fragment), encoding="utf-8")
+    run = refused_changes_nothing(
+        settings, env, "audit", "verify", "--checkpoint", str(path), allowed=(2,)
+    )
+    assert str(path) in run.stderr and reason in run.stderr
