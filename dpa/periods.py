@@ -63,9 +63,10 @@ class Duration:
         if match is None:
             raise ValueError(f"not a duration: {text!r} (write e.g. '90 days' or '12 months')")
         digits, unit = match.group(1), match.group(2)
-        if len(digits.lstrip("0")) > 9:
+        significant = len(digits.lstrip("0"))
+        if significant > 9:
             # Read no further: int() of thousands of digits is slow, and refused anyway.
-            raise ValueError(_too_long(f"a {len(digits)}-digit number of {unit.rstrip('s')}s"))
+            raise ValueError(_too_long(f"a {significant}-digit number of {unit.rstrip('s')}s"))
         plural: Unit = unit if unit.endswith("s") else unit + "s"  # type: ignore[assignment]
         return cls(int(digits), plural)
 
