@@ -350,7 +350,9 @@ def measure_dpa(workdir: Path) -> dict[str, Any]:
         began = time.perf_counter()
         with ws.session(read_only=True) as session:
             stored = register_mod.current(session)
-            result = audit.build(session, stored.register, stored.version, as_of=now, now=now)
+            result = audit.build(
+                session, stored.register, stored.version, as_of=now, now=now, blobs=ws.blobs
+            )
         document = audit.as_json(result)
         seconds = time.perf_counter() - began
     return {

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from dpa import ledger
 from dpa.audit.findings import Context, Finding, Thresholds, run_checks
 from dpa.audit.tally import utc_month
+from dpa.blobs import BlobStore
 from dpa.customers import status
 from dpa.errors import IntegrityFailure
 from dpa.models import Customer, Export, Hold, LedgerEvent, Record
@@ -64,10 +65,12 @@ def build(
     *,
     as_of: datetime,
     now: datetime,
+    blobs: BlobStore,
     checkpoint: ledger.Checkpoint | None = None,
     thresholds: Thresholds | None = None,
 ) -> Report:
-    """Run every check and gather the report's series, in the caller's (read) transaction."""
+    """Run every check and gather the report's series, in the caller's (read) transaction;
+    `blobs` is the installation's blob store, checked for files no record names."""
     verified = ledger.verify(session, checkpoint)
     ctx = Context(
         session=session,
@@ -76,6 +79,7 @@ def build(
         thresholds=thresholds or Thresholds(),
         ledger_report=verified,
         checkpoint_given=checkpoint is not None,
+        blobs=blobs,
     )
     findings = run_checks(ctx)
     tally = ctx.tally()  # counted once for the checks; the timeline and totals reuse it

@@ -58,7 +58,13 @@ def report(
             else None
         )
         result = audit_mod.build(
-            session, stored.register, stored.version, as_of=when, now=moment, checkpoint=mark
+            session,
+            stored.register,
+            stored.version,
+            as_of=when,
+            now=moment,
+            blobs=ws.blobs,
+            checkpoint=mark,
         )
     if output_format == "json":
         text = json.dumps(audit_mod.as_json(result), indent=2, ensure_ascii=False) + "\n"

@@ -86,7 +86,13 @@ def _build(
     with Workspace.open(settings) as ws, ws.session(read_only=True) as s:
         stored = register_mod.current(s)
         return audit.build(
-            s, stored.register, stored.version, as_of=as_of, now=as_of, checkpoint=checkpoint
+            s,
+            stored.register,
+            stored.version,
+            as_of=as_of,
+            now=as_of,
+            blobs=ws.blobs,
+            checkpoint=checkpoint,
         )
 
 

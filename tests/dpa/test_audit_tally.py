@@ -151,6 +151,7 @@ def _affected(settings: Settings) -> list[dict[str, Any]]:
             stored.version,
             as_of=LIMIT + timedelta(days=2),
             now=LIMIT + timedelta(days=2),
+            blobs=ws.blobs,
         )
     return [a for f in report.findings if f.id == "overdue-records" for a in f.affected]
 

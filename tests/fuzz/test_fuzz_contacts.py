@@ -97,4 +97,8 @@ def test_a_hostile_contact_list_is_refused_cleanly_or_stored(
     path: Path = tmp_path_factory.mktemp("contacts") / "contacts.csv"
     path.write_bytes(data)
     os.utime(path, (mtime, mtime))
-    refused_changes_nothing(settings, env, "ingest", "contacts", str(path), "--customer", acme)
+    run = refused_changes_nothing(
+        settings, env, "ingest", "contacts", str(path), "--customer", acme
+    )
+    if run.exit_code == 2:
+        assert str(path) in run.stderr, "a refused file is named"

@@ -30,11 +30,12 @@ from tests.fuzz.hostile import (
 
 SPOOL = DATA / "voicemail"
 MESSAGES = sorted(p.relative_to(SPOOL) for p in SPOOL.rglob("msg*.txt"))
-KEYS = ("origtime", "duration", "callerid", "msg_id", "origdate", "context")
+# origtime and duration, which dpa computes with, are changed most often.
+KEYS = ("origtime", "origtime", "duration", "duration", "callerid", "msg_id", "context")
 
 instants = st.one_of(
-    hostile_numbers,
     st.sampled_from(["253402300799", "253402300800", "7258118399", "7258118400", "-1"]),
+    hostile_numbers,
     st.integers(0, 2**40).map(str),
 )
 
@@ -43,7 +44,7 @@ instants = st.one_of(
 def changes(draw: st.DrawFn) -> tuple[str, str, str]:
     """(message file, kind, value): one change to one message of the spool."""
     message = str(draw(st.sampled_from(MESSAGES)))
-    kind = draw(st.sampled_from(["value", "value", "cut", "junk", "section", "no-audio"]))
+    kind = draw(st.sampled_from(["value", "value", "value", "cut", "junk", "section", "no-audio"]))
     key = draw(st.sampled_from(KEYS))
     value = draw(instants if key == "origtime" else st.one_of(hostile_numbers, hostile_text))
     return message, kind, f"{key}\0{value}"
@@ -100,4 +101,8 @@ def test_a_hostile_spool_is_refused_cleanly_or_stored(
         shutil.copytree(SPOOL, root, dirs_exist_ok=True)
         for change in spool_changes:
             _apply(root, change, cut)
-    refused_changes_nothing(settings, env, "ingest", "voicemail", str(root), "--customer", acme)
+    run = refused_changes_nothing(
+        settings, env, "ingest", "voicemail", str(root), "--customer", acme
+    )
+    if run.exit_code == 2:
+        assert str(root) in run.stderr, "a refused spool is named (its folder or a file in it)"

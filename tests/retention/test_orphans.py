@@ -10,7 +10,6 @@ the date its clock reads.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
@@ -153,14 +152,19 @@ def test_killed_ingests_leave_orphans_the_audit_flags_and_a_sweep_removes(
         findings = run_checks(ctx)
         stored_register = register_mod.current(session)
         report = audit.build(
-            session, stored_register.register, stored_register.version, as_of=later, now=later
+            session,
+            stored_register.register,
+            stored_register.version,
+            as_of=later,
+            now=later,
+            blobs=ws.blobs,
         )
     flagged = next(f for f in findings if f.id == "orphan-blob-files")
     assert flagged.affected[0]["files"] == len(expected)
     assert flagged.affected[0]["bytes"] == sum(
         (ws.blobs.root / n[:2] / n).stat().st_size for n in expected
     )
-    report = dataclasses.replace(report, findings=findings)
+    assert [f.id for f in report.findings if f.id == "orphan-blob-files"] == ["orphan-blob-files"]
     document = audit.as_json(report)
     jsonschema.validate(
         document, load_schema("audit-report"), format_checker=jsonschema.FormatChecker()
@@ -276,3 +280,22 @@ def test_a_sweep_killed_after_queueing_orphans_removes_them_next_time_without_a_
     assert not _on_disk(ws.blobs)
     (event,) = _orphan_events(ws)
     assert event["files"] == 3
+
+
+def test_the_audit_report_command_flags_orphan_files_a_day_old_on_its_as_of_day(
+    cli: Cli, ws: Workspace, tmp_path: Path
+) -> None:
+    """`dpa audit report` checks the installation's own blob store: an orphan stamped more
+    than the grace before the report's moment is a failing finding (exit 1); one day earlier
+    (the file still within its grace) the report has no such finding."""
+    add_customer(cli, samples=("voicemail",))
+    stamped = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    name = _plant(ws.blobs, tmp_path, stamped)
+    early = cli("audit", "report", "--format", "json", "--as-of", "2026-11-20", code=1)
+    run = cli("audit", "report", "--format", "json", "--as-of", "2026-11-22", code=1)
+    before = {f["id"] for f in json.loads(early.stdout)["findings"]}
+    after = {f["id"] for f in json.loads(run.stdout)["findings"]}
+    assert after - before == {"orphan-blob-files"}
+    (found,) = [f for f in json.loads(run.stdout)["findings"] if f["id"] == "orphan-blob-files"]
+    assert found["affected"][0]["files"] == 1
+    assert name not in run.stdout  # counted, not listed by name in the report
