@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
-from dpa.periods import Duration, end_of_day
+from dpa.periods import MAX_YEARS, Duration, end_of_day
 
 __all__ = ["ContractPolicy", "Termination", "terminate"]
 
@@ -61,6 +61,13 @@ class ContractPolicy:
                 raise ValueError(f"policy {self.id}: term and renewal must be at least a month")
             if self.notice_months is None or self.notice_months < 0:
                 raise ValueError(f"policy {self.id}: a fixed term needs notice months (0 or more)")
+            longest = max(self.term_months, self.renewal_months, self.notice_months)
+            if longest > MAX_YEARS * 12:
+                # The register's validation refuses these with their path; this guards the
+                # library's own callers, so a policy's arithmetic always stays in the calendar.
+                raise ValueError(
+                    f"policy {self.id}: term, renewal and notice are at most {MAX_YEARS * 12} months"
+                )
         elif self.kind != "end_of_month":
             raise ValueError(f"policy {self.id}: unknown kind {self.kind!r}")
 

@@ -119,7 +119,7 @@ def run(
     if not 1 <= batch <= MAX_BATCH:
         raise InputError(f"a batch holds 1 to {MAX_BATCH} records, not {batch}")
     report = SweepReport(sweep_id=uuid.uuid4().hex, as_of=now, dry_run=dry_run)
-    keyring = ws.keyring  # a wrong master key stops here, before anything changes
+    keyring = ws.keyring
     with ws.session(read_only=True) as session:
         stored = register_mod.current(session)
         groups = _due_groups(session, now)

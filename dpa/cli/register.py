@@ -110,7 +110,6 @@ def load(ctx: typer.Context, file: FileArg, as_json: bool = JSON_OPTION) -> None
     """Install a register file as the next version (recorded in the ledger with its hash)."""
     reg = register_mod.read_file(file)
     with workspace() as ws, ws.session() as session:
-        ws.keyring  # noqa: B018 (a wrong or exposed master key must stop every write: exit 4)
         version, changed = register_mod.install(
             session, reg, str(file), actor=actor(ctx), now=now()
         )

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dpa.contracts import ContractPolicy, terminate
-from dpa.periods import Duration
+from dpa.periods import MAX_YEARS, Duration
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 TWO_MONTHS = Duration(2, "months")
@@ -225,3 +225,11 @@ def test_fast_shift_equals_wall_clock_arithmetic(
 )
 def test_one_day_later_keeps_the_wall_clock(instant: datetime, due: datetime) -> None:
     assert Duration(1, "days").shift(instant, BRUSSELS) == due
+
+
+@pytest.mark.parametrize("field", ["term_months", "renewal_months", "notice_months"])
+def test_a_policy_longer_than_the_calendar_allows_is_refused(field: str) -> None:
+    months = {"term_months": 12, "renewal_months": 12, "notice_months": 2}
+    ContractPolicy("p", "fixed_term", "long", **{**months, field: MAX_YEARS * 12})
+    with pytest.raises(ValueError, match="at most 2400 months"):
+        ContractPolicy("p", "fixed_term", "too long", **{**months, field: MAX_YEARS * 12 + 1})
