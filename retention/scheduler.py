@@ -384,9 +384,8 @@ def serve(
     """
     global _current
     # Not initialised, schema behind, missing or wrong master key: refused now, not at 03:00.
-    with Workspace.open(settings) as ws:
-        with ws.session(read_only=True) as session:
-            register_settings = ws.register(session).settings
+    with Workspace.open(settings) as ws, ws.session(read_only=True) as session:
+        register_settings = ws.register(session).settings
     schedule = sweep_schedule(register_settings, cron=cron, every=every)
     with scheduler_lock(settings):
         _stop.clear()
