@@ -95,6 +95,9 @@ class Customer(SQLModel, table=True):
     contract_end_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     window_end_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     purged_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    region: str | None = Field(
+        default=None, max_length=2
+    )  # phone numbers' region; None: register's
 
 
 class LedgerEvent(SQLModel, table=True):
@@ -157,6 +160,7 @@ class Record(SQLModel, table=True):
     due_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     key_id: int = Field(foreign_key="data_keys.id")
     source_key: bytes  # blind digests: 16 bytes of HMAC-SHA256
+    identity: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # rule of source_key
     subject_a: bytes | None = None
     subject_b: bytes | None = None
     subject_c: bytes | None = None
