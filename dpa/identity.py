@@ -1,0 +1,68 @@
+"""What makes two records one: the identity rule behind every record's `source_key`.
+
+A record's identity is its content, never an identifier the platform reuses. Since Asterisk
+12 a `uniqueid` is shared by every CDR of a parallel Dial, a Local/ channel's legs, follow-me
+and queue legs; a voicemail left in two mailboxes keeps one `msg_id` in both. Keying records
+by those identifiers stored one call of many, and said "already stored" of the rest.
+
+- `cdr`: the whole parsed call (every field, times as read), so two lines that differ in any
+  field are two calls, and the same call read again (the same file twice, an overlapping
+  rotated file, an `accountlogs` copy, a spreadsheet's re-quoted export) is one.
+- `voicemail`: spool context, mailbox and folder with the message's `msg_id` (or, without
+  one, all of its `[message]` fields): the same message in two mailboxes is two records.
+- `call_recording`: the SHA-256 of the audio file, whatever its name.
+- `phone_number` (contacts): the whole parsed contact (the first rule's key, unchanged).
+
+The rule is a pure function of what a record stores (its payload, and its media's SHA-256),
+so `dpa init` can re-key records stored under the first rule (`records.identity` 1, keyed by
+uniqueid or msg_id) from their payloads. The ingest engine turns the key into the record's
+`source_key` with the blind-index key, per customer and category.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["IDENTITY", "canonical", "source_key"]
+
+IDENTITY = 2  # records.identity of keys made by this module (1: uniqueid / msg_id, migration 0007)
+
+
+def canonical(value: Any) -> bytes:
+    """One spelling of a JSON value: sorted keys, no spaces, text as written (UTF-8)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        # Length-prefixed, so no two different part lists hash alike.
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def source_key(category: str, payload: Mapping[str, Any], media_sha256: str | None = None) -> str:
+    """The identity of a record of `category` with this payload (and media file's SHA-256).
+
+    Two records with the same key are the same record; a key is 64 hex digits."""
+    if category == "phone_number":
+        # The first rule already keyed contacts by content, spelled so: kept, so no stored
+        # contact needs re-keying.
+        return hashlib.sha256(canonical(dict(payload))).hexdigest()
+    if category == "cdr":
+        return _digest(category.encode(), canonical(dict(payload)))
+    if category == "voicemail":
+        message = payload.get("message")
+        msg_id = str(message.get("msg_id", "")).strip() if isinstance(message, Mapping) else ""
+        place = [str(payload.get(k, "")) for k in ("context", "mailbox", "folder")]
+        what = msg_id.encode() if msg_id else canonical(message)
+        return _digest(category.encode(), *(p.encode() for p in place), what)
+    if category == "call_recording":
+        if media_sha256 is None:
+            raise ValueError("a call recording's identity is its audio's SHA-256")
+        return _digest(category.encode(), media_sha256.encode())
+    raise ValueError(f"no identity rule for category {category!r}")

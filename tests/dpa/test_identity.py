@@ -1,0 +1,61 @@
+"""The identity rule: content decides, never a platform identifier that is reused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dpa.identity import canonical, source_key
+
+CALL = {"src": "0470123456", "dst": "1001", "uniqueid": "1774744200.3", "billsec": 12}
+MESSAGE = {
+    "context": "default",
+    "mailbox": "1001",
+    "folder": "INBOX",
+    "message": {"msg_id": "17-1"},
+}
+
+
+def test_calls_sharing_a_uniqueid_are_two_records_and_one_call_read_twice_is_one() -> None:
+    other_leg = {**CALL, "dst": "1002"}
+    assert source_key("cdr", CALL) != source_key("cdr", other_leg)
+    assert source_key("cdr", dict(reversed(list(CALL.items())))) == source_key("cdr", CALL)
+
+
+def test_one_message_in_two_mailboxes_is_two_records() -> None:
+    copy = {**MESSAGE, "mailbox": "1002"}
+    assert source_key("voicemail", MESSAGE) != source_key("voicemail", copy)
+    moved = {**MESSAGE, "message": {"msg_id": "17-1", "duration": 3}}
+    assert source_key("voicemail", moved) == source_key("voicemail", MESSAGE)  # msg_id decides
+    no_id = {**MESSAGE, "message": {"origtime": "1"}}
+    assert source_key("voicemail", no_id) != source_key("voicemail", {**no_id, "message": {}})
+
+
+def test_a_recording_is_its_audio() -> None:
+    assert source_key("call_recording", {"file_name": "a.wav"}, "ab" * 32) == source_key(
+        "call_recording", {"file_name": "b.wav"}, "ab" * 32
+    )
+    with pytest.raises(ValueError, match="SHA-256"):
+        source_key("call_recording", {})
+
+
+def test_contacts_keep_the_key_they_had() -> None:
+    contact = {"name": "Jan", "phone": "0470 12 34 56", "email": None}
+    spelled = json.dumps(contact, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert source_key("phone_number", contact) == hashlib.sha256(spelled.encode()).hexdigest()
+
+
+def test_an_unknown_category_has_no_rule() -> None:
+    with pytest.raises(ValueError, match="no identity rule"):
+        source_key("telepathy", {})
+
+
+@given(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=5))
+def test_keys_are_64_hex_digits_and_canonical_is_order_free(payload: dict[str, str]) -> None:
+    key = source_key("cdr", payload)
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert canonical(dict(sorted(payload.items()))) == canonical(payload)
