@@ -3,10 +3,20 @@
 Each parsed record is assigned the activity that processes its category (register), a due
 time from that activity's retention rule, blind-index digests of every phone number
 (E.164) and e-mail address in it, and an AES-256-GCM ciphertext of its payload under its
-bucket's data key; media files become encrypted blobs. Records already stored (same source
-key: CDR uniqueid, voicemail msg_id, or a content hash) are skipped, so re-ingesting a file
-adds nothing. A malformed line aborts the file: the transaction rolls back and every blob
-written for it is removed, so nothing of the file remains.
+bucket's data key; media files become encrypted blobs. A record's identity is its content
+(`dpa.identity`; the parser's `source_key`, keyed per customer and category with the
+blind-index key), so a record already stored is skipped and re-ingesting a file adds nothing,
+while two calls that share a uniqueid are two records. A malformed line aborts the file: the
+transaction rolls back and every blob written for it is removed, so nothing of the file
+remains.
+
+Each file is accounted for: records read, stored (added), duplicates (copies of records
+stored before this file) and repeats (later copies of a record this file stored), so that
+read = added + duplicates + repeats. A file whose overlap looks wrong gets a warning
+(`IngestReport.warning`): when repeats, plus duplicates read after the first new record,
+exceed `OVERLAP_WARNING` of the records read. Duplicates before the first new record are the
+expected case of a file that grew since it was last read (or an already-read rotated file
+concatenated in front), and a file read again in full adds nothing and gets no warning.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
-from dpa import ledger
+from dpa import identity, ledger
 from dpa.blobs import BlobStore
 from dpa.customers import check_id, status
 from dpa.errors import InputError, UnknownCustomer, WindowClosed
@@ -39,6 +49,7 @@ from dpa.register import Register
 
 __all__ = [
     "BATCH",
+    "OVERLAP_WARNING",
     "BlindIndex",
     "IngestReport",
     "SubjectHit",
@@ -47,6 +58,7 @@ __all__ = [
 ]
 
 BATCH = 2000
+OVERLAP_WARNING = 0.10  # share of a file's records whose overlap with stored ones is warned
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 
 
@@ -58,10 +70,13 @@ class IngestReport:
     category: str
     activity: str
     legal_basis: str
-    added: int
-    skipped: int
+    read: int  # records read from the file (= added + duplicates + repeats)
+    added: int  # records stored by this file
+    duplicates: int  # copies of records stored before this file: skipped
+    repeats: int  # later copies of a record this file stored: skipped
     merkle_root: str
     ledger_seq: int | None
+    warning: str | None = None  # overlap that needs a look (counts only, no personal data)
 
 
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
@@ -166,6 +181,7 @@ _COLUMNS = (
     "blob_id",
     "blob_size",
     "ingested_at",
+    "identity",
 )
 _ID, _SOURCE, _BLOB = 0, 7, 12
 Row = tuple[object, ...]
@@ -180,10 +196,12 @@ class _BatchWriter:
 
     Driver-level statements (one SELECT of the batch's source keys, one executemany): the bulk
     path skips per-row SQLAlchemy processing. Fresh rows' ids are folded into `merkle` in
-    insertion order; duplicates are counted and their blobs deleted.
+    insertion order; rows stored already are counted (as duplicates when stored before this
+    file, as repeats when stored by an earlier batch of it: rows written with this ingest's
+    `ingested_at`) and their blobs deleted.
     """
 
-    def __init__(self, session: Session, blobs: BlobStore) -> None:
+    def __init__(self, session: Session, blobs: BlobStore, ingested_at: object) -> None:
         connection = session.connection()
         self._connection = connection
         self._blobs = blobs
@@ -195,31 +213,53 @@ class _BatchWriter:
         )
         self.merkle = MerkleBuilder()
         self.subjects: set[bytes] = set()  # every subject digest of the stored rows
-        self.skipped = 0
+        self._ingested_at = ingested_at
+        self.duplicates = 0  # stored before this file
+        self.late_duplicates = 0  # of which read after this file's first new record
+        self.repeats = 0  # later copies of a record this file stored
 
-    def existing(self, keys: list[object]) -> set[bytes]:
-        """The source keys among `keys` that are stored already."""
+    def existing(self, keys: list[object]) -> dict[bytes, bool]:
+        """The source keys among `keys` stored already: True when stored by this ingest."""
         if self.sqlite:
             marks = ",".join("?" * len(keys))
-            query = f"SELECT source_key FROM records WHERE source_key IN ({marks})"  # noqa: S608
-            parameters: tuple[object, ...] = tuple(keys)
+            query = (
+                "SELECT source_key, ingested_at = ? FROM records "  # noqa: S608
+                f"WHERE source_key IN ({marks})"
+            )
+            parameters: tuple[object, ...] = (self._ingested_at, *keys)
         else:
-            query = "SELECT source_key FROM records WHERE source_key = ANY(%s)"
-            parameters = (keys,)
+            query = "SELECT source_key, ingested_at = %s FROM records WHERE source_key = ANY(%s)"
+            parameters = (self._ingested_at, keys)
         rows = self._connection.exec_driver_sql(query, parameters)
-        return {bytes(key) for (key,) in rows}
+        return {bytes(key): bool(ours) for key, ours in rows}
 
-    def write(self, batch: list[Row]) -> None:
-        """Store the rows of `batch` whose source keys are new."""
+    def write(self, batch: list[Row], repeated: list[bytes]) -> None:
+        """Store the rows of `batch` whose source keys are new; count `repeated`, the keys of
+        later copies of the batch's rows (dropped before the batch was made)."""
         if not batch:
             return
         existing = self.existing([row[_SOURCE] for row in batch])
+        for key in repeated:
+            if existing.get(key) is False:  # a copy of a record stored before this file
+                self.duplicates += 1
+                self.late_duplicates += 1
+            else:
+                self.repeats += 1
         fresh = batch
         if existing:
-            fresh = [row for row in batch if row[_SOURCE] not in existing]
-            self.skipped += len(batch) - len(fresh)
-            for row in batch:
-                if row[_SOURCE] in existing and row[_BLOB]:
+            fresh = []
+            for row in batch:  # in file order
+                ours = existing.get(row[_SOURCE])  # type: ignore[call-overload]
+                if ours is None:
+                    fresh.append(row)
+                    continue
+                if ours:
+                    self.repeats += 1
+                else:
+                    self.duplicates += 1
+                    if self.merkle.count or fresh:
+                        self.late_duplicates += 1
+                if row[_BLOB]:
                     self._blobs.delete(str(row[_BLOB]))
         if fresh:
             self._connection.exec_driver_sql(self._insert, fresh)
@@ -265,7 +305,7 @@ def ingest(
             f"customer {customer_id!r}: the contract ended on {customer.effective_on}; "
             "the window allows export only, nothing new is collected"
         )
-    writer = _BatchWriter(session, blobs)
+    writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
     if writer.sqlite:
         connection = session.connection()
@@ -314,6 +354,7 @@ def _ingest(
     category = activity_id = ""
     seen: set[bytes] = set()  # source keys of the current batch; earlier ones are in the table
     batch: list[Row] = []
+    repeated: list[bytes] = []  # keys of the batch read again within it
     instant = _instant_writer(session)
     ingested_at = instant(now)
     count = 0
@@ -339,7 +380,7 @@ def _ingest(
                 source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
             source_key = source_digest(parsed.source_key)
             if source_key in seen:
-                writer.skipped += 1
+                repeated.append(source_key)
                 continue
             seen.add(source_key)
             record_id = new_record_id(entropy)
@@ -377,15 +418,17 @@ def _ingest(
                     blob_id,
                     blob_size,
                     ingested_at,
+                    identity.IDENTITY,
                 )
             )
             if len(batch) >= BATCH:
-                writer.write(batch)
+                writer.write(batch, repeated)
                 batch.clear()
+                repeated.clear()
                 seen.clear()
             if progress is not None and count % 500 == 0:
                 progress(count)
-        writer.write(batch)
+        writer.write(batch, repeated)
         if progress is not None:
             progress(count)
         if not category:
@@ -406,8 +449,10 @@ def _ingest(
                 details={
                     "format": kind,
                     "category": category,
+                    "read": count,
                     "records": merkle.count,
-                    "skipped_duplicates": writer.skipped,
+                    "skipped_duplicates": writer.duplicates,
+                    "repeats_in_file": writer.repeats,
                     "merkle_root": root,
                 },
             )
@@ -424,10 +469,30 @@ def _ingest(
         category=category,
         activity=activity.id,
         legal_basis=activity.legal_basis.short,
+        read=count,
         added=merkle.count,
-        skipped=writer.skipped,
+        duplicates=writer.duplicates,
+        repeats=writer.repeats,
         merkle_root=root,
         ledger_seq=seq,
+        warning=_overlap_warning(count, writer),
+    )
+
+
+def _overlap_warning(read: int, writer: _BatchWriter) -> str | None:
+    """A warning when a file overlaps stored records, or itself, more than expected."""
+    overlap = writer.repeats + writer.late_duplicates
+    if not read or overlap <= read * OVERLAP_WARNING:
+        return None
+    parts = []
+    if writer.repeats:
+        parts.append(f"{writer.repeats} repeated inside the file")
+    if writer.late_duplicates:
+        parts.append(f"{writer.late_duplicates} already stored, mixed with new ones")
+    return (
+        f"{overlap} of {read} records ({overlap * 100 // read}%) were not new: "
+        f"{' and '.join(parts)}; a file that grew since it was read repeats only its start: "
+        "check that this file is not a merge of overlapping copies"
     )
 
 

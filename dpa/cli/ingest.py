@@ -8,9 +8,19 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
+from rich.text import Text
 
 from dpa import ingest as ingest_mod
-from dpa.cli._common import JSON_OPTION, actor, counting, now, print_json, say, workspace
+from dpa.cli._common import (
+    JSON_OPTION,
+    actor,
+    counting,
+    err_console,
+    now,
+    print_json,
+    say,
+    workspace,
+)
 from dpa.parsers import (
     ParsedRecord,
     parse_cdr_csv,
@@ -52,14 +62,22 @@ def _run(
             )
     if as_json:
         print_json({"file": label, **{k: getattr(report, k) for k in report.__slots__}})
-    elif report.added == 0:
-        say(f"{label}: nothing new ({report.skipped} records already stored)")
     else:
-        skipped = f", {report.skipped} already stored" if report.skipped else ""
-        say(
-            f"{label}: {report.added} {report.category} records stored encrypted for {customer} "
-            f"under {report.activity} ({report.legal_basis}){skipped}; ledger event #{report.ledger_seq}"
-        )
+        say(_summary(label, customer, report))
+    if report.warning is not None:
+        err_console.print(Text(f"warning: {label}: {report.warning}"), soft_wrap=True)
+
+
+def _summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
+    """One line per file: what was read, stored and skipped (counts, no personal data)."""
+    skipped = f"{report.duplicates} already stored, {report.repeats} repeated in the file"
+    if report.added == 0:
+        return f"{label}: {report.read} records read, nothing new ({skipped})"
+    return (
+        f"{label}: {report.read} records read, {report.added} {report.category} records stored "
+        f"encrypted for {customer} under {report.activity} ({report.legal_basis}), {skipped}; "
+        f"ledger event #{report.ledger_seq}"
+    )
 
 
 def _zone(name: str | None, register: Register) -> ZoneInfo:

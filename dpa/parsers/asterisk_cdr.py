@@ -24,7 +24,6 @@ PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -32,13 +31,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
     ParsedRecord,
     callerid_number,
     csv_rows,
     local_to_utc,
-    sha256_hex,
     whole_seconds,
 )
 from dpa.periods import EARLIEST, LATEST
@@ -111,12 +110,10 @@ def _record(name: str, line: int, row: list[str], clock: _Clock) -> ParsedRecord
     payload["end"] = None if end is None else clock.iso(end)
     payload["duration"] = whole_seconds(name, line, row[_DURATION], "duration")
     payload["billsec"] = whole_seconds(name, line, row[_BILLSEC], "billsec")
-    # No uniqueid (loguniqueid=no): the canonical JSON of the fields identifies the line as
-    # well as its raw bytes would, and survives re-quoting by a spreadsheet.
-    source_key = row[_UNIQUEID].strip() or sha256_hex(json.dumps(row, ensure_ascii=False).encode())
     return ParsedRecord(
         line=line,
-        source_key=source_key,
+        # The call's content, not its uniqueid: since Asterisk 12 several CDRs share one.
+        source_key=identity.source_key("cdr", payload),
         category="cdr",
         collected_at=clock.instant(start),
         payload=payload,

@@ -129,9 +129,13 @@ def test_subject_by_email_and_unknown(ws: Workspace, cli: Cli) -> None:
 def test_reingest_adds_nothing_and_says_so(ws: Workspace, cli: Cli) -> None:
     _add(cli)
     first = json.loads(cli("ingest", "cdr", str(CDR), "--customer", "acme", "--json").stdout)
-    assert (first["added"], first["skipped"]) == (12, 0)
+    assert (first["read"], first["added"], first["duplicates"], first["repeats"]) == (12, 12, 0, 0)
+    assert first["warning"] is None
     again = cli("ingest", "cdr", str(CDR), "--customer", "acme")
-    assert "nothing new" in again.stdout
+    assert (
+        "12 records read, nothing new (12 already stored, 0 repeated in the file)" in again.stdout
+    )
+    assert "warning" not in again.stderr
     assert _count(ws) == 12
     events = json.loads(cli("audit", "log", "--action", "ingest", "--json").stdout)
     assert len(events) == 1

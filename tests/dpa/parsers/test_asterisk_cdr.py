@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.identifiers import normalise_phone
 from dpa.parsers import ParsedRecord, parse_cdr_csv
@@ -26,8 +27,8 @@ def records() -> list[ParsedRecord]:
     return list(parse_cdr_csv(DATA / "Master.csv", BXL))
 
 
-def by_key(key: str) -> ParsedRecord:
-    return next(r for r in records() if r.source_key == key)
+def by_key(uniqueid: str) -> ParsedRecord:
+    return next(r for r in records() if r.payload["uniqueid"] == uniqueid)
 
 
 def test_every_line_is_a_record() -> None:
@@ -130,6 +131,26 @@ def test_missing_uniqueid_gets_a_stable_content_hash() -> None:
     assert last.payload["uniqueid"] == ""
     assert len(last.source_key) == 64
     assert last.source_key == records()[-1].source_key
+
+
+def test_the_key_is_the_content_not_the_uniqueid(tmp_path: Path) -> None:
+    # Two CDRs of one parallel Dial share their uniqueid (Asterisk 12+): two records.
+    other_leg = GOOD.replace('"SIP/b"', '"SIP/c"')
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{GOOD}\n{other_leg}\n{GOOD}\n", encoding="utf-8")
+    first, second, again = parse_cdr_csv(path, BXL)
+    assert first.payload["uniqueid"] == second.payload["uniqueid"] == "1.1"
+    assert first.source_key != second.source_key
+    assert again.source_key == first.source_key
+    assert first.source_key == identity.source_key("cdr", first.payload)
+
+
+def test_a_spreadsheet_requoting_keeps_the_key(tmp_path: Path) -> None:
+    requoted = GOOD.replace('"ANSWERED"', "ANSWERED").replace('"DOCUMENTATION"', "DOCUMENTATION")
+    path = tmp_path / "Master.csv"
+    path.write_text(f"{GOOD}\n{requoted}\n", encoding="utf-8")
+    first, second = parse_cdr_csv(path, BXL)
+    assert first.source_key == second.source_key
 
 
 def test_blank_lines_are_skipped(tmp_path: Path) -> None:
