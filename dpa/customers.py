@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -22,6 +23,7 @@ from dpa.errors import (
     AlreadyTerminated,
     CustomerExists,
     InputError,
+    PolicyRefusal,
     UnknownContractPolicy,
     UnknownCustomer,
 )
@@ -33,14 +35,18 @@ __all__ = [
     "Status",
     "add",
     "check_id",
+    "check_region",
     "get",
     "list_all",
+    "region_of",
+    "set_region",
     "status",
     "terminate_contract",
 ]
 
 Status = Literal["active", "terminating", "window", "closed"]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # always fullmatch: `$` allows a final "\n"
+_REGION = re.compile(r"[A-Za-z]{2}")  # always fullmatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,30 @@ class CustomerView:
     effective_on: date | None
     contract_end_at: datetime | None
     window_end_at: datetime | None
+    region: str | None = None  # national phone numbers' region; None: the register's default
+
+
+def check_region(value: str, option: str = "--region") -> str:
+    """`value` upper-cased if it is a region phonenumbers knows (ISO 3166-1 alpha-2, e.g. `RU`);
+    InputError naming `option` otherwise."""
+    # The value is quoted only when it has the shape of a code: a phone number typed into the
+    # option by mistake must not reach an error message or a log.
+    if not _REGION.fullmatch(value):
+        raise InputError(
+            f"{option} must be a two-letter ISO 3166-1 alpha-2 region code, such as BE, FR or RU"
+        )
+    region = value.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InputError(
+            f"{option} {value!r} is not a region whose phone numbers dpa knows "
+            "(an ISO 3166-1 alpha-2 code, such as BE, FR or RU)"
+        )
+    return region
+
+
+def region_of(customer: Customer | CustomerView, register_default: str) -> str:
+    """The region a customer's national phone numbers are read in: its own, else the register's."""
+    return customer.region or register_default
 
 
 def status(customer: Customer, now: datetime) -> Status:
@@ -91,6 +121,7 @@ def _view(customer: Customer, cipher: FieldCipher, now: datetime) -> CustomerVie
         effective_on=customer.effective_on,
         contract_end_at=customer.contract_end_at,
         window_end_at=customer.window_end_at,
+        region=customer.region,
     )
 
 
@@ -137,14 +168,20 @@ def add(
     started_on: date,
     actor: str,
     now: datetime,
+    region: str | None = None,
 ) -> CustomerView:
-    """Register a new customer under one of the register's contract policies."""
+    """Register a new customer under one of the register's contract policies.
+
+    `region` (ISO 3166-1 alpha-2) is the region its national phone numbers are read in; None
+    leaves it to the register's `default_region`.
+    """
     if not _ID.fullmatch(customer_id):
         raise InputError(
             f"customer id {customer_id!r} must be 1 to 64 letters, digits, '.', '_' or '-'"
         )
     if not name.strip():
         raise InputError("a customer needs a name")
+    checked_region = None if region is None else check_region(region)
     if contract_policy not in register.contract_policies:
         known = ", ".join(sorted(register.contract_policies))
         raise UnknownContractPolicy(
@@ -161,6 +198,7 @@ def add(
         contract_policy=contract_policy,
         started_on=started_on,
         created_at=now,
+        region=checked_region,
     )
     session.add(customer)
     try:
@@ -173,10 +211,59 @@ def add(
         actor=actor,
         now=now,
         customer_id=customer_id,
-        details={"contract_policy": contract_policy, "started_on": started_on.isoformat()},
+        details={
+            "contract_policy": contract_policy,
+            "started_on": started_on.isoformat(),
+            "region": checked_region,
+        },
     )
     session.flush()
     return _view(customer, cipher, now)
+
+
+def set_region(
+    session: Session,
+    cipher: FieldCipher,
+    register: Register,
+    *,
+    customer_id: str,
+    region: str | None,
+    actor: str,
+    now: datetime,
+) -> tuple[CustomerView, bool]:
+    """Set the region a customer's national phone numbers are read in (None: the register's
+    default); returns the customer and whether anything changed.
+
+    It applies to what is ingested from now on: stored records keep the numbers as they were
+    read. A change is ledgered as `customer.update` with the old and new region (a region is
+    not personal data); setting the region it already has writes nothing.
+    """
+    new = None if region is None else check_region(region)
+    customer = _row(session, customer_id, lock=True)
+    if customer.purged_at is not None:
+        raise PolicyRefusal(
+            f"customer {customer_id!r} was purged on {customer.purged_at:%Y-%m-%d}: "
+            "no number of it will be read again"
+        )
+    old = customer.region
+    if old == new:
+        return _view(customer, cipher, now), False
+    customer.region = new
+    session.add(customer)
+    session.flush()
+    ledger.append(
+        session,
+        action="customer.update",
+        actor=actor,
+        now=now,
+        customer_id=customer_id,
+        details={
+            "region": {"old": old, "new": new},
+            "default_region": register.settings.default_region,
+        },
+    )
+    session.flush()
+    return _view(customer, cipher, now), True
 
 
 def terminate_contract(

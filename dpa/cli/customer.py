@@ -22,9 +22,18 @@ from dpa.cli._common import (
 )
 from dpa.customers import CustomerView
 
-app = typer.Typer(help="Customers (the controllers): add, list, show, terminate.")
+app = typer.Typer(help="Customers (the controllers): add, list, show, set-region, terminate.")
 
 IdArg = Annotated[str, typer.Argument(help="The customer's id, e.g. its account number.")]
+
+
+def _region(view: CustomerView, default_region: str) -> str:
+    return view.region or f"register default ({default_region})"
+
+
+def _shown(view: CustomerView, default_region: str) -> dict[str, object]:
+    # `region` is the customer's own (null: none); `phone_region` the one its numbers are read in.
+    return {**asdict(view), "phone_region": customers.region_of(view, default_region)}
 
 
 def _when(view: CustomerView) -> str:
@@ -45,16 +54,26 @@ def add(
     contact: Annotated[
         str | None, typer.Option(help="Controller contact for the Art. 30 record (encrypted).")
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="Region its national phone numbers are read in (ISO 3166-1 alpha-2, e.g. RU); "
+            "default: the register's default_region."
+        ),
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a customer under one of the register's contract policies."""
     started_on = parse_date(started, "--started")
+    if region is not None:
+        region = customers.check_region(region, "--region")
     moment = now()
     with workspace() as ws, ws.session() as session:
+        reg = ws.register(session)
         view = customers.add(
             session,
             ws.fields(session),
-            ws.register(session),
+            reg,
             customer_id=customer_id,
             name=name,
             contact=contact,
@@ -62,11 +81,16 @@ def add(
             started_on=started_on,
             actor=actor(ctx),
             now=moment,
+            region=region,
         )
+    default_region = reg.settings.default_region
     if as_json:
-        print_json(view)
+        print_json(_shown(view, default_region))
     else:
-        say(f"added customer {view.id} ({view.contract_policy}, since {started_on})")
+        say(
+            f"added customer {view.id} ({view.contract_policy}, since {started_on}; "
+            f"phone region {_region(view, default_region)})"
+        )
 
 
 @app.command("list")
@@ -75,14 +99,26 @@ def list_(as_json: bool = JSON_OPTION) -> None:
     moment = now()
     with workspace() as ws, ws.session(read_only=True) as session:
         views = customers.list_all(session, ws.fields(session), moment)
+        default_region = ws.register(session).settings.default_region
     if as_json:
-        print_json(views)
+        print_json([_shown(v, default_region) for v in views])
         return
     console.print(
         table(
             f"{len(views)} customers",
-            ["id", "name", "contract", "started", "status", "end and window"],
-            [(v.id, v.name, v.contract_policy, v.started_on, v.status, _when(v)) for v in views],
+            ["id", "name", "contract", "started", "status", "end and window", "phone region"],
+            [
+                (
+                    v.id,
+                    v.name,
+                    v.contract_policy,
+                    v.started_on,
+                    v.status,
+                    _when(v),
+                    _region(v, default_region),
+                )
+                for v in views
+            ],
         )
     )
 
@@ -100,8 +136,9 @@ def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
         if policy is not None and view.notice_on is None
         else None
     )
+    default_region = reg.settings.default_region
     if as_json:
-        print_json({**asdict(view), "notice_deadline": deadline})
+        print_json({**_shown(view, default_region), "notice_deadline": deadline})
         return
     rows = [
         ("id", view.id),
@@ -113,6 +150,7 @@ def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
         ),
         ("started", view.started_on),
         ("status", view.status),
+        ("phone region", _region(view, default_region)),
     ]
     if deadline is not None:
         rows.append(("notice deadline", f"{deadline} (to end the running term)"))
@@ -124,6 +162,54 @@ def show(customer_id: IdArg, as_json: bool = JSON_OPTION) -> None:
             ("window closes at", f"{view.window_end_at:%Y-%m-%d %H:%M} UTC"),
         ]
     console.print(table(None, ["field", "value"], rows))
+
+
+@app.command("set-region")
+def set_region(
+    ctx: typer.Context,
+    customer_id: IdArg,
+    region: Annotated[
+        str | None,
+        typer.Argument(
+            help="Region its national phone numbers are read in (ISO 3166-1 alpha-2, e.g. RU)."
+        ),
+    ] = None,
+    default: Annotated[
+        bool,
+        typer.Option(
+            "--default", help="Read its national numbers in the register's default_region again."
+        ),
+    ] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set the region a customer's national phone numbers are read in, for what is ingested next."""
+    if (region is None) == (not default):
+        raise typer.BadParameter("give either a REGION or --default", param_hint="REGION")
+    if region is not None:
+        region = customers.check_region(region, "REGION")
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        reg = ws.register(session)
+        view, changed = customers.set_region(
+            session,
+            ws.fields(session),
+            reg,
+            customer_id=customer_id,
+            region=region,
+            actor=actor(ctx),
+            now=moment,
+        )
+    default_region = reg.settings.default_region
+    if as_json:
+        print_json({**_shown(view, default_region), "changed": changed})
+        return
+    if not changed:
+        say(f"customer {view.id}: phone region already {_region(view, default_region)}, unchanged")
+        return
+    say(
+        f"customer {view.id}: phone region now {_region(view, default_region)}, for files "
+        "ingested from now on (records already stored keep their numbers as read)"
+    )
 
 
 @app.command()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dpa import ingest
+from dpa import customers, ingest
 from dpa.cli._common import JSON_OPTION, console, print_json, say, table, workspace
 from dpa.errors import InputError
 
@@ -18,15 +18,28 @@ def find(
     who: Annotated[
         str, typer.Argument(help="A phone number in any spelling, or an e-mail address.")
     ],
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="Read a national number (no +) in this region (ISO 3166-1 alpha-2, e.g. RU); "
+            "default: the register's default_region. A number with + needs none."
+        ),
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List customers, categories, record counts and date ranges holding data of this person."""
+    if region is not None:
+        region = customers.check_region(region, "--region")
     with workspace() as ws, ws.session(read_only=True) as session:
         register = ws.register(session)
         key = ws.keyring.system_key(session, "blind-index")
-        digest = ingest.BlindIndex(key, register.settings.default_region).lookup(who)
+        read_in = region or register.settings.default_region
+        digest = ingest.BlindIndex(key, read_in).lookup(who)
         if digest is None:
-            raise InputError("not a phone number or e-mail address")
+            raise InputError(
+                f"not a phone number or e-mail address (national numbers read in region "
+                f"{read_in}; --region names another, a number with + needs none)"
+            )
         hits = ingest.find_subject(session, digest)
     if as_json:
         print_json(hits)
