@@ -30,20 +30,22 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
-from dpa import identity, ledger
-from dpa.blobs import BlobStore
+from dpa import db, identity, ledger
+from dpa.blobs import BlobCorrupt, BlobStore
 from dpa.customers import check_id, status
-from dpa.errors import InputError, UnknownCustomer, WindowClosed
+from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_phone
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
-from dpa.models import Customer, Record
+from dpa.models import Customer, Meta, Record
 from dpa.parsers.base import ParsedRecord
 from dpa.register import Register
 
@@ -52,9 +54,12 @@ __all__ = [
     "OVERLAP_WARNING",
     "BlindIndex",
     "IngestReport",
+    "RekeyReport",
     "SubjectHit",
     "find_subject",
+    "identity_pending",
     "ingest",
+    "rekey",
 ]
 
 BATCH = 2000
@@ -526,3 +531,208 @@ def find_subject(session: Session, digest: bytes) -> list[SubjectHit]:
         SubjectHit(customer, category, int(count), first, last)
         for customer, category, count, first, last in session.execute(query)
     ]
+
+
+# Re-keying: records stored under the first identity rule (records.identity 1: a CDR keyed by
+# its uniqueid, a voicemail by its msg_id, a recording by its uniqueid) get the content key of
+# `dpa.identity`, computed from their decrypted payloads (and audio), so a file that was
+# partly dropped can be ingested again and its missing records are added.
+
+REKEY_BATCH = 2000
+IDENTITY_META = "records_identity"  # dpa_meta: "2" once no record has an older key
+_REKEY_PROGRESS = "records_rekey_progress"  # dpa_meta: counts of an unfinished re-key
+_REKEY_COUNTS = ("rekeyed", "unchanged", "kept_anonymised", "kept_no_media", "kept_shared")
+
+
+@dataclass(slots=True)
+class RekeyReport:
+    """What re-keying did, over every run it took (an interrupted run's batches included).
+
+    `rekeyed` records got their content key; `unchanged` already had it (contacts' rule did
+    not change); the `kept_*` records keep their first key: anonymised ones (their payload is
+    no longer their content), recordings whose audio is gone or unreadable, and records whose
+    content equals another record's (both are kept, neither is dropped)."""
+
+    rekeyed: int = 0
+    unchanged: int = 0
+    kept_anonymised: int = 0
+    kept_no_media: int = 0
+    kept_shared: int = 0
+
+    @property
+    def records(self) -> int:
+        """Every record this re-key went through."""
+        return sum(getattr(self, name) for name in _REKEY_COUNTS)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in _REKEY_COUNTS}
+
+
+def identity_pending(session: Session) -> bool:
+    """Whether records keyed by an older identity rule may remain (`dpa init` re-keys them).
+
+    Cheap: one primary-key read once the re-key has finished; before that (a database this
+    version has not initialised) an EXISTS that stops at the first such record."""
+    done = session.get(Meta, IDENTITY_META)
+    if done is not None and done.value == str(identity.IDENTITY):
+        return False
+    query = sa.select(sa.literal(1)).where(_RECORDS.c.identity < identity.IDENTITY).limit(1)
+    return session.execute(query).first() is not None
+
+
+def rekey(
+    engine: sa.Engine,
+    keyring: Keyring,
+    blobs: BlobStore,
+    *,
+    actor: str,
+    now: datetime,
+    batch: int | None = None,
+) -> RekeyReport | None:
+    """Give every record of an older identity rule its content key; None if there were none.
+
+    One transaction per batch of `batch` (default `REKEY_BATCH`) records (by id), so a run that is stopped keeps what
+    it did and the next run goes on; counts of finished batches wait in `dpa_meta` and the
+    last run ledgers them all in one `records.rekey` event (counts only). Finally
+    `dpa_meta.records_identity` is set, so commands check one row rather than the table.
+    """
+    with db.session_scope(engine, read_only=True) as session:
+        done = session.get(Meta, IDENTITY_META)
+        if done is not None and done.value == str(identity.IDENTITY):
+            return None
+    while _rekey_pass(engine, keyring, blobs, batch or REKEY_BATCH):
+        pass  # records written with an older key meanwhile (ids before the last): once more
+    with db.session_scope(engine) as session:
+        progress = session.get(Meta, _REKEY_PROGRESS)
+        report = _progress(session)
+        if progress is not None:
+            details = {"identity": identity.IDENTITY, "records": report.records, **report.as_dict()}
+            ledger.append(session, action="records.rekey", actor=actor, now=now, details=details)
+            session.delete(progress)
+        session.merge(Meta(key=IDENTITY_META, value=str(identity.IDENTITY)))
+    return report if progress is not None else None
+
+
+def _rekey_pass(engine: sa.Engine, keyring: Keyring, blobs: BlobStore, batch: int) -> bool:
+    """Re-key every older-rule record by id order; True if some remain (written meanwhile)."""
+    r = _RECORDS.c
+    older = r.identity < identity.IDENTITY
+    columns = (r.id, r.customer_id, r.category, r.key_id, r.source_key, r.payload, r.blob_id)
+    last = ""
+    while True:
+        with db.session_scope(engine) as session:
+            query = sa.select(*columns, r.anonymised_at).where(older, r.id > last)
+            rows = list(session.execute(query.order_by(r.id).limit(batch)).all())
+            if not rows:
+                break
+            _rekey_batch(session, keyring, blobs, rows)
+            last = rows[-1].id
+    with db.session_scope(engine, read_only=True) as session:
+        return session.execute(sa.select(sa.literal(1)).where(older).limit(1)).first() is not None
+
+
+def _progress(session: Session) -> RekeyReport:
+    row = session.get(Meta, _REKEY_PROGRESS)
+    counts = {} if row is None else orjson.loads(row.value)
+    return RekeyReport(**{name: int(counts.get(name, 0)) for name in _REKEY_COUNTS})
+
+
+def _rekey_batch(
+    session: Session, keyring: Keyring, blobs: BlobStore, rows: list[sa.Row[Any]]
+) -> None:
+    report = _progress(session)
+    digesters: dict[tuple[str, str], Callable[[str], bytes]] = {}
+    index = BlindIndex(keyring.system_key(session, "blind-index"), "ZZ")
+    wanted: list[tuple[str, bytes, bytes]] = []  # (id, old key, new key)
+    kept: list[str] = []
+    for row in rows:
+        new = _content_key(session, keyring, blobs, index, digesters, row)
+        if new is None:
+            if row.anonymised_at is not None:
+                report.kept_anonymised += 1
+            else:
+                report.kept_no_media += 1
+            kept.append(row.id)
+        else:
+            wanted.append((row.id, bytes(row.source_key), new))
+    taken = _stored_keys(session, [new for _, old, new in wanted if new != old])
+    updates: list[tuple[object, ...]] = []
+    for record_id, old, new in wanted:
+        if new == old:
+            report.unchanged += 1
+            kept.append(record_id)
+        elif new in taken:
+            # Another record already holds this content's key: keep both, say so.
+            report.kept_shared += 1
+            kept.append(record_id)
+        else:
+            taken.add(new)
+            report.rekeyed += 1
+            updates.append((new, record_id))
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    if updates:
+        connection.exec_driver_sql(
+            f"UPDATE records SET source_key = {mark}, identity = {identity.IDENTITY} "  # noqa: S608
+            f"WHERE id = {mark}",
+            updates,
+        )
+    if kept:
+        connection.exec_driver_sql(
+            f"UPDATE records SET identity = {identity.IDENTITY} WHERE id = {mark}",  # noqa: S608
+            [(record_id,) for record_id in kept],
+        )
+    session.merge(Meta(key=_REKEY_PROGRESS, value=orjson.dumps(report.as_dict()).decode()))
+
+
+def _content_key(
+    session: Session,
+    keyring: Keyring,
+    blobs: BlobStore,
+    index: BlindIndex,
+    digesters: dict[tuple[str, str], Callable[[str], bytes]],
+    row: sa.Row[Any],
+) -> bytes | None:
+    """The record's source key under the content rule; None when it cannot have one."""
+    if row.anonymised_at is not None:
+        return None
+    aead = keyring.cipher(session, row.key_id)
+    sealed = bytes(row.payload)
+    ad = record_ad(row.customer_id, row.category, row.id, row.key_id)
+    try:
+        payload = orjson.loads(aead.decrypt(sealed[:12], sealed[12:], ad))
+    except InvalidTag:
+        raise IntegrityFailure(
+            f"record {row.id} does not decrypt under its key: it was altered or moved; "
+            "re-keying stopped, nothing of its batch was changed"
+        ) from None
+    if not isinstance(payload, dict):
+        raise IntegrityFailure(f"record {row.id}: its payload is not an object")
+    payload.pop("e164", None)  # added by ingest, not part of what was read
+    media = None
+    if row.category == "call_recording":
+        if row.blob_id is None or not blobs.exists(row.blob_id):
+            return None
+        digest = hashlib.sha256()
+        try:
+            for chunk in blobs.read(row.blob_id, aead, label=row.id):
+                digest.update(chunk)
+        except BlobCorrupt:
+            return None
+        media = digest.hexdigest()
+    try:
+        content = identity.source_key(row.category, payload, media)
+    except ValueError:
+        return None  # a category without a content rule keeps its key
+    scope = (row.customer_id, row.category)
+    if scope not in digesters:
+        digesters[scope] = index.digester(f"source:{row.customer_id}:{row.category}:")
+    return digesters[scope](content)
+
+
+def _stored_keys(session: Session, keys: list[bytes]) -> set[bytes]:
+    """The keys among `keys` some record holds already."""
+    if not keys:
+        return set()
+    query = sa.select(_RECORDS.c.source_key).where(_RECORDS.c.source_key.in_(keys))
+    return {bytes(key) for key in session.execute(query).scalars()}

@@ -1,7 +1,8 @@
 """One dpa installation: its settings, database and master key; `init` creates it.
 
 `Workspace.open` refuses a database `dpa init` has not set up (or one whose schema is behind
-this version of dpa), then loads the master key (the key file must be 0600) and checks its
+this version of dpa, or whose records still carry source keys of an older identity rule:
+`init` re-keys them, see `dpa.ingest.rekey`), then loads the master key (the key file must be 0600) and checks its
 fingerprint before it returns: no command can read or write data under a missing, malformed,
 exposed or wrong key, because no command gets a workspace without a good one.
 """
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dpa import db, ledger
+from dpa import db, ingest, ledger
 from dpa import register as register_mod
 from dpa.blobs import BlobStore
 from dpa.config import Settings
@@ -63,9 +64,16 @@ class Workspace:
         with db.session_scope(engine, read_only=True) as session:
             fingerprint = session.get(Meta, FINGERPRINT)
             version = session.get(Meta, VERSION)
+            pending = fingerprint is not None and ingest.identity_pending(session)
         if fingerprint is None or version is None:
             engine.dispose()
             raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
+        if pending:
+            engine.dispose()
+            raise NotInitialised(
+                "the database holds records keyed by an older identity rule (uniqueid, msg_id): "
+                "run `dpa init` to upgrade it (it re-keys them; the master key is needed)"
+            )
         try:
             key = load_master_key(settings)
             key.check(fingerprint.value)
@@ -178,6 +186,21 @@ def _bound_fingerprint(engine: Engine) -> str | None:
     return None if stored is None else stored.value
 
 
+def _rekey_summary(report: ingest.RekeyReport) -> str:
+    kept = report.kept_anonymised + report.kept_no_media + report.kept_shared
+    text = (
+        f"re-keyed {report.rekeyed} of {report.records} records by their content "
+        f"({report.unchanged} already were)"
+    )
+    if kept:
+        text += (
+            f"; {kept} keep their first key ({report.kept_anonymised} anonymised, "
+            f"{report.kept_no_media} recordings without readable audio, "
+            f"{report.kept_shared} with the same content as another record, kept both)"
+        )
+    return text
+
+
 def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
     """Create home, key file, schema and default register; leave whatever exists as it is."""
     done: list[str] = []
@@ -233,6 +256,13 @@ def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
                     session, default, "default register", actor=actor, now=now
                 )
                 done.append(f"installed the default register as version {version}")
+            keyring = Keyring(key, int(version_row.value))
+        # Records keyed by an older identity rule get their content key (batches, resumable).
+        rekeyed = ingest.rekey(
+            engine, keyring, BlobStore(settings.home / "blobs"), actor=actor, now=now
+        )
+        if rekeyed is not None:
+            done.append(_rekey_summary(rekeyed))
     finally:
         engine.dispose()
     return InitReport(

@@ -20,7 +20,12 @@ CDR = DATA / "asterisk" / "Master.csv"
 SPOOL = DATA / "voicemail"
 CONTACTS = DATA / "contacts.csv"
 RECORDINGS = sorted(p for p in (DATA / "recordings").iterdir() if p.suffix.lower() != ".json")
-AUDIO = [p for p in DATA.rglob("*") if p.suffix.lower() in {".wav", ".gsm"}]
+AUDIO = [
+    p
+    for folder in (SPOOL, DATA / "recordings")
+    for p in folder.rglob("*")
+    if p.suffix.lower() in {".wav", ".gsm"}
+]
 
 # Everything personal in the samples, in every spelling that appears in them.
 SECRETS = [
