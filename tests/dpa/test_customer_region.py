@@ -344,3 +344,17 @@ def test_a_region_change_applies_to_files_ingested_after_it(
     cli("ingest", "cdr", str(after), "--customer", "ivan")
     hits = json.loads(cli("subject", "find", MOSCOW_E164, "--json").stdout)
     assert [(h["customer_id"], h["records"]) for h in hits] == [("ivan", 1)]
+
+
+def test_subject_find_region_reads_only_national_spellings(ws: Workspace, cli: Cli) -> None:
+    """A number with + (or 00) is the same whatever `--region` says; a national one is not."""
+    _add(cli, "acme")
+    cli("ingest", "cdr", str(Path(__file__).parents[1] / "data" / "asterisk" / "Master.csv"),
+        "--customer", "acme")  # fmt: skip
+    found = json.loads(cli("subject", "find", "0470 12 34 56", "--json").stdout)
+    assert found and {h["customer_id"] for h in found} == {"acme"}
+    for spelling, region in [("+32 470 12 34 56", "RU"), ("0470 12 34 56", "be")]:
+        hits = json.loads(cli("subject", "find", spelling, "--region", region, "--json").stdout)
+        assert hits == found, (spelling, region)
+    # Read in RU, the Belgian national spelling is a number under +7: not this person.
+    assert "no records" in cli("subject", "find", "0470 12 34 56", "--region", "RU").stdout
