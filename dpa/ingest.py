@@ -40,7 +40,7 @@ from sqlmodel import Session
 
 from dpa import db, identity, ledger
 from dpa.blobs import BlobCorrupt, BlobStore
-from dpa.customers import check_id, status
+from dpa.customers import check_id, region_of, status
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_phone
 from dpa.keyring import Keyring, record_ad
@@ -300,8 +300,12 @@ def ingest(
     actor: str,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    region: str | None = None,
 ) -> IngestReport:
-    """Store every parsed record of one file in the caller's transaction; ledger it once."""
+    """Store every parsed record of one file in the caller's transaction; ledger it once.
+
+    National phone numbers are read in `region` (checked by the caller), else the customer's
+    own region, else the register's default region."""
     customer = session.get(Customer, check_id(customer_id))
     if customer is None:
         raise UnknownCustomer(customer_id)
@@ -329,6 +333,7 @@ def ingest(
             actor=actor,
             now=now,
             progress=progress,
+            region=region or region_of(customer, register.settings.default_region),
         )
     finally:
         if cache_size is not None:
@@ -350,11 +355,11 @@ def _ingest(
     actor: str,
     now: datetime,
     progress: Callable[[int], None] | None,
+    region: str,
 ) -> IngestReport:
     customer_id = customer.id
-    settings = register.settings
-    zone = settings.timezone
-    identifiers = BlindIndex(keyring.system_key(session, "blind-index"), settings.default_region)
+    zone = register.settings.timezone
+    identifiers = BlindIndex(keyring.system_key(session, "blind-index"), region)
     written: list[str] = []
     category = activity_id = ""
     seen: set[bytes] = set()  # source keys of the current batch; earlier ones are in the table

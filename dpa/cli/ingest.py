@@ -1,4 +1,10 @@
-"""`dpa ingest`: encrypted intake of the files a telephony platform produces."""
+"""`dpa ingest`: encrypted intake of the files a telephony platform produces.
+
+Every command takes `--customer` and `--region` (the region national phone numbers are read
+in: the option, else the customer's own region, else the register's default) and prints one
+line per file: records read, stored, already stored, repeated in the file (see
+`dpa.ingest.IngestReport`), with a warning on stderr when the overlap looks wrong.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from dpa.cli._common import (
     say,
     workspace,
 )
+from dpa.customers import check_region
+from dpa.errors import InputError
 from dpa.parsers import (
     ParsedRecord,
     parse_cdr_csv,
@@ -28,12 +36,23 @@ from dpa.parsers import (
     parse_recordings,
     parse_voicemail_spool,
 )
+from dpa.parsers.asterisk_cdr import check_columns
 from dpa.parsers.base import modified_at
 from dpa.register import Register
 
 app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
 
 CustomerOpt = Annotated[str, typer.Option("--customer", help="The customer the data belongs to.")]
+
+
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="Region of national phone numbers (ISO 3166, e.g. RU; default: the customer's "
+        "own region, else the register's).",
+    ),
+]
 
 
 def _run(
@@ -43,7 +62,9 @@ def _run(
     customer: str,
     parse: Callable[[Register], Iterable[ParsedRecord]],
     as_json: bool,
+    region: str | None = None,
 ) -> None:
+    region = None if region is None else check_region(region)  # before anything is opened
     moment = now()
     with workspace() as ws, ws.session() as session:
         register = ws.register(session)
@@ -59,6 +80,7 @@ def _run(
                 actor=actor(ctx),
                 now=moment,
                 progress=progress,
+                region=region,
             )
     if as_json:
         print_json({"file": label, **{k: getattr(report, k) for k in report.__slots__}})
@@ -94,6 +116,34 @@ ExistingFile = Annotated[
 ]
 
 
+# The CDR formats `dpa ingest cdr --format` names. FreeSWITCH (dpa/parsers/freeswitch.py:
+# `freeswitch-csv`, `freeswitch-json`) joins here: an entry for each, and their detection in
+# `_cdr_format` when no --format is given.
+CDR_FORMATS = {"asterisk-csv": "asterisk-cdr-csv"}  # --format: the ledger's format name
+
+
+def _cdr_format(name: str | None) -> str:
+    """The format to read a CDR file as (detection: Asterisk cdr_csv, the only one yet)."""
+    if name is None:
+        return "asterisk-csv"
+    if name not in CDR_FORMATS:
+        raise typer.BadParameter(
+            f"unknown format {name!r}: one of {', '.join(CDR_FORMATS)}", param_hint="--format"
+        )
+    return name
+
+
+def _columns(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    try:
+        return check_columns(text.split(","))
+    except InputError as exc:
+        raise typer.BadParameter(
+            str(exc).removeprefix("--columns "), param_hint="--columns"
+        ) from None
+
+
 @app.command()
 def cdr(
     ctx: typer.Context,
@@ -102,16 +152,36 @@ def cdr(
     tz: Annotated[
         str | None, typer.Option(help="The PBX's timezone (default: the register's).")
     ] = None,
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"The file's format: {', '.join(CDR_FORMATS)} (default: detected).",
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="The file's columns in order, cdr_csv names (accountcode,src,dst,...,start,...): "
+            "cdr_custom or any other order (default: detected, or the header line).",
+        ),
+    ] = None,
+    region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Asterisk cdr-csv Master.csv (18 columns, no header, PBX local time)."""
+    """Call detail records: Asterisk cdr_csv Master.csv in any of its layouts (16 to 21
+    columns, header line or none) or cdr_custom with --columns; PBX local time unless --tz."""
+    kind = CDR_FORMATS[_cdr_format(file_format)]
+    layout = _columns(columns)
     _run(
         ctx,
         str(file),
-        "asterisk-cdr-csv",
+        kind,
         customer,
-        lambda r: parse_cdr_csv(file, _zone(tz, r)),
+        lambda r: parse_cdr_csv(file, _zone(tz, r), layout),
         as_json,
+        region,
     )
 
 
@@ -123,6 +193,7 @@ def voicemail(
         typer.Argument(exists=True, file_okay=False, help="A voicemail spool (or part of one)."),
     ],
     customer: CustomerOpt,
+    region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """An Asterisk voicemail spool: msgNNNN.txt with its audio (.wav, .WAV, .gsm)."""
@@ -133,6 +204,7 @@ def voicemail(
         customer,
         lambda r: parse_voicemail_spool(directory),
         as_json,
+        region,
     )
 
 
@@ -144,6 +216,7 @@ def recording(
     tz: Annotated[
         str | None, typer.Option(help="Timezone of times in file names (default: the register's).")
     ] = None,
+    region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Call recordings: metadata from a sidecar JSON or the MixMonitor-style file name."""
@@ -155,6 +228,7 @@ def recording(
         customer,
         lambda r: parse_recordings(files, _zone(tz, r)),
         as_json,
+        region,
     )
 
 
@@ -163,6 +237,7 @@ def contacts(
     ctx: typer.Context,
     file: ExistingFile,
     customer: CustomerOpt,
+    region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A headered CSV of contacts: names, phone numbers, e-mail and postal addresses."""
@@ -174,4 +249,5 @@ def contacts(
         customer,
         lambda r: parse_contacts_csv(file, collected),
         as_json,
+        region,
     )

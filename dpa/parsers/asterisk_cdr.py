@@ -1,21 +1,40 @@
-"""Asterisk cdr_csv call detail records (`/var/log/asterisk/cdr-csv/Master.csv`).
+"""Asterisk call detail records as CSV (`/var/log/asterisk/cdr-csv/Master.csv`, cdr_custom).
 
-Format (Asterisk `cdr_csv` with `loguniqueid=yes` and `loguserfield=yes`, the defaults): no
-header, one call per line, 18 comma-separated fields, text fields double-quoted with `""` for
-a quote inside (so a caller id such as `"Doe, John" <0470123456>` keeps its comma)::
+cdr_csv (`cdr/cdr_csv.c`) writes no header, one call per line, text fields double-quoted with
+`""` for a quote inside (a caller id such as `"Doe, John" <0470123456>` keeps its comma),
+numbers bare and an empty time as nothing at all (`,,`). Its layouts are the 16 base columns
 
     accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
-    start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield
+    start, answer, end, duration, billsec, disposition, amaflags
 
-`start`, `answer` and `end` are `YYYY-MM-DD HH:MM:SS` in the PBX's local time (pass
-`ZoneInfo("UTC")` if the PBX logs with `usegmtime=yes`); `answer` is empty when the call was
-never answered. Local times are read with `fold=0` (see `dpa.parsers.base.local_to_utc`), so
-the hour repeated or skipped by a DST change never stops a load.
+followed, in this order, by `uniqueid` (`loguniqueid=yes`), `userfield` (`loguserfield=yes`)
+and `peeraccount, linkedid, sequence` (`newcdrcolumns=yes`): 16, 17, 18, 19, 20 or 21 columns.
+cdr_custom as its `cdr_custom.conf.sample` maps it (19 columns, `clid` first, `sequence`
+last: `CUSTOM_SAMPLE`) is read too. The layout is detected from the first call: its column
+count, then its shape: a time where `start` is, a time (or nothing) where `end` is, whole
+seconds where `duration` and `billsec` are; where a count has two layouts (17 and 20: a
+uniqueid or a userfield after `amaflags`; 19: newcdrcolumns or cdr_custom's sample), the one
+whose uniqueid column holds one (`1774689302.1`, `systemname-1774689302.1`). Any other first
+line is refused with the layouts expected and the line's shape (column count and the kind of
+each column, never a value). Every later line must have the same count.
+
+A first line made of field names (a spreadsheet's header, or cdr_custom's) gives the layout
+and is skipped. `columns` (`dpa ingest cdr --columns`) names the layout of any other file:
+cdr_custom's, or one with its columns in another order, using the field names above (other
+names are kept as text). `start` is required; `answer`, `end`, `duration`, `billsec` and
+`sequence` are read when present.
+
+Times are `YYYY-MM-DD HH:MM:SS` in the PBX's local time (pass `ZoneInfo("UTC")` if the PBX
+logs with `usegmtime=yes`); `answer` is empty when the call was never answered. Local times
+are read with `fold=0` (see `dpa.parsers.base.local_to_utc`), so the hour repeated or skipped
+by a DST change never stops a load.
 
 A call is one line: Asterisk never writes a line break inside a field, so a quoted field that
 is not closed on its line (a file cut short, or edited by hand) is refused at that line rather
 than merged with the lines after it. Times lie within `dpa.periods.EARLIEST` and `LATEST`;
-`duration` and `billsec` are at most `dpa.parsers.base.MAX_SECONDS`. An empty file is refused.
+`duration`, `billsec` and `sequence` are at most `dpa.parsers.base.MAX_SECONDS`. An empty file
+is refused. A record's `source_key` is its content (`dpa.identity`), never its uniqueid, which
+several CDRs of one call share since Asterisk 12.
 
 The file is read as a stream (files reach millions of lines); bytes that are not UTF-8 (old
 PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load.
@@ -24,8 +43,9 @@ PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -42,9 +62,17 @@ from dpa.parsers.base import (
 )
 from dpa.periods import EARLIEST, LATEST
 
-__all__ = ["FIELDS", "parse_cdr_csv"]
+__all__ = [
+    "BASE",
+    "CUSTOM_SAMPLE",
+    "FIELDS",
+    "KNOWN",
+    "LAYOUTS",
+    "check_columns",
+    "parse_cdr_csv",
+]
 
-FIELDS = (
+BASE = (
     "accountcode",
     "src",
     "dst",
@@ -61,28 +89,69 @@ FIELDS = (
     "billsec",
     "disposition",
     "amaflags",
-    "uniqueid",
-    "userfield",
 )
+_NEW = ("peeraccount", "linkedid", "sequence")
+FIELDS = (*BASE, "uniqueid", "userfield")  # the stock layout (loguniqueid, loguserfield)
+KNOWN = (*FIELDS, *_NEW)
+# The mapping of Asterisk's cdr_custom.conf.sample (cdr-custom/Master.csv), used as shipped.
+CUSTOM_SAMPLE = (
+    "clid", "src", "dst", "dcontext", "channel", "dstchannel", "lastapp", "lastdata", "start",
+    "answer", "end", "duration", "billsec", "disposition", "amaflags", "accountcode",
+    "uniqueid", "userfield", "sequence",
+)  # fmt: skip
+# Every layout cdr_csv.c writes, by column count, and cdr_custom's sample: where a count has
+# two, the line's shape tells them apart (times, whole seconds and uniqueid where expected).
+LAYOUTS: dict[int, tuple[tuple[str, ...], ...]] = {
+    16: (BASE,),
+    17: ((*BASE, "uniqueid"), (*BASE, "userfield")),
+    18: (FIELDS,),
+    19: ((*BASE, *_NEW), CUSTOM_SAMPLE),
+    20: ((*BASE, "uniqueid", *_NEW), (*BASE, "userfield", *_NEW)),
+    21: (KNOWN,),
+}
 _TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
-_SRC, _DST, _CLID, _START, _ANSWER, _END, _DURATION, _BILLSEC, _UNIQUEID = (
-    1,
-    2,
-    4,
-    9,
-    10,
-    11,
-    12,
-    13,
-    16,
-)
+_UNIQUEID_SHAPE = re.compile(r"(?:.+-)?[0-9]+\.[0-9]+")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SECONDS = ("duration", "billsec", "sequence")
+_PHONES = ("src", "dst", "cnum", "outbound_cnum", "did")  # and the number in clid
 _CACHED_MINUTES = 4096  # more than two days of busy traffic; the cache is emptied when full
+_EXPECTED = (
+    "expected an Asterisk cdr_csv line: 16 to 21 columns (accountcode, src, dst, dcontext, "
+    "clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec, "
+    "disposition, amaflags, then uniqueid, userfield, peeraccount, linkedid, sequence as "
+    "cdr.conf sets them) with times in columns 10 to 12, cdr_custom's sample mapping (19 "
+    "columns), or a header line of these names; name another layout with --columns"
+)
 
 
-def parse_cdr_csv(path: Path, tz: ZoneInfo) -> Iterator[ParsedRecord]:
-    """Yield one `cdr` record per call in an Asterisk cdr_csv file, times converted to UTC."""
+def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """A layout named by the user (`--columns`): lower-case names, `start` among them, no
+    name twice; InputError otherwise."""
+    names = tuple(name.strip().lower() for name in columns)
+    bad = [name for name in names if not _NAME.fullmatch(name)]
+    if bad:
+        raise InputError(
+            f"--columns: {len(bad)} name(s) are not field names (letters, digits, _): "
+            f"use the cdr_csv names {', '.join(KNOWN)}"
+        )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError(f"--columns names {', '.join(twice)} more than once")
+    if "start" not in names:
+        raise InputError("--columns must include start (the call's start time)")
+    return names
+
+
+def parse_cdr_csv(
+    path: Path, tz: ZoneInfo, columns: Sequence[str] | None = None
+) -> Iterator[ParsedRecord]:
+    """Yield one `cdr` record per call in an Asterisk CDR CSV file, times converted to UTC.
+
+    `columns` names the file's layout (see the module's docstring); without it the layout
+    is detected from the first line."""
     name = str(path)
     clock = _Clock(tz)
+    layout = None if columns is None else check_columns(columns)
     calls = 0
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         reader = csv.reader(f, strict=True)
@@ -90,26 +159,97 @@ def parse_cdr_csv(path: Path, tz: ZoneInfo) -> Iterator[ParsedRecord]:
             # An empty or blank line is skipped; `""` or `,,` is a (cut) record, refused.
             if not row or (len(row) == 1 and row[0] and not row[0].strip()):
                 continue
-            calls += 1
-            yield _record(name, line, row, clock)
-    if not calls:
+            if not calls:
+                header = _header(name, line, row)
+                if header is not None:
+                    if layout is not None and header != layout:
+                        raise FileLineError(
+                            name, line, "the header line names other columns than --columns"
+                        )
+                    layout = header
+                    calls = -1  # the header is not a call; the next line is the first
+                    continue
+                if layout is None:
+                    layout = _detect(name, line, row)
+            assert layout is not None  # set by --columns, a header or the first call
+            calls = max(calls, 0) + 1
+            yield _record(name, line, row, layout, clock)
+    if calls <= 0:
         raise InputError(f"{name}: no call records (the file is empty)")
 
 
-def _record(name: str, line: int, row: list[str], clock: _Clock) -> ParsedRecord:
-    if len(row) != len(FIELDS):
-        raise FileLineError(name, line, f"expected {len(FIELDS)} columns, found {len(row)}")
-    payload: dict[str, Any] = dict(zip(FIELDS, row, strict=True))
-    start = _time(name, line, clock, row[_START], "start")
+def _header(name: str, line: int, row: list[str]) -> tuple[str, ...] | None:
+    """The layout a header line names, or None when the line is not a header."""
+    names = tuple(cell.strip().lower() for cell in row)
+    if not {"src", "dst", "start"} <= set(names):
+        return None
+    if not all(_NAME.fullmatch(n) for n in names) or len(set(names)) != len(names):
+        raise FileLineError(name, line, "a header line whose names are not all field names")
+    return names
+
+
+def _detect(name: str, line: int, row: list[str]) -> tuple[str, ...]:
+    """The layout of a first line: its column count, then its shape."""
+    candidates = LAYOUTS.get(len(row), ())
+    for layout in candidates:
+        if _fits(row, layout, uniqueid=len(candidates) > 1):
+            return layout
+    raise FileLineError(
+        name, line, f"{_EXPECTED}; this line has {len(row)} columns ({_shape(row)})"
+    )
+
+
+def _fits(row: list[str], layout: tuple[str, ...], *, uniqueid: bool) -> bool:
+    """Whether a line is shaped like `layout`: a start time, an end time (or none) and whole
+    seconds where it says, and (`uniqueid`: to choose between two layouts) a uniqueid."""
+    at = dict(zip(layout, (cell.strip() for cell in row), strict=True))
+    if not _TIME_SHAPE.fullmatch(at["start"]):
+        return False
+    if at.get("end") and not _TIME_SHAPE.fullmatch(at["end"]):
+        return False
+    if not all(at[f].isdigit() for f in ("duration", "billsec") if f in at):
+        return False
+    return not (uniqueid and "uniqueid" in at) or bool(_UNIQUEID_SHAPE.fullmatch(at["uniqueid"]))
+
+
+def _shape(row: list[str]) -> str:
+    """What a line holds, column by column, without its values: `text x9, time, empty, ...`."""
+    runs = []
+    for kind, group in itertools.groupby(_kind(cell.strip()) for cell in row):
+        count = len(list(group))
+        runs.append(kind if count == 1 else f"{kind} x{count}")
+    return ", ".join(runs)
+
+
+def _kind(value: str) -> str:
+    if not value:
+        return "empty"
+    if _TIME_SHAPE.fullmatch(value):
+        return "time"
+    if value.isascii() and value.isdigit():
+        return "number"
+    if value.isascii() and _UNIQUEID_SHAPE.fullmatch(value):
+        return "uniqueid-like"
+    return "text"
+
+
+def _record(
+    name: str, line: int, row: list[str], layout: tuple[str, ...], clock: _Clock
+) -> ParsedRecord:
+    if len(row) != len(layout):
+        raise FileLineError(name, line, f"expected {len(layout)} columns, found {len(row)}")
+    payload: dict[str, Any] = dict(zip(layout, row, strict=True))
+    start = _time(name, line, clock, payload["start"], "start")
     if start is None:
         raise FileLineError(name, line, "start time is empty")
     payload["start"] = clock.iso(start)
-    answer = _time(name, line, clock, row[_ANSWER], "answer")
-    payload["answer"] = None if answer is None else clock.iso(answer)
-    end = _time(name, line, clock, row[_END], "end")
-    payload["end"] = None if end is None else clock.iso(end)
-    payload["duration"] = whole_seconds(name, line, row[_DURATION], "duration")
-    payload["billsec"] = whole_seconds(name, line, row[_BILLSEC], "billsec")
+    for key in ("answer", "end"):
+        if key in payload:
+            moment = _time(name, line, clock, payload[key], key)
+            payload[key] = None if moment is None else clock.iso(moment)
+    for key in _SECONDS:
+        if key in payload:
+            payload[key] = whole_seconds(name, line, payload[key], key)
     return ParsedRecord(
         line=line,
         # The call's content, not its uniqueid: since Asterisk 12 several CDRs share one.
@@ -117,7 +257,7 @@ def _record(name: str, line: int, row: list[str], clock: _Clock) -> ParsedRecord
         category="cdr",
         collected_at=clock.instant(start),
         payload=payload,
-        phones=_phones(row),
+        phones=_phones(payload),
     )
 
 
@@ -200,10 +340,14 @@ class _Clock:
         return minute
 
 
-def _phones(row: list[str]) -> tuple[str, ...]:
+def _phones(payload: dict[str, Any]) -> tuple[str, ...]:
     phones: list[str] = []
-    for raw in (row[_SRC], row[_DST], callerid_number(row[_CLID]) or ""):
-        number = raw.strip()
+    clid = payload.get("clid")
+    found = [payload.get(key) for key in _PHONES[:2]]
+    found.append(callerid_number(clid) if isinstance(clid, str) else None)
+    found.extend(payload.get(key) for key in _PHONES[2:])
+    for raw in found:
+        number = raw.strip() if isinstance(raw, str) else ""
         if number and number not in phones:
             phones.append(number)
     return tuple(phones)
