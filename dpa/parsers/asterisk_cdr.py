@@ -167,13 +167,15 @@ def parse_cdr_csv(
                             name, line, "the header line names other columns than --columns"
                         )
                     layout = header
+                    compiled = _Layout(layout)
                     calls = -1  # the header is not a call; the next line is the first
                     continue
                 if layout is None:
                     layout = _detect(name, line, row)
-            assert layout is not None  # set by --columns, a header or the first call
+                assert layout is not None  # set by --columns, a header or the first call
+                compiled = _Layout(layout)
             calls = max(calls, 0) + 1
-            yield _record(name, line, row, layout, clock)
+            yield _record(name, line, row, compiled, clock)
     if calls <= 0:
         raise InputError(f"{name}: no call records (the file is empty)")
 
@@ -233,23 +235,33 @@ def _kind(value: str) -> str:
     return "text"
 
 
-def _record(
-    name: str, line: int, row: list[str], layout: tuple[str, ...], clock: _Clock
-) -> ParsedRecord:
-    if len(row) != len(layout):
-        raise FileLineError(name, line, f"expected {len(layout)} columns, found {len(row)}")
-    payload: dict[str, Any] = dict(zip(layout, row, strict=True))
+class _Layout:
+    """A layout's names and where its converted columns are, worked out once per file."""
+
+    __slots__ = ("clid", "names", "optional_times", "phones", "seconds")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.optional_times: tuple[str, ...] = tuple(k for k in ("answer", "end") if k in names)
+        self.seconds: tuple[str, ...] = tuple(k for k in _SECONDS if k in names)
+        self.clid = names.index("clid") if "clid" in names else None
+        at = {key: index for index, key in enumerate(names)}
+        self.phones = tuple(at[key] for key in _PHONES if key in at)
+
+
+def _record(name: str, line: int, row: list[str], layout: _Layout, clock: _Clock) -> ParsedRecord:
+    if len(row) != len(layout.names):
+        raise FileLineError(name, line, f"expected {len(layout.names)} columns, found {len(row)}")
+    payload: dict[str, Any] = dict(zip(layout.names, row, strict=True))
     start = _time(name, line, clock, payload["start"], "start")
     if start is None:
         raise FileLineError(name, line, "start time is empty")
     payload["start"] = clock.iso(start)
-    for key in ("answer", "end"):
-        if key in payload:
-            moment = _time(name, line, clock, payload[key], key)
-            payload[key] = None if moment is None else clock.iso(moment)
-    for key in _SECONDS:
-        if key in payload:
-            payload[key] = whole_seconds(name, line, payload[key], key)
+    for key in layout.optional_times:
+        moment = _time(name, line, clock, payload[key], key)
+        payload[key] = None if moment is None else clock.iso(moment)
+    for field in layout.seconds:
+        payload[field] = whole_seconds(name, line, payload[field], field)
     return ParsedRecord(
         line=line,
         # The call's content, not its uniqueid: since Asterisk 12 several CDRs share one.
@@ -257,7 +269,7 @@ def _record(
         category="cdr",
         collected_at=clock.instant(start),
         payload=payload,
-        phones=_phones(payload),
+        phones=_phones(row, layout),
     )
 
 
@@ -340,14 +352,14 @@ class _Clock:
         return minute
 
 
-def _phones(payload: dict[str, Any]) -> tuple[str, ...]:
+def _phones(row: list[str], layout: _Layout) -> tuple[str, ...]:
+    """src and dst, the number in clid, then any cnum, outbound_cnum or did: distinct."""
+    found = [row[index] for index in layout.phones]
+    if layout.clid is not None:
+        found.insert(min(2, len(found)), callerid_number(row[layout.clid]) or "")
     phones: list[str] = []
-    clid = payload.get("clid")
-    found = [payload.get(key) for key in _PHONES[:2]]
-    found.append(callerid_number(clid) if isinstance(clid, str) else None)
-    found.extend(payload.get(key) for key in _PHONES[2:])
     for raw in found:
-        number = raw.strip() if isinstance(raw, str) else ""
+        number = raw.strip()
         if number and number not in phones:
             phones.append(number)
     return tuple(phones)
