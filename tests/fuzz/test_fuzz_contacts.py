@@ -102,3 +102,103 @@ def test_a_hostile_contact_list_is_refused_cleanly_or_stored(
     )
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
+
+
+# --- Address books' exports: vCard, Google CSV, Outlook CSV ---------------------------------
+
+REAL = DATA / "real" / "contacts"
+EXPORTS = {
+    "book.vcf": (REAL / "gmail-single2.vcf").read_bytes() + (REAL / "gmail-list.vcf").read_bytes(),
+    "google.csv": (REAL / "google-csv-old.csv").read_bytes(),
+    "google-new.csv": (REAL / "google-csv-new.csv").read_bytes(),
+    "outlook.csv": (REAL / "outlook-windows-1252.csv").read_bytes(),
+}
+# Personal-looking values of those samples: never quoted by a refusal.
+SAMPLE_VALUES = (
+    "5555551",
+    "555 03 0",
+    "555 01 0",
+    "55 06 0",
+    "Voorbeeld",
+    "Exemplo",
+    "Lefèvre",
+    "Lef\xe8vre",
+    "example.com",
+    "example.be",
+)
+VCARD_JUNK = [
+    "BEGIN:VCARD",
+    "END:VCARD",
+    "END:VCALENDAR",
+    "BEGIN:VCALENDAR",
+    "N;ENCODING=QUOTED-PRINTABLE;CHARSET=x-bogus:=C3=",
+    "TEL;ENCODING=QUOTED-PRINTABLE:=",
+    "PHOTO;ENCODING=b:@@@",
+    "PHOTO;ENCODING=BASE64:a",
+    "ADR:;;;;;;;;;;;",
+    "N:\\",
+    ":",
+    ";:",
+    " folded",
+    "=",
+    "item1.X-ABLabel:",
+    'TEL;TYPE="a,b:1',
+    "VERSION:9.9",
+]
+
+
+@st.composite
+def export_files(draw: st.DrawFn) -> tuple[str, bytes]:
+    """One of the real exports, its lines cut, shuffled, dropped, doubled or junk added."""
+    name = draw(st.sampled_from(sorted(EXPORTS)))
+    data = EXPORTS[name]
+    lines = data.split(b"\n")
+    for _ in range(draw(st.integers(0, 4))):
+        if not lines:
+            break
+        at = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["cut", "drop", "double", "junk", "text", "quote", "swap"]))
+        if kind == "cut":
+            lines[at] = lines[at][: draw(st.integers(0, len(lines[at])))]
+        elif kind == "drop":
+            del lines[at]
+        elif kind == "double":
+            lines.insert(at, lines[at])
+        elif kind == "junk":
+            lines.insert(at, draw(st.sampled_from(VCARD_JUNK)).encode())
+        elif kind == "quote":
+            cut = draw(st.integers(0, len(lines[at])))
+            lines[at] = lines[at][:cut] + b'"' + lines[at][cut:]
+        elif kind == "swap":
+            other = draw(st.integers(0, len(lines) - 1))
+            lines[at], lines[other] = lines[other], lines[at]
+        else:
+            cut = draw(st.integers(0, len(lines[at])))
+            junk = draw(hostile_text).encode("utf-8", "surrogatepass")
+            lines[at] = lines[at][:cut] + junk + lines[at][cut:]
+    data = b"\n".join(lines)
+    if draw(st.integers(0, 9)) == 0:
+        data += draw(st.binary(max_size=8))
+    return name, data
+
+
+@FUZZ
+@given(export=export_files())
+def test_a_hostile_address_book_export_is_refused_cleanly_or_stored(
+    acme: str,
+    settings: Settings,
+    env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    export: tuple[str, bytes],
+) -> None:
+    name, data = export
+    path: Path = tmp_path_factory.mktemp("exports") / name
+    path.write_bytes(data)
+    os.utime(path, (1_774_689_600, 1_774_689_600))
+    run = refused_changes_nothing(
+        settings, env, "ingest", "contacts", str(path), "--customer", acme
+    )
+    if run.exit_code == 2:
+        assert str(path) in run.stderr, "a refused file is named"
+        leaked = [value for value in SAMPLE_VALUES if value in run.stderr]
+        assert not leaked, leaked
