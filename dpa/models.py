@@ -21,6 +21,7 @@ __all__ = [
     "ErasureNotice",
     "Export",
     "Hold",
+    "IngestCursor",
     "LedgerEvent",
     "Meta",
     "Record",
@@ -282,3 +283,26 @@ class SubjectEvent(SQLModel, table=True):
     subject: bytes = Field(primary_key=True)
     seq: int = Field(primary_key=True)
     customer_id: str = Field(max_length=64)
+
+
+class IngestCursor(SQLModel, table=True):
+    """How far ingest has read one customer's growing file (`dpa.cursors`).
+
+    The path and the bytes compared are kept only as HMAC-SHA256 digests under the
+    `blind-index` system key: a file may be named after an account code, and its lines are
+    calls. The offset is always the end of a complete line.
+    """
+
+    __tablename__ = "ingest_cursors"
+
+    customer_id: str = Field(primary_key=True, max_length=64, foreign_key="customers.id")
+    path_digest: bytes = Field(primary_key=True)  # of the resolved absolute path
+    device: int = Field(sa_type=sa.BigInteger)  # st_dev, st_ino as signed 64-bit
+    inode: int = Field(sa_type=sa.BigInteger)
+    consumed_bytes: int = Field(sa_type=sa.BigInteger)  # offset after the last line read
+    consumed_lines: int = Field(sa_type=sa.BigInteger)  # lines before that offset
+    head_digest: bytes  # of the first min(consumed_bytes, 4096) bytes
+    tail_digest: bytes  # of the (up to) 4096 bytes before consumed_bytes
+    size_seen: int = Field(sa_type=sa.BigInteger)  # the file's size when last read
+    state: str | None = Field(default=None, max_length=2000)  # the caller's (CDR layout)
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
