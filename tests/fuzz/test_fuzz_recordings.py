@@ -1,6 +1,8 @@
 """Hostile call recordings through the real `dpa ingest recording`: names and JSON sidecars.
 
-File names in the FreePBX and MixMonitor forms with edge dates (year 0001, 9999, 29 February,
+File names in every FreePBX form (in, out, internal, external, exten, q, rg, force,
+ondemand, parked; conferences), MeetMe's and ConfBridge's, with systemname uniqueids, huge
+epochs, and edge dates (year 0001, 9999, 29 February,
 the hour skipped by DST), impossible times, junk and non-UTF-8 bytes; sidecars mutated from
 the sample one with huge numbers, Infinity and NaN, lone surrogate escapes, deep nesting,
 wrong types, edge dates, cut-off text. Whatever comes in, the command exits 0, 2 or 3 without
@@ -20,9 +22,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dpa.config import Settings
+from dpa.parsers.recordings import KINDS
 from dpa.workspace import Workspace
 from tests.conftest import Run, add_customer
-from tests.fuzz.hostile import DATA, FUZZ, edge_dates, hostile_text, refused_changes_nothing
+from tests.fuzz.hostile import (
+    DATA,
+    FUZZ,
+    edge_dates,
+    hostile_numbers,
+    hostile_text,
+    refused_changes_nothing,
+)
 
 SIDECAR: dict[str, Any] = json.loads(
     (DATA / "recordings" / "in-1002-003222345678-20260329-013000-1774744200.3.json").read_text()
@@ -51,15 +61,33 @@ FRAGMENTS = [
     '"2026-03-29T02:30:00"',
 ]
 
+UNIQUEIDS = ["1774738770.2", "1", "1.2.3", "9" * 40, "pbx-01-1774738770.2", "-1.2", "a-b-"]
+CLOCKS = ["000000", "235959", "023000", "246060", "999999"]
 stems = st.one_of(
     st.builds(
         lambda direction, day, clock, uniqueid: (
             f"{direction}-0470123456-1001-{day:%Y%m%d}-{clock}-{uniqueid}"
         ),
-        st.sampled_from(["in", "out", "external", "internal"]),
+        st.sampled_from(KINDS),
         edge_dates,
-        st.sampled_from(["000000", "235959", "023000", "246060", "999999"]),
-        st.sampled_from(["1774738770.2", "1", "1.2.3", "9" * 40]),
+        st.sampled_from(CLOCKS),
+        st.sampled_from(UNIQUEIDS),
+    ),
+    st.builds(
+        lambda mode, day, clock, uniqueid: f"8000-8000-{mode}-{day:%Y%m%d}-{clock}-{uniqueid}",
+        st.sampled_from(["always", "dontcare", "x"]),
+        edge_dates,
+        st.sampled_from(CLOCKS),
+        st.sampled_from(UNIQUEIDS),
+    ),
+    st.builds(
+        lambda form, number: form.format(number),
+        st.sampled_from(
+            ["meetme-conf-rec-8001-{}", "meetme-conf-rec-8001-{}.3", "confbridge-room-{}"]
+        ),
+        st.one_of(hostile_numbers, st.integers(0, 2**40).map(str)).filter(
+            lambda t: "/" not in t and "\x00" not in t
+        ),
     ),
     st.builds(
         lambda day, clock: f"{day:%Y%m%d}-{clock}-1001-0470123456-17.1",

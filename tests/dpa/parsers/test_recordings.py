@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.parsers import ParsedRecord, parse_recordings
 
@@ -18,6 +19,17 @@ DATA = Path(__file__).parents[2] / "data" / "recordings"
 BXL = ZoneInfo("Europe/Brussels")
 OUT = DATA / "out-0470123456-1001-20260328-235930-1774738770.2.wav"
 IN = DATA / "in-1002-003222345678-20260329-013000-1774744200.3.wav"
+SUFFIXES = (
+    ".alaw, .flac, .g722, .g729, .gsm, .m4a, .mp3, .ogg, .opus, .sln, .sln16, .sln48, "
+    ".ulaw, .wav, .wav16, .wav49"
+)
+NO_TIME = (
+    "no .json sidecar and no time in the name (accepted names: "
+    "{in|out|internal|external|exten|q|rg|force|ondemand|parked}-TO-FROM-YYYYMMDD-HHMMSS-UNIQUEID, "
+    "ROOM-FROM-MODE-YYYYMMDD-HHMMSS-UNIQUEID, meetme-conf-rec-ROOM-UNIQUEID, "
+    "confbridge-ROOM-EPOCH, YYYYMMDD-HHMMSS-CALLER-CALLEE-UNIQUEID or YYYYMMDD-HHMMSS-UNIQUEID); "
+    "--collected-at mtime takes the file's modification time"
+)
 
 
 def only(paths: list[Path]) -> ParsedRecord:
@@ -33,7 +45,8 @@ def test_directory_yields_every_audio_file_sorted() -> None:
 
 def test_freepbx_name() -> None:
     record = only([OUT])
-    assert record.source_key == "1774738770.2"
+    sha256 = hashlib.sha256(OUT.read_bytes()).hexdigest()
+    assert record.source_key == identity.source_key("call_recording", record.payload, sha256)
     assert record.collected_at == datetime(2026, 3, 28, 22, 59, 30, tzinfo=UTC)
     assert record.phones == ("1001", "0470123456")
     assert record.media == OUT
@@ -46,6 +59,8 @@ def test_freepbx_name() -> None:
         "duration": None,
         "file_name": OUT.name,
         "format": "wav",
+        "sha256": sha256,
+        "time_from": "name",
     }
 
 
@@ -100,7 +115,10 @@ def test_sidecar_without_uniqueid_hashes_the_audio(tmp_path: Path) -> None:
         json.dumps({"start": "2026-03-29T02:30:00", "caller": "0470123456"}), encoding="utf-8"
     )
     record = only([audio])
-    assert record.source_key == hashlib.sha256(audio.read_bytes()).hexdigest()
+    sha256 = hashlib.sha256(audio.read_bytes()).hexdigest()
+    assert record.payload["sha256"] == sha256
+    assert record.payload["time_from"] == "sidecar"
+    assert record.source_key == identity.source_key("call_recording", record.payload, sha256)
     assert record.payload["start"] == "2026-03-29T01:30:00+00:00"  # naive = Brussels, fold=0
     assert record.phones == ("0470123456",)
 
@@ -112,9 +130,7 @@ def test_sidecar_without_uniqueid_hashes_the_audio(tmp_path: Path) -> None:
             "Jan Peeters 0470123456.wav",
             None,
             1,
-            "no .json sidecar and the name is neither "
-            "{in|out|external|internal}-DST-SRC-YYYYMMDD-HHMMSS-UNIQUEID "
-            "nor YYYYMMDD-HHMMSS-CALLER-CALLEE-UNIQUEID",
+            NO_TIME,
             id="unknown-name",
         ),
         pytest.param(
@@ -215,9 +231,7 @@ def test_sidecar_without_uniqueid_hashes_the_audio(tmp_path: Path) -> None:
             "$.caller holds a lone surrogate escape (not Unicode text)",
             id="lone-surrogate",
         ),
-        pytest.param(
-            "notes.txt", None, 1, "not an audio file (.wav, .gsm, .mp3 or .ogg)", id="txt"
-        ),
+        pytest.param("notes.txt", None, 1, f"not an audio file ({SUFFIXES})", id="txt"),
     ],
 )
 def test_errors(tmp_path: Path, name: str, sidecar: str | None, line: int, reason: str) -> None:
@@ -245,7 +259,7 @@ def test_a_folder_without_recordings_is_refused_naming_it(tmp_path: Path) -> Non
     (tmp_path / "notes.txt").write_text("not audio", encoding="utf-8")
     with pytest.raises(InputError) as caught:
         list(parse_recordings([tmp_path], BXL))
-    assert str(caught.value) == f"{tmp_path}: no recordings (.gsm, .mp3, .ogg, .wav) in this folder"
+    assert str(caught.value) == f"{tmp_path}: no recordings ({SUFFIXES}) in this folder"
 
 
 def test_a_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
