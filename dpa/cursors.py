@@ -184,6 +184,29 @@ class Resume:
         """Newlines streamed so far."""
         return self._window.newlines
 
+    def summary(self) -> str:
+        """Where this run started and what it left, for a person (no content, no path)."""
+        where = {
+            "new": "first reading, from line 1",
+            "continued": f"continued at line {self.first_line}",
+            "moved": f"continued at line {self.first_line} (the same bytes under a new inode)",
+            "rotated": "another file at this path (rotated or replaced): read from line 1",
+            "truncated": "the file is shorter than the last reading (truncated): from line 1",
+            "rewritten": "the file was rewritten since the last reading: from line 1",
+            "from-start": "read from line 1 (--from-start)",
+        }[self.reason]
+        if self.pending_bytes and self.stop == self.end:
+            where += (
+                f"; a last line without its newline ({self.pending_bytes} bytes) is left "
+                "for the next run"
+            )
+        elif self.pending_bytes:
+            where += (
+                f"; the last line has no newline ({self.pending_bytes} bytes): read, and read "
+                "again next run"
+            )
+        return where
+
     def binary(self) -> io.BufferedReader:
         """The bytes from `start` to `stop`, buffered; only one stream per run."""
         if self._opened:

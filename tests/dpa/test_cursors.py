@@ -502,3 +502,24 @@ def test_two_first_runs_at_once_store_one_cursor(acme: Workspace, tmp_path: Path
     [row] = _cursor(acme)
     assert (row.consumed_bytes, row.consumed_lines) == (2, 1)
     assert _run(acme, path) == Run("continued", [b"b\n"], 2, 0)
+
+
+def test_summary_names_lines_and_bytes_never_content(acme: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_bytes(b"a\nb\n")
+    _run(acme, path)
+    _append(path, b"c\n0470555123")
+    with acme.session() as session:
+        key = acme.keyring.system_key(session, "blind-index")
+        with cursors.resume(session, key, "acme", path) as run:
+            text = run.summary()
+        with cursors.resume(session, key, "acme", path, include_partial=True) as run:
+            partial = run.summary()
+        with cursors.resume(session, key, "globex", path) as run:
+            first = run.summary()
+    assert text == (
+        "continued at line 3; a last line without its newline (10 bytes) is left for the next run"
+    )
+    assert partial.endswith("(10 bytes): read, and read again next run")
+    assert first.startswith("first reading, from line 1")
+    assert "0470" not in text + partial + first
