@@ -4,6 +4,8 @@ The sample `Master.csv`, mutated: lines cut short (inside a quote or not), quote
 added, fields replaced by huge numbers, edge dates and times, control characters, lone
 surrogates and binary junk, lines duplicated or removed, the whole file emptied. Whatever
 comes in, the command exits 0, 2 or 3 without a traceback, and a refusal changes nothing.
+The same holds for the calls written in every other layout (16 to 21 columns, cdr_custom's
+sample mapping), with or without a header line, mixed with a stock or mutated line.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dpa.config import Settings
-from dpa.parsers.asterisk_cdr import FIELDS
+from dpa.parsers.asterisk_cdr import FIELDS, LAYOUTS
 from dpa.workspace import Workspace
 from tests.conftest import Run, add_customer
 from tests.fuzz.hostile import (
@@ -102,6 +104,27 @@ def cdr_files(draw: st.DrawFn) -> bytes:
     return data
 
 
+@st.composite
+def layout_files(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """Sample calls in another layout cdr_csv or cdr_custom writes, maybe under a header line,
+    maybe with a line of the stock layout (or a mutated one) among them; and whether the file
+    is clean (every line in its layout: it must be stored)."""
+    layout = draw(st.sampled_from([one for count in LAYOUTS.values() for one in count]))
+    extra = {"peeraccount": "", "linkedid": "1774689302.1", "sequence": "7"}
+    rows = [
+        [{**dict(zip(FIELDS, row, strict=True)), **extra}[name] for name in layout]
+        for row in draw(st.lists(st.sampled_from(ROWS), min_size=1, max_size=5))
+    ]
+    lines = [_line(row) for row in rows]
+    if draw(st.booleans()):
+        lines.insert(0, ",".join(layout))
+    clean = draw(st.integers(0, 3)) != 0
+    if not clean:
+        other = draw(st.one_of(st.sampled_from(LINES), mutated_line()))
+        lines.insert(draw(st.integers(0, len(lines))), other)
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), clean
+
+
 @pytest.fixture
 def acme(ws: Workspace, cli: Callable[..., Run]) -> str:
     """One installation per test (not per example) with the customer the files go to."""
@@ -121,5 +144,23 @@ def test_a_hostile_cdr_file_is_refused_cleanly_or_stored(
     path = tmp_path / "Master.csv"
     path.write_bytes(data)
     run = refused_changes_nothing(settings, env, "ingest", "cdr", str(path), "--customer", acme)
+    if run.exit_code == 2:
+        assert str(path) in run.stderr, "a refused file is named"
+
+
+@FUZZ
+@given(file=layout_files())
+def test_every_layout_hostile_or_not_is_refused_cleanly_or_stored(
+    acme: str,
+    settings: Settings,
+    env: dict[str, str],
+    tmp_path: Path,
+    file: tuple[bytes, bool],
+) -> None:
+    data, clean = file
+    path = tmp_path / "Master.csv"
+    path.write_bytes(data)
+    run = refused_changes_nothing(settings, env, "ingest", "cdr", str(path), "--customer", acme)
+    assert run.exit_code == 0 or not clean, run.stderr
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
