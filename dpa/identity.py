@@ -10,7 +10,10 @@ by those identifiers stored one call of many, and said "already stored" of the r
   rotated file, an `accountlogs` copy, a spreadsheet's re-quoted export) is one.
 - `voicemail`: spool context, mailbox and folder with the message's `msg_id` (or, without
   one, all of its `[message]` fields): the same message in two mailboxes is two records.
-- `call_recording`: the SHA-256 of the audio file, whatever its name.
+- `call_recording`: the SHA-256 of the audio file with the call it records (start, parties,
+  direction, uniqueid, conference room), whatever the file's name or format. The audio alone
+  is not enough: a platform writes the same bytes for different calls (a 44-byte WAV header
+  for every call that was never answered), and each of those calls is a record.
 - `phone_number` (contacts): the whole parsed contact (the first rule's key, unchanged).
 
 The rule is a pure function of what a record stores (its payload, and its media's SHA-256),
@@ -27,6 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["IDENTITY", "canonical", "source_key"]
+
+# What names the call a recording records (file name, format and the like do not).
+_RECORDED_CALL = ("start", "caller", "callee", "direction", "uniqueid", "room")
 
 IDENTITY = 2  # records.identity of keys made by this module (1: uniqueid / msg_id, migration 0007)
 
@@ -64,5 +70,6 @@ def source_key(category: str, payload: Mapping[str, Any], media_sha256: str | No
     if category == "call_recording":
         if media_sha256 is None:
             raise ValueError("a call recording's identity is its audio's SHA-256")
-        return _digest(category.encode(), media_sha256.encode())
+        call = {name: payload.get(name) for name in _RECORDED_CALL}
+        return _digest(category.encode(), media_sha256.encode(), canonical(call))
     raise ValueError(f"no identity rule for category {category!r}")

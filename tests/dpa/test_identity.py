@@ -35,9 +35,19 @@ def test_one_message_in_two_mailboxes_is_two_records() -> None:
     assert source_key("voicemail", no_id) != source_key("voicemail", {**no_id, "message": {}})
 
 
-def test_a_recording_is_its_audio() -> None:
-    assert source_key("call_recording", {"file_name": "a.wav"}, "ab" * 32) == source_key(
-        "call_recording", {"file_name": "b.wav"}, "ab" * 32
+def test_a_recording_is_its_audio_and_its_call_whatever_the_file_is_called() -> None:
+    call = {"start": "2026-03-29T01:30:00+00:00", "caller": "0470123456", "uniqueid": "17.3"}
+    renamed = {**call, "file_name": "b.wav", "format": "wav", "time_from": "mtime"}
+    assert source_key("call_recording", call, "ab" * 32) == source_key(
+        "call_recording", renamed, "ab" * 32
+    )
+    assert source_key("call_recording", call, "ab" * 32) != source_key(
+        "call_recording", call, "cd" * 32
+    )
+    # Two unanswered calls leave the same empty WAV: still two calls, two records.
+    other_call = {**call, "uniqueid": "17.4"}
+    assert source_key("call_recording", call, "ab" * 32) != source_key(
+        "call_recording", other_call, "ab" * 32
     )
     with pytest.raises(ValueError, match="SHA-256"):
         source_key("call_recording", {})
