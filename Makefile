@@ -38,6 +38,8 @@ run: $(STAMP)
 	@echo; echo "== ingest: the platform's files, encrypted (CDRs, voicemail spool, recordings, contacts)"
 	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme
 	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme
+	@echo "   a FreePBX Master.csv: a ring group's and a follow-me's legs share uniqueids (7 CDRs, 3 uniqueids): all 7 stored"
+	$(DPA) ingest cdr $(SAMPLES)/asterisk/FreePBX-Master.csv --customer acme
 	$(DPA) ingest voicemail $(SAMPLES)/voicemail --customer acme
 	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer acme
 	$(DPA) ingest contacts $(SAMPLES)/contacts.csv --customer globex
