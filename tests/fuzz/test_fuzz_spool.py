@@ -2,12 +2,17 @@
 
 The sample spool, mutated: message files cut short or emptied, `origtime` and `duration`
 replaced by huge numbers, edge instants and junk, caller ids full of control characters and
-lone surrogates, sections renamed, audio removed, binary junk appended, the folder emptied.
-Whatever comes in, the command exits 0, 2 or 3 without a traceback; a refusal changes nothing.
+lone surrogates, sections renamed, audio removed, binary junk appended, the folder emptied;
+messages given more formats (every extension app_voicemail writes, and unknown ones), message
+files removed from beside their audio, greetings added with file times at and beyond the
+calendar's edges. Whatever comes in, the command exits 0, 2 or 3 without a traceback; a
+refusal changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dpa.config import Settings
+from dpa.parsers.voicemail import AUDIO_FORMATS, GREETINGS
 from dpa.workspace import Workspace
 from tests.conftest import Run, add_customer
 from tests.fuzz.hostile import (
@@ -40,11 +46,28 @@ instants = st.one_of(
 )
 
 
+# Extensions app_voicemail writes (wav49 as WAV), and some it never does.
+FORMATS = [*AUDIO_FORMATS, "flac", "WAV49", "g726-99", "txt~"]
+GREETING_TIMES = st.sampled_from(
+    [-2208988800, -2208988801, 0, 1774689600, 7258118399, 7258118400, 2**33]
+)
+
+
 @st.composite
 def changes(draw: st.DrawFn) -> tuple[str, str, str]:
     """(message file, kind, value): one change to one message of the spool."""
     message = str(draw(st.sampled_from(MESSAGES)))
-    kind = draw(st.sampled_from(["value", "value", "value", "cut", "junk", "section", "no-audio"]))
+    kind = draw(
+        st.sampled_from(
+            ["value", "value", "value", "cut", "junk", "section", "no-audio", "format",
+             "no-text", "greeting"]
+        )
+    )  # fmt: skip
+    if kind == "format":
+        return message, kind, draw(st.sampled_from(FORMATS))
+    if kind == "greeting":
+        name = draw(st.sampled_from(GREETINGS))
+        return message, kind, f"{name}.{draw(st.sampled_from(FORMATS))}\0{draw(GREETING_TIMES)}"
     key = draw(st.sampled_from(KEYS))
     value = draw(instants if key == "origtime" else st.one_of(hostile_numbers, hostile_text))
     return message, kind, f"{key}\0{value}"
@@ -52,8 +75,27 @@ def changes(draw: st.DrawFn) -> tuple[str, str, str]:
 
 def _apply(root: Path, change: tuple[str, str, str], cut: int) -> None:
     message, kind, spec = change
-    key, value = spec.split("\0", 1)
     path = root / message
+    audio = [a for a in path.parent.glob(path.stem + ".*") if a.suffix != ".txt"]
+    if kind == "format":
+        target = path.with_name(f"{path.stem}.{spec}")
+        if audio and not target.exists():
+            shutil.copyfile(audio[0], target)
+        return
+    if kind == "no-text":
+        path.unlink(missing_ok=True)
+        return
+    if not path.exists():
+        return  # an earlier change removed the message file
+    if kind == "greeting":
+        name, stamp = spec.split("\0")
+        greeting = path.parent.parent / name
+        greeting.write_bytes(b"RIFF greeting " + name.encode())
+        # A time the file system cannot hold leaves the file at today's (accepted either way).
+        with contextlib.suppress(OverflowError, OSError):
+            os.utime(greeting, (int(stamp), int(stamp)))
+        return
+    key, value = spec.split("\0", 1)
     text = path.read_text(encoding="utf-8", errors="replace")
     if kind == "value":
         lines = [
@@ -67,9 +109,8 @@ def _apply(root: Path, change: tuple[str, str, str], cut: int) -> None:
     elif kind == "section":
         write(path, text.replace("[message]", f"[{value}]"))
     else:
-        for audio in path.parent.glob(path.stem + ".*"):
-            if audio.suffix != ".txt":
-                audio.unlink()
+        for file in audio:
+            file.unlink()
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.identifiers import normalise_phone
 from dpa.parsers import ParsedRecord, parse_voicemail_spool
+from dpa.parsers.base import sha256_file
 
 SPOOL = Path(__file__).parents[2] / "data" / "voicemail"
 PERSONAL = ("0470", "470123456", "2234", "0478", "Peeters", "Zoë", "Vandenbroucke")
@@ -34,7 +36,13 @@ def test_every_message_in_sorted_order() -> None:
 
 def test_message_fields() -> None:
     first = records()[0]
-    assert first.source_key == "1774689600-00000000"
+    # The identity rule: spool context, mailbox, folder and msg_id (dpa.identity).
+    assert first.source_key == identity.source_key("voicemail", first.payload)
+    assert first.payload["message"]["msg_id"] == "1774689600-00000000"
+    assert first.payload["kind"] == "message"
+    assert first.payload["media_files"] == [
+        {"file": "msg0000.wav", "format": "wav", "sha256": sha256_file(first.media or SPOOL)}
+    ]
     assert first.collected_at == datetime(2026, 3, 28, 9, 20, tzinfo=UTC)
     assert first.phones == ("0470123456",)
     assert first.line == 1
@@ -52,7 +60,11 @@ def test_bare_callerid_and_missing_msg_id() -> None:
     old = records()[2]
     assert old.phones == ("0478112233",)
     assert old.payload["audio_format"] == "gsm"
-    assert len(old.source_key) == 64  # sha256 of the .txt, no msg_id
+    assert old.payload["audio_file"] == "msg0000.gsm"
+    assert "msg_id" not in old.payload["message"]
+    # without a msg_id, all of the [message] fields make the identity
+    assert old.source_key == identity.source_key("voicemail", old.payload)
+    assert len(old.source_key) == 64
 
 
 @pytest.mark.parametrize(
@@ -64,6 +76,20 @@ def test_bare_callerid_and_missing_msg_id() -> None:
 )
 def test_root_may_be_a_context_or_mailbox(sub: str) -> None:
     assert [r.source_key for r in records(SPOOL / sub)] == [r.source_key for r in records()]
+
+
+def test_a_relative_folder_from_inside_a_mailbox_reads_the_same_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # cd /var/spool/asterisk/voicemail/default/1001 && dpa ingest voicemail INBOX
+    monkeypatch.chdir(SPOOL / "default" / "1001")
+    inbox = records(Path("INBOX"))
+    assert [(r.payload["context"], r.payload["mailbox"], r.payload["folder"]) for r in inbox] == [
+        ("default", "1001", "INBOX")
+    ] * 2
+    assert [r.source_key for r in inbox] == [r.source_key for r in records()[:2]]
+    monkeypatch.chdir(SPOOL / "default" / "1001" / "INBOX")
+    assert [r.source_key for r in records(Path("."))] == [r.source_key for r in inbox]
 
 
 def test_caller_normalises_to_the_cdr_number() -> None:
@@ -142,7 +168,7 @@ def edit(path: Path, old: str, new: str) -> None:
         pytest.param(
             lambda p: p.with_suffix(".wav").unlink(),
             1,
-            "no audio file beside the message (.wav, .WAV, .gsm)",
+            "no audio file beside the message (msgNNNN.wav, .WAV, .gsm, ...)",
             id="missing-audio",
         ),
     ],
