@@ -46,8 +46,10 @@ file is refused. Times in file names are local wall-clock time in `tz`, read wit
 across DST changes (see `dpa.parsers.base.local_to_utc`); epochs are UTC. Directories among
 `paths` are searched for audio files, recursively and in sorted order.
 
-Identity (`dpa.identity`): the audio's SHA-256 (also in the payload as `sha256`), whatever
-the file's name: the same recording copied or renamed is one record.
+Identity (`dpa.identity`): the audio's SHA-256 (also in the payload as `sha256`) with the
+call it records (start, parties, direction, uniqueid, room), not the file's name or folder: a
+copy of the monitor tree is the same recordings, while the identical 44-byte WAV MixMonitor
+leaves for each unanswered call is one record per call.
 """
 
 from __future__ import annotations

@@ -160,14 +160,22 @@ def test_a_paging_recording_keeps_the_paging_extension_as_caller(tmp_path: Path)
     assert (record.payload["room"], record.payload["caller"]) == ("700", "1001")
 
 
-def test_the_same_audio_under_two_names_is_one_recording(monitor: Path, tmp_path: Path) -> None:
-    source = monitor / DAY / "out-0470123456-1001-20260328-101500-1774689300.1.wav"
-    copy = tmp_path / "renamed-by-an-archiver.wav"
-    shutil.copyfile(source, copy)
-    os.utime(copy, (1774689300, 1774689300))
-    (original,) = parsed([source])
-    (renamed,) = parsed([copy], collected_at="mtime")
-    assert original.source_key == renamed.source_key
+def test_a_copy_of_the_tree_is_the_same_recordings(monitor: Path, tmp_path: Path) -> None:
+    backup = tmp_path / "backup" / "monitor"  # a restored or rsynced copy
+    shutil.copytree(monitor, backup)
+    assert [r.source_key for r in parsed([backup])] == [r.source_key for r in parsed([monitor])]
+
+
+def test_the_same_empty_audio_of_two_calls_is_two_recordings(tmp_path: Path) -> None:
+    # MixMonitor leaves a bare 44-byte WAV header for every call never answered.
+    header = b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00@\x1f\x00\x00\x80>\x00\x00"
+    first = tmp_path / "out-0470123456-1001-20260328-101500-1774689300.1.wav"
+    second = tmp_path / "out-0470123456-1001-20260328-101700-1774689420.3.wav"
+    for path in (first, second):
+        path.write_bytes(header + b"\x02\x00\x10\x00data\x00\x00\x00\x00")
+    one, two = parsed([tmp_path])
+    assert one.payload["sha256"] == two.payload["sha256"]
+    assert one.source_key != two.source_key
 
 
 def test_a_name_without_metadata_is_read_at_its_file_time_when_asked(tmp_path: Path) -> None:
