@@ -21,8 +21,9 @@ each column, never a value). Every later line must have the same count.
 A first line made of field names (a spreadsheet's header, or cdr_custom's) gives the layout
 and is skipped. `columns` (`dpa ingest cdr --columns`) names the layout of any other file:
 cdr_custom's, or one with its columns in another order, using the field names above (other
-names are kept as text). `start` is required; `answer`, `end`, `duration`, `billsec` and
-`sequence` are read when present.
+names are kept as text; FreePBX's `calldate` is read as `start`). `start` is required;
+`answer`, `end`, `duration`, `billsec` and `sequence` are read when present; phone numbers are
+taken from `src`, `dst`, the number in `clid`, and FreePBX's `cnum`, `outbound_cnum`, `did`.
 
 Times are `YYYY-MM-DD HH:MM:SS` in the PBX's local time (pass `ZoneInfo("UTC")` if the PBX
 logs with `usegmtime=yes`); `answer` is empty when the call was never answered. Local times
@@ -113,6 +114,7 @@ _TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}
 _UNIQUEID_SHAPE = re.compile(r"(?:.+-)?[0-9]+\.[0-9]+")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _SECONDS = ("duration", "billsec", "sequence")
+_ALIASES = {"calldate": "start"}  # FreePBX's cdr table (and its CDR report's CSV export)
 _PHONES = ("src", "dst", "cnum", "outbound_cnum", "did")  # and the number in clid
 _CACHED_MINUTES = 4096  # more than two days of busy traffic; the cache is emptied when full
 _EXPECTED = (
@@ -127,7 +129,7 @@ _EXPECTED = (
 def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
     """A layout named by the user (`--columns`): lower-case names, `start` among them, no
     name twice; InputError otherwise."""
-    names = tuple(name.strip().lower() for name in columns)
+    names = _names(columns)
     bad = [name for name in names if not _NAME.fullmatch(name)]
     if bad:
         raise InputError(
@@ -180,9 +182,15 @@ def parse_cdr_csv(
         raise InputError(f"{name}: no call records (the file is empty)")
 
 
+def _names(cells: Sequence[str]) -> tuple[str, ...]:
+    """Field names as given, lower-cased; FreePBX's `calldate` (its cdr table) is `start`."""
+    names = (cell.strip().lower() for cell in cells)
+    return tuple(_ALIASES.get(name, name) for name in names)
+
+
 def _header(name: str, line: int, row: list[str]) -> tuple[str, ...] | None:
     """The layout a header line names, or None when the line is not a header."""
-    names = tuple(cell.strip().lower() for cell in row)
+    names = _names(row)
     if not {"src", "dst", "start"} <= set(names):
         return None
     if not all(_NAME.fullmatch(n) for n in names) or len(set(names)) != len(names):

@@ -222,3 +222,14 @@ def test_an_unterminated_quote_is_refused_at_its_line(tmp_path: Path) -> None:
     with pytest.raises(FileLineError) as caught:
         _parse(tmp_path, text)
     assert caught.value.line == 2 and "not closed" in caught.value.reason
+
+
+def test_a_freepbx_cdr_report_export_with_calldate(tmp_path: Path) -> None:
+    # FreePBX's cdr table (and its report's CSV export) calls the start time `calldate`.
+    header = "calldate,clid,src,dst,dcontext,duration,billsec,disposition,uniqueid,cnum,did"
+    order = ("start", "clid", "src", "dst", "dcontext", "duration", "billsec", "disposition",
+             "uniqueid", "cnum", "did")  # fmt: skip
+    call = {**CALL, "cnum": "0470555101", "did": "025551234"}
+    records = _parse(tmp_path, f"{header}\n{_line(order, call)}\n")
+    assert tuple(records[0].payload) == order
+    assert records[0].phones == ("0470555101", "600", "025551234")
