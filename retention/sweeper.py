@@ -45,8 +45,8 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
+from dpa import cursors, ledger, orphans
 from dpa import holds as hold_rule
-from dpa import ledger, orphans
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
 from dpa.keyring import Keyring, record_ad
@@ -519,8 +519,9 @@ def _purge(
     text = json.dumps(signed, indent=2, ensure_ascii=False)
     session.add(Certificate(customer_id=customer_id, issued_at=now, document=text))
     customer.name_sealed, customer.contact_sealed, customer.purged_at = b"", None, now
-    # Who was touched by which event, and released holds naming a person by blind-index
-    # digest: pseudonymous data goes too.
+    # Who was touched by which event, released holds naming a person by blind-index digest,
+    # and where its files were read up to (keyed digests of their contents): all go too.
+    cursors.forget(session, customer_id)
     session.execute(
         sa.delete(SubjectEvent.__table__).where(  # type: ignore[attr-defined]
             SubjectEvent.__table__.c.customer_id == customer_id  # type: ignore[attr-defined]

@@ -22,7 +22,13 @@ __all__ = ["STORY_MONTH", "months_since_story", "move_samples"]
 
 DATA = Path(__file__).parent / "data"
 STORY_MONTH = "2026-11"
-SAMPLES = ("asterisk/Master.csv", "voicemail", "recordings", "contacts.csv")
+SAMPLES = (
+    "asterisk/Master.csv",
+    "asterisk/FreePBX-Master.csv",
+    "voicemail",
+    "recordings",
+    "contacts.csv",
+)
 
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _CDR_TIME = re.compile(r'"([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})"')

@@ -293,7 +293,6 @@ def test_region_refusals_change_nothing(
 # --- the case: a Russian customer's national numbers, found by +7 ------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="ingest reads Customer.region: H-A")
 def test_a_russian_customers_national_numbers_are_found_by_their_e164(
     ws: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
@@ -331,7 +330,6 @@ def test_without_its_own_region_a_russian_national_number_is_not_indexed(
     assert "no records" in cli("subject", "find", MOSCOW_E164).stdout
 
 
-@pytest.mark.xfail(strict=True, reason="ingest reads Customer.region: H-A")
 def test_a_region_change_applies_to_files_ingested_after_it(
     ws: Workspace, cli: Cli, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 
-from dpa import ledger
+from dpa import cursors, ledger
 from dpa.config import Settings
 from dpa.resources import load_schema
 from dpa.workspace import Workspace
@@ -199,13 +199,22 @@ def test_termination_moves_due_times_and_is_ledgered(cli: Cli, settings: Setting
 
 
 def test_a_closed_customer_is_purged_with_a_signed_certificate(
-    cli: Cli, settings: Settings, ws: Workspace
+    cli: Cli, settings: Settings, ws: Workspace, tmp_path: Path
 ) -> None:
     _setup(cli)
+    growing = tmp_path / "Master.csv"
+    growing.write_text("read up to here\n")
+    with ws.session() as s:
+        key = ws.keyring.system_key(s, "blind-index")
+        with cursors.resume(s, key, "acme", growing) as run:
+            assert run.text().read()
+            cursors.advance(s, run, now=datetime(2026, 10, 1, tzinfo=UTC))
     cli("customer", "terminate", "acme", "--on", "2026-10-10")  # window ends 2026-12-31
     report = _sweep(settings, datetime(2027, 1, 2, tzinfo=UTC))
     assert report.customers_purged == ["acme"]
     assert _counts(settings) == {}
+    with ws.session(read_only=True) as s:  # where acme's files were read up to goes too
+        assert not s.execute(sa.text("SELECT 1 FROM ingest_cursors")).first()
     assert _blob_files(settings) == set()
     with ws.session(read_only=True) as s:
         assert (
