@@ -56,6 +56,7 @@ __all__ = [
     "IngestReport",
     "RekeyReport",
     "SubjectHit",
+    "collecting",
     "find_subject",
     "identity_pending",
     "ingest",
@@ -288,6 +289,20 @@ def _instant_writer(session: Session) -> Callable[[datetime | None], object]:
     return sqlite_text
 
 
+def collecting(session: Session, customer_id: str, now: datetime) -> Customer:
+    """The customer, if data may be collected for it at `now`: it exists (else exit 3) and its
+    contract has not ended (after the end, the window allows export only: exit 3)."""
+    customer = session.get(Customer, check_id(customer_id))
+    if customer is None:
+        raise UnknownCustomer(customer_id)
+    if status(customer, now) in ("window", "closed"):
+        raise WindowClosed(
+            f"customer {customer_id!r}: the contract ended on {customer.effective_on}; "
+            "the window allows export only, nothing new is collected"
+        )
+    return customer
+
+
 def ingest(
     session: Session,
     keyring: Keyring,
@@ -306,14 +321,7 @@ def ingest(
 
     National phone numbers are read in `region` (checked by the caller), else the customer's
     own region, else the register's default region."""
-    customer = session.get(Customer, check_id(customer_id))
-    if customer is None:
-        raise UnknownCustomer(customer_id)
-    if status(customer, now) in ("window", "closed"):
-        raise WindowClosed(
-            f"customer {customer_id!r}: the contract ended on {customer.effective_on}; "
-            "the window allows export only, nothing new is collected"
-        )
+    customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
     if writer.sqlite:

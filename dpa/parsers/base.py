@@ -64,6 +64,8 @@ class ParsedRecord:
     phones: tuple[str, ...]
     emails: tuple[str, ...] = ()
     media: Path | None = None
+    # Further files of the same record (a voicemail stored in several formats), in order.
+    extra_media: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if self.line < 1:
