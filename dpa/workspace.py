@@ -68,18 +68,18 @@ class Workspace:
         if fingerprint is None or version is None:
             engine.dispose()
             raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
-        if pending:
-            engine.dispose()
-            raise NotInitialised(
-                "the database holds records keyed by an older identity rule (uniqueid, msg_id): "
-                "run `dpa init` to upgrade it (it re-keys them; the master key is needed)"
-            )
         try:
             key = load_master_key(settings)
             key.check(fingerprint.value)
         except BaseException:
             engine.dispose()
             raise
+        if pending:  # after the key: a key problem is exit 4 whatever else is wrong
+            engine.dispose()
+            raise NotInitialised(
+                "the database holds records keyed by an older identity rule (uniqueid, msg_id): "
+                "run `dpa init` to upgrade it (it re-keys them; the master key is needed)"
+            )
         return cls(settings, engine, Keyring(key, int(version.value)))
 
     def close(self) -> None:

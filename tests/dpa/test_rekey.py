@@ -8,6 +8,7 @@ adds the calls the first rule dropped, nothing twice. Both backends (the `ws` fi
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -109,6 +110,9 @@ def test_first_rule_installation_is_refused_then_upgraded_and_completed(
     for args in (("customer", "list"), ("ingest", "cdr", str(FREEPBX), "--customer", "acme")):
         refused = cli(*args, code=2)
         assert "run `dpa init` to upgrade" in refused.stderr
+    # The key comes first: a wrong master key is exit 4 on a database not yet upgraded too.
+    wrong = {"DPA_MASTER_KEY": base64.b64encode(bytes(range(32))).decode()}
+    cli("customer", "list", code=4, extra_env=wrong)
     assert len(_rows(ws, "cdr")) == 3
     upgraded = cli("init")
     assert "re-keyed 3 of 3 records by their content" in upgraded.stdout
