@@ -82,12 +82,13 @@ duration={duration}
 
 
 def _spool(root: Path, messages: int) -> Path:
-    """An Asterisk voicemail spool of `messages` messages, audio copied from the samples."""
-    inbox = root / "default" / "1001" / "INBOX"
-    inbox.mkdir(parents=True)
+    """An Asterisk voicemail spool of `messages` messages, audio copied from the samples,
+    5,000 to a mailbox (app_voicemail numbers a folder's messages msg0000 to msg9999)."""
     for n in range(messages):
         audio = AUDIO[n % len(AUDIO)]
-        stem = inbox / f"msg{n:04d}"
+        inbox = root / "default" / f"{1001 + n // 5000}" / "INBOX"
+        inbox.mkdir(parents=True, exist_ok=True)
+        stem = inbox / f"msg{n % 5000:04d}"
         stem.with_suffix(".txt").write_text(
             MESSAGE.format(n=n, origtime=1774689600 + 600 * n, duration=5 + n % 40)
         )
