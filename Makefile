@@ -37,7 +37,9 @@ run: $(STAMP)
 	$(DPA) customer add globex --name "Globex Telecom NV" --contract fixed-12m --started $(call month,-22)-15
 	@echo; echo "== ingest: the platform's files, encrypted (CDRs, voicemail spool, recordings, contacts)"
 	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme
+	@echo "   again, as cron would: the file's cursor says nothing was appended; then read from the start: every call already stored, none stored twice"
 	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme
+	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme --from-start
 	@echo "   a FreePBX Master.csv: a ring group's and a follow-me's legs share uniqueids (7 CDRs, 3 uniqueids): all 7 stored"
 	$(DPA) ingest cdr $(SAMPLES)/asterisk/FreePBX-Master.csv --customer acme
 	$(DPA) ingest voicemail $(SAMPLES)/voicemail --customer acme

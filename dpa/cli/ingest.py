@@ -8,14 +8,20 @@ line per file: records read, stored, already stored, repeated in the file (see
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
+import re
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.text import Text
 
+from dpa import cursors
 from dpa import ingest as ingest_mod
 from dpa.cli._common import (
     JSON_OPTION,
@@ -29,15 +35,19 @@ from dpa.cli._common import (
 )
 from dpa.customers import check_region
 from dpa.errors import InputError
+from dpa.merkle import EMPTY_ROOT
 from dpa.parsers import (
     ParsedRecord,
+    json_cdr_files,
     parse_cdr_csv,
-    parse_contacts_csv,
+    parse_freeswitch_csv,
+    parse_freeswitch_json,
     parse_recordings,
     parse_voicemail_spool,
 )
-from dpa.parsers.asterisk_cdr import check_columns
+from dpa.parsers.asterisk_cdr import LAYOUTS, check_columns
 from dpa.parsers.base import modified_at
+from dpa.parsers.contacts import parse_contacts
 from dpa.register import Register
 
 app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
@@ -63,7 +73,12 @@ def _run(
     parse: Callable[[Register], Iterable[ParsedRecord]],
     as_json: bool,
     region: str | None = None,
+    *,
+    cursor_field: bool = False,
 ) -> None:
+    """Ingest what `parse` reads as one transaction and print its report.
+
+    `cursor_field` (`dpa ingest cdr`): the JSON report has `"cursor": null`, a full read."""
     region = None if region is None else check_region(region)  # before anything is opened
     moment = now()
     with workspace() as ws, ws.session() as session:
@@ -83,11 +98,16 @@ def _run(
                 region=region,
             )
     if as_json:
-        print_json({"file": label, **{k: getattr(report, k) for k in report.__slots__}})
+        extra = {"cursor": None} if cursor_field else {}
+        print_json({"file": label, **_report_fields(report), **extra})
     else:
         say(_summary(label, customer, report))
     if report.warning is not None:
         err_console.print(Text(f"warning: {label}: {report.warning}"), soft_wrap=True)
+
+
+def _report_fields(report: ingest_mod.IngestReport) -> dict[str, object]:
+    return {k: getattr(report, k) for k in report.__slots__}
 
 
 def _summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
@@ -116,21 +136,79 @@ ExistingFile = Annotated[
 ]
 
 
-# The CDR formats `dpa ingest cdr --format` names. FreeSWITCH (dpa/parsers/freeswitch.py:
-# `freeswitch-csv`, `freeswitch-json`) joins here: an entry for each, and their detection in
-# `_cdr_format` when no --format is given.
-CDR_FORMATS = {"asterisk-csv": "asterisk-cdr-csv"}  # --format: the ledger's format name
+# The CDR formats `dpa ingest cdr --format` names, and the format name the ledger records.
+CDR_FORMATS = {
+    "asterisk-csv": "asterisk-cdr-csv",
+    "freeswitch-csv": "freeswitch-cdr-csv",
+    "freeswitch-json": "freeswitch-json-cdr",
+}
+# What tells a FreeSWITCH mod_cdr_csv file from an Asterisk one: its templates' field counts
+# (13: the built-in `default`, 15: the vanilla `example`; cdr_csv writes 16 to 21) and the
+# start variables a header or --columns names (an Asterisk layout names `start`).
+_FREESWITCH_COUNTS = frozenset((13, 15))
+_FREESWITCH_STARTS = frozenset(("start_stamp", "start_epoch", "start_uepoch"))
+_LOOSE_SPLIT = re.compile(r'"\s*[,;]\s*"')
+_BARE = re.compile(r'"\s*[,;]|[,;]\s*"')
+_SNIFF_BYTES = 1 << 16
 
 
-def _cdr_format(name: str | None) -> str:
-    """The format to read a CDR file as (detection: Asterisk cdr_csv, the only one yet)."""
-    if name is None:
+def _cdr_format(name: str | None, path: Path, columns: str | None) -> str:
+    """The format to read a CDR path as: --format, else what --columns names, else detected.
+
+    Detected: a folder or a `.json` file is FreeSWITCH mod_json_cdr; a file whose first line
+    has 13 or 15 fields, a header naming a FreeSWITCH start variable or an `INSERT` of the
+    `sql` template is FreeSWITCH mod_cdr_csv; anything else is Asterisk cdr_csv (whose
+    parser says what it expected when the line is no Asterisk layout either). A pipe is not
+    looked into (it can be read only once): Asterisk unless --format says otherwise.
+    """
+    if name is not None:
+        if name not in CDR_FORMATS:
+            raise typer.BadParameter(
+                f"unknown format {name!r}: one of {', '.join(CDR_FORMATS)}",
+                param_hint="--format",
+            )
+        return name
+    if path.is_dir() or path.suffix.lower() == ".json":
+        return "freeswitch-json"
+    if columns is not None:
+        names = {_variable_name(cell) for cell in columns.split(",")}
+        return "freeswitch-csv" if names & _FREESWITCH_STARTS else "asterisk-csv"
+    if not path.is_file():
         return "asterisk-csv"
-    if name not in CDR_FORMATS:
-        raise typer.BadParameter(
-            f"unknown format {name!r}: one of {', '.join(CDR_FORMATS)}", param_hint="--format"
-        )
-    return name
+    with path.open("rb") as f:
+        head = f.read(_SNIFF_BYTES).decode("utf-8", errors="replace").removeprefix("\ufeff")
+    first = next((line for line in head.split("\n") if line.strip()), None)
+    return "freeswitch-csv" if first is not None and _freeswitch_line(first) else "asterisk-csv"
+
+
+def _variable_name(cell: str) -> str:
+    """A column name as FreeSWITCH's templates (`${name}`) or a header write it, lower case."""
+    text = cell.strip().lower()
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text
+
+
+def _freeswitch_line(line: str) -> bool:
+    """Whether the first line of a CSV file is one FreeSWITCH's mod_cdr_csv writes."""
+    text = line.rstrip("\r").strip()
+    if text[:6].upper() == "INSERT":  # the vanilla `sql` template
+        return True
+    for delimiter in (",", ";"):  # `;`: a spreadsheet's export in a decimal-comma locale
+        try:
+            cells = next(csv.reader([text], delimiter=delimiter, skipinitialspace=True), [])
+        except csv.Error:
+            cells = []
+        if len(cells) in _FREESWITCH_COUNTS:
+            return True
+        if {_variable_name(cell) for cell in cells} & _FREESWITCH_STARTS:
+            return True
+        if delimiter == "," and len(cells) in LAYOUTS:
+            return False  # an Asterisk cdr_csv layout
+    # FreeSWITCH quotes every value and escapes no quote inside one: split at `","`. A
+    # piece holding `",` or `,"` has a bare value beside a quoted one: not FreeSWITCH.
+    if not (len(text) > 1 and text[0] == text[-1] == '"'):
+        return False
+    pieces = _LOOSE_SPLIT.split(text[1:-1])
+    return len(pieces) in _FREESWITCH_COUNTS and not any(_BARE.search(p) for p in pieces)
 
 
 def _columns(text: str | None) -> tuple[str, ...] | None:
@@ -147,7 +225,13 @@ def _columns(text: str | None) -> tuple[str, ...] | None:
 @app.command()
 def cdr(
     ctx: typer.Context,
-    file: ExistingFile,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            help="The CDR file (a folder of JSON CDRs for freeswitch-json).",
+        ),
+    ],
     customer: CustomerOpt,
     tz: Annotated[
         str | None, typer.Option(help="The PBX's timezone (default: the register's).")
@@ -156,32 +240,227 @@ def cdr(
         str | None,
         typer.Option(
             "--format",
-            help=f"The file's format: {', '.join(CDR_FORMATS)} (default: detected).",
+            help=f"The file's format: {', '.join(CDR_FORMATS)} (default: detected; a pipe is "
+            "read as asterisk-csv).",
         ),
     ] = None,
     columns: Annotated[
         str | None,
         typer.Option(
             "--columns",
-            help="The file's columns in order, cdr_csv names (accountcode,src,dst,...,start,...): "
-            "cdr_custom or any other order (default: detected, or the header line).",
+            help="The file's columns in order: for asterisk-csv cdr_csv names "
+            "(accountcode,src,dst,...,start,...: cdr_custom or any other order); for "
+            "freeswitch-csv the template's FreeSWITCH variable names "
+            "(caller_id_number,destination_number,start_stamp,...). Default: detected, or "
+            "the header line.",
         ),
     ] = None,
+    from_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start",
+            help="Read the whole file again, not just what was appended since the last run "
+            "(asterisk-csv; lines stored before count as already stored).",
+        ),
+    ] = False,
+    complete: Annotated[
+        bool,
+        typer.Option(
+            "--complete",
+            help="The file is finished: read a last line that has no newline too "
+            "(asterisk-csv; a growing file's half-written last line waits for the next run).",
+        ),
+    ] = False,
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Call detail records: Asterisk cdr_csv Master.csv in any of its layouts (16 to 21
-    columns, header line or none) or cdr_custom with --columns; PBX local time unless --tz."""
-    kind = CDR_FORMATS[_cdr_format(file_format)]
+    columns, header line or none) or cdr_custom with --columns; FreeSWITCH mod_cdr_csv
+    (default and example templates, others with --columns) and mod_json_cdr files (a file,
+    or a folder: one transaction for the folder). PBX local time unless --tz.
+
+    An Asterisk file is read from where the last run stopped (a per-file cursor: safe from
+    cron on a file Asterisk is appending); a rotated or truncated file is read from line 1."""
+    fmt = _cdr_format(file_format, file, columns)
+    kind = CDR_FORMATS[fmt]
+    if fmt != "freeswitch-json" and file.is_dir():
+        raise typer.BadParameter(
+            f"{file} is a folder: only --format freeswitch-json reads a folder", param_hint="FILE"
+        )
+    if fmt == "freeswitch-json":
+        if columns is not None:
+            raise typer.BadParameter(
+                "applies to CSV formats, not freeswitch-json", param_hint="--columns"
+            )
+        _run(
+            ctx,
+            str(file),
+            kind,
+            customer,
+            lambda r: parse_freeswitch_json(json_cdr_files(file), _zone(tz, r)),
+            as_json,
+            region,
+            cursor_field=True,
+        )
+        return
+    if fmt == "freeswitch-csv":
+        # parse_freeswitch_csv reads a whole file: no cursor (every line is read each run;
+        # the content identity stores none twice).
+        fs_columns = None if columns is None else columns.split(",")
+        _run(
+            ctx,
+            str(file),
+            kind,
+            customer,
+            lambda r: parse_freeswitch_csv(file, _zone(tz, r), fs_columns),
+            as_json,
+            region,
+            cursor_field=True,
+        )
+        return
     layout = _columns(columns)
-    _run(
+    if not stat.S_ISREG(file.stat().st_mode):
+        # A pipe has no offset to come back to: read in full, without a cursor.
+        _run(
+            ctx,
+            str(file),
+            kind,
+            customer,
+            lambda r: parse_cdr_csv(file, _zone(tz, r), layout),
+            as_json,
+            region,
+            cursor_field=True,
+        )
+        return
+    _cdr_with_cursor(
         ctx,
-        str(file),
+        file,
         kind,
         customer,
-        lambda r: parse_cdr_csv(file, _zone(tz, r), layout),
-        as_json,
-        region,
+        tz,
+        layout,
+        from_start=from_start,
+        complete=complete,
+        as_json=as_json,
+        region=region,
+    )
+
+
+def _cdr_with_cursor(
+    ctx: typer.Context,
+    file: Path,
+    kind: str,
+    customer: str,
+    tz: str | None,
+    layout: tuple[str, ...] | None,
+    *,
+    from_start: bool,
+    complete: bool,
+    as_json: bool,
+    region: str | None,
+) -> None:
+    """One run on a regular Asterisk CDR file: the lines appended since the cursor, stored
+    with the cursor's advance in one transaction (a failure stores neither)."""
+    region = None if region is None else check_region(region)
+    label = str(file)
+    moment = now()
+    report: ingest_mod.IngestReport | None = None
+    with workspace() as ws, ws.session() as session:
+        register = ws.register(session)
+        zone = _zone(tz, register)
+        ingest_mod.collecting(session, customer, moment)  # before a cursor is written
+        key = ws.keyring.system_key(session, "blind-index")
+        with cursors.resume(
+            session, key, customer, file, from_start=from_start, include_partial=complete
+        ) as run:
+            used = _stored_layout(run.state)
+            if layout is not None and used is not None and layout != used:
+                raise InputError(
+                    f"{label}: --columns names other columns than the earlier lines of this "
+                    "file were read with; use --from-start to read it all with --columns"
+                )
+            known: list[tuple[str, ...]] = [] if used is None else [used]
+            records = parse_cdr_csv(
+                file,
+                zone,
+                layout or used,
+                stream=None if run.empty else run.text(),
+                first_line=run.first_line,
+                allow_empty=True,
+                on_layout=known.append,
+            )
+            first = None if run.empty else next(records, None)
+            if first is not None:
+                with counting(f"ingesting {label}", quiet=as_json) as progress:
+                    report = ingest_mod.ingest(
+                        session,
+                        ws.keyring,
+                        ws.blobs,
+                        register,
+                        itertools.chain([first], records),
+                        customer_id=customer,
+                        kind=kind,
+                        actor=actor(ctx),
+                        now=moment,
+                        progress=progress,
+                        region=region,
+                    )
+            state = _layout_state(known[-1]) if known else run.state
+            cursors.advance(session, run, now=moment, state=state)
+            if report is None:
+                report = _nothing_read(register, kind)
+    cursor = {
+        "reason": run.reason,
+        "first_line": run.first_line,
+        "pending_bytes": run.pending_bytes,
+    }
+    if as_json:
+        print_json({"file": label, **_report_fields(report), "cursor": cursor})
+    elif report.read == 0:
+        say(f"{label}: {run.summary()}: nothing new")
+    else:
+        say(_summary(label, customer, report))
+        say(f"{label}: {run.summary()}")
+    if report.warning is not None:
+        err_console.print(Text(f"warning: {label}: {report.warning}"), soft_wrap=True)
+
+
+def _stored_layout(state: str | None) -> tuple[str, ...] | None:
+    """The layout a cursor's state keeps (what `_layout_state` wrote), None without one."""
+    if not state:
+        return None
+    try:
+        value = json.loads(state)
+        columns = value["columns"]
+    except (ValueError, TypeError, KeyError):
+        return None  # not a state this version wrote: detect again, as on a first reading
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        return None
+    return tuple(columns)
+
+
+def _layout_state(layout: tuple[str, ...]) -> str:
+    """A cursor's state: the layout the file's lines are read with (field names only)."""
+    return json.dumps({"format": "asterisk-csv", "columns": list(layout)})
+
+
+def _nothing_read(register: Register, kind: str) -> ingest_mod.IngestReport:
+    """The report of a run that found no new call (no ledger event: nothing was processed)."""
+    try:
+        activity = register.activity_for("cdr")
+    except KeyError:
+        raise InputError("the register has no activity for category 'cdr'") from None
+    return ingest_mod.IngestReport(
+        kind=kind,
+        category="cdr",
+        activity=activity.id,
+        legal_basis=activity.legal_basis.short,
+        read=0,
+        added=0,
+        duplicates=0,
+        repeats=0,
+        merkle_root=EMPTY_ROOT,
+        ledger_seq=None,
     )
 
 
@@ -196,7 +475,8 @@ def voicemail(
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """An Asterisk voicemail spool: msgNNNN.txt with its audio (.wav, .WAV, .gsm)."""
+    """An Asterisk voicemail spool (or a context, mailbox or folder of one, relative paths
+    welcome): every message with all its audio formats, and the mailbox greetings."""
     _run(
         ctx,
         str(directory),
@@ -216,17 +496,31 @@ def recording(
     tz: Annotated[
         str | None, typer.Option(help="Timezone of times in file names (default: the register's).")
     ] = None,
+    collected_at: Annotated[
+        str | None,
+        typer.Option(
+            "--collected-at",
+            help="mtime: a recording whose name and sidecar give no time is dated by its "
+            "file's modification time (default: such a file is refused).",
+        ),
+    ] = None,
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Call recordings: metadata from a sidecar JSON or the MixMonitor-style file name."""
+    """Call recordings: metadata from a sidecar JSON or the FreePBX/MixMonitor-style file
+    name (every FreePBX name; --collected-at mtime for names without a time)."""
+    if collected_at is not None and collected_at != "mtime":
+        raise typer.BadParameter(
+            "the only value is mtime (the file's modification time)", param_hint="--collected-at"
+        )
+    when: Literal["mtime"] | None = "mtime" if collected_at == "mtime" else None
     label = f"{len(files)} recording path(s)"  # their names carry phone numbers: never echoed
     _run(
         ctx,
         label,
         "call-recording",
         customer,
-        lambda r: parse_recordings(files, _zone(tz, r)),
+        lambda r: parse_recordings(files, _zone(tz, r), collected_at=when),
         as_json,
         region,
     )
@@ -240,14 +534,14 @@ def contacts(
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """A headered CSV of contacts: names, phone numbers, e-mail and postal addresses."""
+    """A contact list: a simple headered CSV, Google or Outlook CSV, or vCard (.vcf)."""
     collected = modified_at(file)
     _run(
         ctx,
         str(file),
         "contacts-csv",
         customer,
-        lambda r: parse_contacts_csv(file, collected),
+        lambda r: parse_contacts(file, collected),
         as_json,
         region,
     )

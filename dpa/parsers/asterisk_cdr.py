@@ -43,13 +43,14 @@ PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from dpa import identity
@@ -122,7 +123,8 @@ _EXPECTED = (
     "clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec, "
     "disposition, amaflags, then uniqueid, userfield, peeraccount, linkedid, sequence as "
     "cdr.conf sets them) with times in columns 10 to 12, cdr_custom's sample mapping (19 "
-    "columns), or a header line of these names; name another layout with --columns"
+    "columns), or a header line of these names; name another layout with --columns (a "
+    "FreeSWITCH mod_cdr_csv file: --format freeswitch-csv)"
 )
 
 
@@ -145,19 +147,41 @@ def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
 
 
 def parse_cdr_csv(
-    path: Path, tz: ZoneInfo, columns: Sequence[str] | None = None
+    path: Path,
+    tz: ZoneInfo,
+    columns: Sequence[str] | None = None,
+    *,
+    stream: TextIO | None = None,
+    first_line: int = 1,
+    allow_empty: bool = False,
+    on_layout: Callable[[tuple[str, ...]], None] | None = None,
 ) -> Iterator[ParsedRecord]:
     """Yield one `cdr` record per call in an Asterisk CDR CSV file, times converted to UTC.
 
     `columns` names the file's layout (see the module's docstring); without it the layout
-    is detected from the first line."""
+    is detected from the first line.
+
+    A run continuing a growing file (`dpa.cursors`) passes the lines appended since the last
+    run as `stream` (text, `newline=""`; `path` then only names the file in errors), the
+    file's number of its first line as `first_line`, and the layout the earlier lines were
+    read with as `columns`. `allow_empty` yields nothing rather than refusing a stream
+    without calls; `on_layout` is told the layout once it is known (given, from a header, or
+    detected), so the caller can keep it for the next run.
+    """
     name = str(path)
     clock = _Clock(tz)
     layout = None if columns is None else check_columns(columns)
+    if layout is not None and on_layout is not None:
+        on_layout(layout)
     calls = 0
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+    opened = (
+        contextlib.nullcontext(stream)
+        if stream is not None
+        else path.open(encoding="utf-8", errors="replace", newline="")
+    )
+    with opened as f:
         reader = csv.reader(f, strict=True)
-        for line, row in csv_rows(name, reader):
+        for line, row in csv_rows(name, reader, first_line):
             # An empty or blank line is skipped; `""` or `,,` is a (cut) record, refused.
             if not row or (len(row) == 1 and row[0] and not row[0].strip()):
                 continue
@@ -168,17 +192,21 @@ def parse_cdr_csv(
                         raise FileLineError(
                             name, line, "the header line names other columns than --columns"
                         )
+                    if layout is None and on_layout is not None:
+                        on_layout(header)
                     layout = header
                     compiled = _Layout(layout)
                     calls = -1  # the header is not a call; the next line is the first
                     continue
                 if layout is None:
                     layout = _detect(name, line, row)
+                    if on_layout is not None:
+                        on_layout(layout)
                 assert layout is not None  # set by --columns, a header or the first call
                 compiled = _Layout(layout)
             calls = max(calls, 0) + 1
             yield _record(name, line, row, compiled, clock)
-    if calls <= 0:
+    if calls <= 0 and not allow_empty:
         raise InputError(f"{name}: no call records (the file is empty)")
 
 

@@ -102,13 +102,15 @@ def callerid_number(callerid: str) -> str | None:
     return text if _BARE_NUMBER.fullmatch(text) else None
 
 
-def csv_rows(name: str, reader: Any) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(name: str, reader: Any, first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
     """(line, row) for every record of a strict `csv.reader`: one record per line.
 
     A record running over several lines is refused at the line it starts on: a line cut
     inside a quoted field would otherwise swallow the lines after it up to the next quote.
-    csv's own reasons quote no data.
+    csv's own reasons quote no data. `first_line` is the file's number of the reader's first
+    line (a run continuing a file at its cursor), so lines are named as the file numbers them.
     """
+    shift = first_line - 1
     end = reader.line_num
     while True:
         start = end + 1
@@ -118,12 +120,12 @@ def csv_rows(name: str, reader: Any) -> Iterator[tuple[int, list[str]]]:
             return
         except csv.Error as exc:
             if reader.line_num > start or "unexpected end of data" in str(exc):
-                raise FileLineError(name, start, _UNCLOSED) from None
-            raise FileLineError(name, start, f"malformed CSV: {exc}") from None
+                raise FileLineError(name, start + shift, _UNCLOSED) from None
+            raise FileLineError(name, start + shift, f"malformed CSV: {exc}") from None
         end = reader.line_num
         if end > start:
-            raise FileLineError(name, start, _UNCLOSED)
-        yield start, row
+            raise FileLineError(name, start + shift, _UNCLOSED)
+        yield start + shift, row
 
 
 def check_day(name: str, line: int, day: date, what: str) -> None:

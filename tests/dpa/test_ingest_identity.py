@@ -28,7 +28,11 @@ def _add(cli: Cli) -> None:
 
 
 def _ingest(cli: Cli, path: Path) -> dict[str, object]:
-    run = cli("ingest", "cdr", str(path), "--customer", "acme", "--tz", "Europe/Brussels", "--json")
+    """Ingest the whole file (--from-start: these tests are about identity, not cursors)."""
+    run = cli(
+        "ingest", "cdr", str(path), "--customer", "acme", "--tz", "Europe/Brussels", "--json",
+        "--from-start",
+    )  # fmt: skip
     report: dict[str, object] = json.loads(run.stdout)
     counts = (report["added"], report["duplicates"], report["repeats"])
     assert report["read"] == sum(counts)  # type: ignore[arg-type]

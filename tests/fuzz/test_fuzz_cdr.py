@@ -4,6 +4,9 @@ The sample `Master.csv`, mutated: lines cut short (inside a quote or not), quote
 added, fields replaced by huge numbers, edge dates and times, control characters, lone
 surrogates and binary junk, lines duplicated or removed, the whole file emptied. Whatever
 comes in, the command exits 0, 2 or 3 without a traceback, and a refusal changes nothing.
+Each file is read either as cron reads it (the cursor: what was appended since the last
+example written at the same path, a last line without newline left for later) or whole
+(`--from-start --complete`).
 The same holds for the calls written in every other layout (16 to 21 columns, cdr_custom's
 sample mapping), with or without a header line, mixed with a stock or mutated line.
 """
@@ -132,35 +135,45 @@ def acme(ws: Workspace, cli: Callable[..., Run]) -> str:
     return "acme"
 
 
+WHOLE = ("--from-start", "--complete")
+reads = st.sampled_from([(), WHOLE])
+
+
 @FUZZ
-@given(data=cdr_files())
+@given(data=cdr_files(), flags=reads)
 def test_a_hostile_cdr_file_is_refused_cleanly_or_stored(
     acme: str,
     settings: Settings,
     env: dict[str, str],
     tmp_path: Path,
     data: bytes,
+    flags: tuple[str, ...],
 ) -> None:
     path = tmp_path / "Master.csv"
     path.write_bytes(data)
-    run = refused_changes_nothing(settings, env, "ingest", "cdr", str(path), "--customer", acme)
+    run = refused_changes_nothing(
+        settings, env, "ingest", "cdr", str(path), "--customer", acme, *flags
+    )
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
 
 
 @FUZZ
-@given(file=layout_files())
+@given(file=layout_files(), flags=reads)
 def test_every_layout_hostile_or_not_is_refused_cleanly_or_stored(
     acme: str,
     settings: Settings,
     env: dict[str, str],
     tmp_path: Path,
     file: tuple[bytes, bool],
+    flags: tuple[str, ...],
 ) -> None:
     data, clean = file
     path = tmp_path / "Master.csv"
     path.write_bytes(data)
-    run = refused_changes_nothing(settings, env, "ingest", "cdr", str(path), "--customer", acme)
+    run = refused_changes_nothing(
+        settings, env, "ingest", "cdr", str(path), "--customer", acme, *flags
+    )
     assert run.exit_code == 0 or not clean, run.stderr
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
