@@ -25,11 +25,13 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from dpa.models import Hold, Record
+from dpa.models import Hold, Record, RecordSubject
 
 __all__ = [
     "HoldScope",
     "HoldStatus",
+    "about",
+    "about_any",
     "covers",
     "in_force",
     "kept",
@@ -41,6 +43,7 @@ __all__ = [
 HoldStatus = Literal["active", "overdue", "released"]
 _HOLDS: sa.Table = Hold.__table__  # type: ignore[attr-defined]
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
+_SUBJECTS: sa.Table = RecordSubject.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,8 @@ class HoldScope:
         return self.customer_id == customer_id and self.category in (None, category)
 
     def keeps(self, customer_id: str, category: str, record_subjects: Collection[bytes]) -> bool:
-        """Whether this hold keeps a record of the customer's category about these subjects."""
+        """Whether this hold keeps a record of the customer's category about these subjects
+        (every digest of the record: its three columns and its `record_subjects` rows)."""
         return self.touches(customer_id, category) and (
             self.subject is None or self.subject in record_subjects
         )
@@ -75,10 +79,41 @@ def status(released_at: datetime | None, until: datetime | None, at: datetime) -
     return "active"
 
 
-def subjects(records: sa.Table = _RECORDS) -> tuple[sa.Column[Any], ...]:
-    """The blind-index columns of a record: the people it is about."""
+def subjects(records: sa.FromClause = _RECORDS) -> tuple[sa.ColumnElement[Any], ...]:
+    """The blind-index columns of a record: its first three subjects (the rest are in
+    `record_subjects`; `about` and `about_any` look in both)."""
     r = records.c
     return (r.subject_a, r.subject_b, r.subject_c)
+
+
+def about_any(digests: Collection[bytes], records: sa.Table = _RECORDS) -> sa.ColumnElement[bool]:
+    """SQL: the row of `records` is about one of these data subjects (blind-index digests).
+
+    Found through the indexes: the ids of the records naming one of them in a subject column
+    or in `record_subjects` (a semi-join on the primary key), not by testing every record.
+    """
+    wanted = list(digests)
+    index = records.alias("subject_index")
+    s = _SUBJECTS.c
+    ids = sa.union_all(
+        *(sa.select(index.c.id).where(column.in_(wanted)) for column in subjects(index)),
+        sa.select(s.record_id).where(s.digest.in_(wanted)),
+    )
+    return records.c.id.in_(ids)
+
+
+def about(subject: Any, records: sa.Table = _RECORDS) -> sa.ColumnElement[bool]:
+    """SQL: the row of `records` is about the data subject `subject`: a digest, or a column
+    of an enclosing query (a hold's subject, tested per record)."""
+    if not isinstance(subject, sa.ColumnElement):
+        return about_any([subject], records)
+    s = _SUBJECTS.c
+    extra = sa.exists(
+        sa.select(sa.literal(1))
+        .where(s.record_id == records.c.id, s.digest == subject)
+        .correlate_except(_SUBJECTS)  # the record and the hold come from enclosing queries
+    )
+    return sa.or_(subject.in_(subjects(records)), extra)
 
 
 def in_force(holds: sa.Table = _HOLDS) -> sa.ColumnElement[bool]:
@@ -105,11 +140,9 @@ def covers(
     else:
         by_category = sa.true() if category is None else r.category == category
     if isinstance(subject, sa.ColumnElement):
-        by_subject = sa.or_(subject.is_(None), subject.in_(subjects(records)))
+        by_subject = sa.or_(subject.is_(None), about(subject, records))
     else:
-        by_subject = (
-            sa.true() if subject is None else sa.or_(*(c == subject for c in subjects(records)))
-        )
+        by_subject = sa.true() if subject is None else about(subject, records)
     return sa.and_(r.customer_id == customer_id, by_category, by_subject)
 
 

@@ -3,8 +3,13 @@
 Each parsed record is assigned the activity that processes its category (register), a due
 time from that activity's retention rule, blind-index digests of every phone number
 (E.164) and e-mail address in it, and an AES-256-GCM ciphertext of its payload under its
-bucket's data key; media files become encrypted blobs. A record's identity is its content
-(`dpa.identity`; the parser's `source_key`, keyed per customer and category with the
+bucket's data key; media files become encrypted blobs. The first three digests go in the
+record's columns (`subject_a`..`subject_c`: a CDR has two or three), any further ones (a
+contact with many numbers and addresses) in `record_subjects`; a record of several files (a
+voicemail in several formats, `ParsedRecord.extra_media`) has its further blobs, sealed under
+the same bucket key, in `record_media`. Both are inserted in the batch of their records, and
+a record skipped as a duplicate leaves none of its files behind. A record's identity is its
+content (`dpa.identity`; the parser's `source_key`, keyed per customer and category with the
 blind-index key), so a record already stored is skipped and re-ingesting a file adds nothing,
 while two calls that share a uniqueid are two records. A malformed line aborts the file: the
 transaction rolls back and every blob written for it is removed, so nothing of the file
@@ -39,6 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
 from dpa import db, identity, ledger
+from dpa import holds as hold_rule
 from dpa.blobs import BlobCorrupt, BlobStore
 from dpa.customers import check_id, region_of, status
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
@@ -60,6 +66,7 @@ __all__ = [
     "find_subject",
     "identity_pending",
     "ingest",
+    "media_label",
     "rekey",
 ]
 
@@ -134,7 +141,8 @@ class BlindIndex:
         return None if found is None else found[1]
 
     def of(self, record: ParsedRecord) -> tuple[list[bytes], dict[str, str]]:
-        """The record's distinct subject digests (at most three) and its raw-to-E.164 map."""
+        """The record's distinct subject digests (all of them, phones first, in the record's
+        order) and its raw-to-E.164 map."""
         subjects: list[bytes] = []
         e164: dict[str, str] = {}
         for raw in record.phones:
@@ -147,7 +155,7 @@ class BlindIndex:
             email = normalise_email(raw)
             if email is not None and (digest := self.digest("email", email)) not in subjects:
                 subjects.append(digest)
-        return subjects[:3], e164
+        return subjects, e164
 
 
 class _Entropy:
@@ -190,7 +198,19 @@ _COLUMNS = (
     "identity",
 )
 _ID, _SOURCE, _BLOB = 0, 7, 12
+SUBJECT_COLUMNS = 3  # subject_a..subject_c; a record's further subjects go to record_subjects
 Row = tuple[object, ...]
+
+
+@dataclass(slots=True)
+class _Extras:
+    """What a record stores beside its row: subjects beyond the three columns, and its
+    further files as (position, blob id, size)."""
+
+    subjects: list[bytes]
+    media: list[tuple[int, str, int]]
+
+
 # SQLite's default page cache is 2 MiB; the unique index over keyed (random) source digests
 # and the subject indexes take inserts all over their pages, which then come from the OS
 # rather than memory once a table outgrows it. 32 MiB covers them for a few million records.
@@ -217,6 +237,13 @@ class _BatchWriter:
             f"INSERT INTO records ({', '.join(_COLUMNS)}) "  # noqa: S608 (fixed column names)
             f"VALUES ({', '.join([mark] * len(_COLUMNS))})"
         )
+        self._insert_subjects = (
+            f"INSERT INTO record_subjects (record_id, digest) VALUES ({mark}, {mark})"  # noqa: S608
+        )
+        self._insert_media = (
+            "INSERT INTO record_media (record_id, position, blob_id, blob_size) "  # noqa: S608
+            f"VALUES ({mark}, {mark}, {mark}, {mark})"
+        )
         self.merkle = MerkleBuilder()
         self.subjects: set[bytes] = set()  # every subject digest of the stored rows
         self._ingested_at = ingested_at
@@ -239,11 +266,15 @@ class _BatchWriter:
         rows = self._connection.exec_driver_sql(query, parameters)
         return {bytes(key): bool(ours) for key, ours in rows}
 
-    def write(self, batch: list[Row], repeated: list[bytes]) -> None:
-        """Store the rows of `batch` whose source keys are new; count `repeated`, the keys of
-        later copies of the batch's rows (dropped before the batch was made)."""
+    def write(
+        self, batch: list[Row], repeated: list[bytes], extras: dict[str, _Extras] | None = None
+    ) -> None:
+        """Store the rows of `batch` whose source keys are new, with their `extras` (by record
+        id); count `repeated`, the keys of later copies of the batch's rows (dropped before
+        the batch was made)."""
         if not batch:
             return
+        extras = extras or {}
         existing = self.existing([row[_SOURCE] for row in batch])
         for key in repeated:
             if existing.get(key) is False:  # a copy of a record stored before this file
@@ -267,11 +298,30 @@ class _BatchWriter:
                         self.late_duplicates += 1
                 if row[_BLOB]:
                     self._blobs.delete(str(row[_BLOB]))
+                skipped = extras.get(str(row[_ID]))
+                for _, blob_id, _ in skipped.media if skipped else ():
+                    self._blobs.delete(blob_id)
         if fresh:
             self._connection.exec_driver_sql(self._insert, fresh)
             self.merkle.extend([str(row[_ID]) for row in fresh])
+            subject_rows: list[tuple[object, ...]] = []
+            media_rows: list[tuple[object, ...]] = []
             for row in fresh:
                 self.subjects.update(row[8:11])  # type: ignore[arg-type]
+                more = extras.get(str(row[_ID]))
+                if more is not None:
+                    self.subjects.update(more.subjects)
+                    subject_rows.extend((row[_ID], digest) for digest in more.subjects)
+                    media_rows.extend((row[_ID], *medium) for medium in more.media)
+            if subject_rows:
+                self._connection.exec_driver_sql(self._insert_subjects, subject_rows)
+            if media_rows:
+                self._connection.exec_driver_sql(self._insert_media, media_rows)
+
+
+def media_label(record_id: str, position: int) -> str:
+    """The label a record's further file is sealed under: its record and its position."""
+    return f"{record_id}/{position}"
 
 
 def _instant_writer(session: Session) -> Callable[[datetime | None], object]:
@@ -372,6 +422,7 @@ def _ingest(
     category = activity_id = ""
     seen: set[bytes] = set()  # source keys of the current batch; earlier ones are in the table
     batch: list[Row] = []
+    extras: dict[str, _Extras] = {}  # of the batch's records that have any, by record id
     repeated: list[bytes] = []  # keys of the batch read again within it
     instant = _instant_writer(session)
     ingested_at = instant(now)
@@ -414,7 +465,15 @@ def _ingest(
                 blob_id = uuid.uuid4().hex
                 written.append(blob_id)
                 blob_size = blobs.write(blob_id, aead, parsed.media, label=record_id)
-            padded: list[bytes | None] = [*subjects, None, None, None]
+            media: list[tuple[int, str, int]] = []
+            for position, path in enumerate(parsed.extra_media, start=1):
+                extra_id = uuid.uuid4().hex
+                written.append(extra_id)  # removed with the others if the file fails
+                size = blobs.write(extra_id, aead, path, label=media_label(record_id, position))
+                media.append((position, extra_id, size))
+            if media or len(subjects) > SUBJECT_COLUMNS:
+                extras[record_id] = _Extras(subjects[SUBJECT_COLUMNS:], media)
+            padded: list[bytes | None] = [*subjects[:SUBJECT_COLUMNS], None, None, None]
             nonce = entropy.take(12)
             due_at = rule.due_at(parsed.collected_at, contract_end_at, window_end_at, zone)
             plain = orjson.dumps({**parsed.payload, "e164": e164})
@@ -440,13 +499,14 @@ def _ingest(
                 )
             )
             if len(batch) >= BATCH:
-                writer.write(batch, repeated)
+                writer.write(batch, repeated, extras)
                 batch.clear()
+                extras.clear()
                 repeated.clear()
                 seen.clear()
             if progress is not None and count % 500 == 0:
                 progress(count)
-        writer.write(batch, repeated)
+        writer.write(batch, repeated, extras)
         if progress is not None:
             progress(count)
         if not category:
@@ -536,7 +596,7 @@ def find_subject(session: Session, digest: bytes) -> list[SubjectHit]:
             sa.func.min(r.collected_at),
             sa.func.max(r.collected_at),
         )
-        .where(sa.or_(r.subject_a == digest, r.subject_b == digest, r.subject_c == digest))
+        .where(hold_rule.about(digest))
         .group_by(r.customer_id, r.category)
         .order_by(r.customer_id, r.category)
     )

@@ -306,3 +306,37 @@ class IngestCursor(SQLModel, table=True):
     size_seen: int = Field(sa_type=sa.BigInteger)  # the file's size when last read
     state: str | None = Field(default=None, max_length=2000)  # the caller's (CDR layout)
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class RecordSubject(SQLModel, table=True):
+    """A data subject of a record beyond the first three (`records.subject_a`..`subject_c`).
+
+    A CDR names two or three people, which the three columns of `records` index; a contact
+    can have many numbers and addresses, whose further blind-index digests live here, so a
+    subject search, a hold, an export and a sweep's subject links find every one of them.
+    The rows go with their record (deleted, anonymised or purged).
+    """
+
+    __tablename__ = "record_subjects"
+
+    record_id: str = Field(
+        primary_key=True, max_length=32, foreign_key="records.id", ondelete="CASCADE"
+    )
+    digest: bytes = Field(primary_key=True, index=True)  # 16-byte blind-index digest
+
+
+class RecordMedia(SQLModel, table=True):
+    """A further file of a record of several files (a voicemail in several formats).
+
+    The record's first file is `records.blob_id`; position n (from 1) is the record's
+    `media_files[n]`. The blobs share the record's bucket key and go with it.
+    """
+
+    __tablename__ = "record_media"
+
+    record_id: str = Field(
+        primary_key=True, max_length=32, foreign_key="records.id", ondelete="CASCADE"
+    )
+    position: int = Field(primary_key=True)
+    blob_id: str = Field(max_length=32, index=True)
+    blob_size: int = Field(sa_type=sa.BigInteger)

@@ -34,13 +34,14 @@ from sqlmodel import Session
 
 from dpa.blobs import BlobFile, BlobStore
 from dpa.merkle import merkle_root
-from dpa.models import BlobTrash, Record
+from dpa.models import BlobTrash, Record, RecordMedia
 
 __all__ = ["GRACE", "Orphans", "find", "queue", "referenced"]
 
 GRACE = timedelta(days=1)
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
+_MEDIA: sa.Table = RecordMedia.__table__  # type: ignore[attr-defined]
 _BATCH = 10_000
 
 
@@ -77,9 +78,11 @@ class Orphans:
 
 
 def referenced(session: Session) -> Generator[str, None, None]:
-    """Every blob id a record or a trash entry names, ascending by code point, streamed."""
+    """Every blob id a record (its own file or a further one, `record_media`) or a trash
+    entry names, ascending by code point, streamed."""
     union = sa.union(
         sa.select(_RECORDS.c.blob_id.label("blob_id")).where(_RECORDS.c.blob_id.is_not(None)),
+        sa.select(_MEDIA.c.blob_id.label("blob_id")),
         sa.select(_TRASH.c.blob_id.label("blob_id")),
     ).subquery()
     column: sa.ColumnElement[str] = union.c.blob_id

@@ -11,6 +11,7 @@ nothing in it, and the manifest counts the records and files actually written:
     data/<category>.jsonl   one JSON object per record
     data/<category>.csv     the same records as a table (readable column names)
     media/<category>/<record id>.<ext>   the original audio and image files
+    media/<category>/<record id>-<n>.<ext>   a record's further files (a voicemail's other formats)
 
 Records are read in batches, decrypted and written one at a time, and the ZIP is written
 straight into an age encryptor (`exports.age`), so memory does not grow with the number of
@@ -48,15 +49,16 @@ from isal import isal_zlib
 from sqlmodel import Session
 from stream_zip import ZIP_64, stream_zip
 
+from dpa import holds as hold_rule
 from dpa import ledger
 from dpa import register as register_mod
 from dpa.blobs import BlobCorrupt
 from dpa.customers import status
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_phone
-from dpa.ingest import BlindIndex
+from dpa.ingest import BlindIndex, media_label
 from dpa.keyring import Keyring, record_ad
-from dpa.models import Customer, Export, Record
+from dpa.models import Customer, Export, Record, RecordMedia
 from dpa.periods import end_of_day
 from dpa.workspace import Workspace
 from exports import formats, manifest
@@ -65,6 +67,7 @@ from exports.age import AgeWriter, Recipient, X25519Recipient
 __all__ = ["ExportReport", "ExportRequest", "create", "package_path"]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
+_MEDIA: sa.Table = RecordMedia.__table__  # type: ignore[attr-defined]
 _BATCH = 2000
 _PARALLEL_FROM = 50_000  # records of a category: fewer are formatted in the exporting process
 _MAX_WORKERS = 4
@@ -333,7 +336,7 @@ def _filters(
     if categories:
         where.append(r.category.in_(list(categories)))
     if subject is not None:
-        where.append(sa.or_(r.subject_a == subject, r.subject_b == subject, r.subject_c == subject))
+        where.append(hold_rule.about(subject))  # its three columns and record_subjects
     if start is not None:
         where.append(r.collected_at >= start)
     if end is not None:
@@ -618,20 +621,29 @@ class _Package:
 
     def _media(self, category: str, activity: str) -> Iterator[tuple[Any, ...]]:
         session, ws, keyring = self.session, self.ws, self.keyring
+        key = (category, activity)
         for read in _read(session, keyring, self.plan, category, activity, media_only=True):
             job = read.job
+            further = _further_media(session, job.ids)
             for record_id, stored, key_id, blob_id in zip(
                 job.ids, formats.opened(job), job.key_ids, read.blob_ids, strict=True
             ):
                 assert blob_id is not None
-                name = formats.media_name(category, record_id, orjson.loads(stored))
+                payload = orjson.loads(stored)
+                aead = keyring.cipher(session, key_id)
                 yield self._member(
-                    name,
+                    formats.media_name(category, record_id, payload),
                     f"original file of record {record_id}",
-                    _blob(ws, blob_id, keyring.cipher(session, key_id), record_id),
+                    _blob(ws, blob_id, aead, record_id),
                 )
-                key = (category, activity)
                 self.media[key] = self.media.get(key, 0) + 1
+                for position, extra_id in further.get(record_id, ()):
+                    yield self._member(
+                        formats.further_media_name(category, record_id, position, payload),
+                        f"original file {position + 1} of record {record_id}",
+                        _blob(ws, extra_id, aead, media_label(record_id, position)),
+                    )
+                    self.media[key] = self.media.get(key, 0) + 1
 
     def _manifest(self) -> Iterator[bytes]:
         plan = self.plan
@@ -653,6 +665,20 @@ class _Package:
         manifest.validate(document)  # before the package is sealed
         self.document = document
         yield (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _further_media(session: Session, ids: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
+    """The further files (position, blob id) of these records, in position order."""
+    m = _MEDIA.c
+    query = (
+        sa.select(m.record_id, m.position, m.blob_id)
+        .where(m.record_id.in_(list(ids)))
+        .order_by(m.record_id, m.position)
+    )
+    found: dict[str, list[tuple[int, str]]] = {}
+    for record_id, position, blob_id in session.execute(query):
+        found.setdefault(str(record_id), []).append((int(position), str(blob_id)))
+    return found
 
 
 def _blob(ws: Workspace, blob_id: str, aead: Any, label: str) -> Iterator[bytes]:

@@ -583,6 +583,21 @@ def media_name(category: str, record_id: str, payload: Mapping[str, Any]) -> str
     return f"media/{category}/{record_id}.{ext if ext.isalnum() else 'bin'}"
 
 
+def further_media_name(
+    category: str, record_id: str, position: int, payload: Mapping[str, Any]
+) -> str:
+    """Where a record's further file goes (position n of a record of several files, such as
+    a voicemail in several formats): `<record id>-<n>.<ext>`, the extension that of the
+    record's `media_files[n]` (`bin` when the record does not say)."""
+    files = payload.get("media_files")
+    ext = "bin"
+    if isinstance(files, list) and 0 < position < len(files) and isinstance(files[position], dict):
+        _, dot, suffix = str(files[position].get("file", "")).rpartition(".")
+        if dot and suffix.isascii() and suffix.isalnum():
+            ext = suffix.lower()
+    return f"media/{category}/{record_id}-{position}.{ext}"
+
+
 # Spreadsheet formula injection (OWASP "CSV Injection"): a text cell starting with one of
 # these is read as a formula unless it is a plain number, so it is written with a leading '.
 _DANGER = frozenset("=+-@\t\r")

@@ -154,6 +154,10 @@ def readme(
             lines.append(
                 f"  media/{count.category}/   {count.media_files} original audio or image files, named by record id"
             )
+            lines.append(
+                "      (a record kept in several formats has one file each: <record id>.<ext>,"
+                " then <record id>-1.<ext>, ...)"
+            )
     lines += [
         "",
         "To check the package: compute the SHA-256 of each file (for example with",

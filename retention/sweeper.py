@@ -25,8 +25,10 @@ One sweep, as of one moment:
    down never holds up deletion and a crash loses no notice.
 
 Anonymising (the `keep` list of a rule, e.g. a CDR's billing copy) re-encrypts the payload
-with only the kept fields, drops every blind-index digest (so `dpa subject find` no longer
-finds it) and any blob, and makes the record due at the customer's window end.
+with only the kept fields, drops every blind-index digest (the three columns and the
+`record_subjects` rows, so `dpa subject find` no longer finds it) and every blob (the
+record's own and its `record_media` files), and makes the record due at the customer's
+window end.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ from dpa.models import (
     Export,
     Hold,
     Record,
+    RecordMedia,
+    RecordSubject,
     SubjectEvent,
     Sweep,
 )
@@ -71,6 +75,8 @@ __all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
+_SUBJECTS: sa.Table = RecordSubject.__table__  # type: ignore[attr-defined]
+_MEDIA: sa.Table = RecordMedia.__table__  # type: ignore[attr-defined]
 DEFAULT_BATCH = 20_000
 MAX_BATCH = 30_000  # one bind parameter per id: SQLite allows 32,766, PostgreSQL 65,535
 
@@ -285,9 +291,11 @@ def _one_batch(
         return None, []
     ids = [row.id for row in rows]
     root = merkle_root(ids)  # ids come sorted: the ledger's root can be recomputed from them
-    blob_ids = [row.blob_id for row in rows if row.blob_id]
+    more_subjects, more_blobs = _side_rows(session, ids)
+    blob_ids = [row.blob_id for row in rows if row.blob_id] + more_blobs
     if blob_ids:
         session.execute(sa.insert(_TRASH), [{"blob_id": b, "queued_at": now} for b in blob_ids])
+    _drop_side_rows(session, ids)
     if action == "delete":
         _delete(session, ids)
     else:
@@ -315,6 +323,7 @@ def _one_batch(
     # a person is linked to the first event of each sweep, customer, category and activity
     # that erased their records; later batches of the same group are the same erasure.
     touched = {x for row in rows for x in (row.subject_a, row.subject_b, row.subject_c) if x}
+    touched.update(more_subjects)
     fresh = touched - linked
     ledger.link_subjects(session, event.seq, group.customer_id, fresh)
     linked |= fresh  # if this batch rolls back, the sweep stops with it
@@ -339,6 +348,27 @@ def _one_batch(
         notify.queue_notices(session, register, sweep_id=report.sweep_id, batches=[done], now=now)
     )
     return done, blob_ids
+
+
+def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str]]:
+    """The batch's subjects beyond the three columns, and its records' further blob files."""
+    s, m = _SUBJECTS.c, _MEDIA.c
+    subjects = {
+        bytes(d) for d in session.execute(sa.select(s.digest).where(s.record_id.in_(ids))).scalars()
+    }
+    blobs = list(
+        session.execute(
+            sa.select(m.blob_id).where(m.record_id.in_(ids)).order_by(m.record_id, m.position)
+        ).scalars()
+    )
+    return subjects, blobs
+
+
+def _drop_side_rows(session: Session, ids: list[str]) -> None:
+    """Delete the batch's further subjects and files (both go when a record is deleted or
+    anonymised: anonymising drops every digest and every blob)."""
+    session.execute(sa.delete(_SUBJECTS).where(_SUBJECTS.c.record_id.in_(ids)))
+    session.execute(sa.delete(_MEDIA).where(_MEDIA.c.record_id.in_(ids)))
 
 
 def _delete(session: Session, ids: list[str]) -> None:

@@ -249,6 +249,7 @@ def _message(name: str, txt: Path, audio: list[Path]) -> ParsedRecord:
         payload=payload,
         phones=(number,) if number else (),
         media=txt.parent / files[0]["file"],
+        extra_media=tuple(txt.parent / f["file"] for f in files[1:]),
     )
 
 
@@ -282,6 +283,7 @@ def _greeting(root: Path, base: Path, stem: Path, audio: list[Path]) -> ParsedRe
         payload=payload,
         phones=(),
         media=preferred,
+        extra_media=tuple(stem.parent / f["file"] for f in files[1:]),
     )
 
 
