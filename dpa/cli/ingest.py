@@ -4,6 +4,16 @@ Every command takes `--customer` and `--region` (the region national phone numbe
 in: the option, else the customer's own region, else the register's default) and prints one
 line per file: records read, stored, already stored, repeated in the file (see
 `dpa.ingest.IngestReport`), with a warning on stderr when the overlap looks wrong.
+
+`ingest cdr` on a regular Asterisk CDR file keeps a per-file cursor (`dpa.cursors`): a run
+reads the complete lines appended since the last committed run, parses them with the file's
+true line numbers and the layout kept as the cursor's state, and moves the cursor in the same
+transaction as the records (a refused or failed run moves neither). A run that finds no new
+call prints `FILE: <where>: nothing new` and writes no ledger event; `--json` adds
+`"cursor": {"reason", "first_line", "pending_bytes"}` (null when the file was read whole: a
+pipe, a FreeSWITCH file). FreeSWITCH mod_json_cdr takes a file or a folder; a folder is one
+transaction and one ledger event, like a voicemail spool (mod_json_cdr writes one file per
+call leg: a ledger event per file would be one per call).
 """
 
 from __future__ import annotations
@@ -277,10 +287,9 @@ def cdr(
     """Call detail records: Asterisk cdr_csv Master.csv in any of its layouts (16 to 21
     columns, header line or none) or cdr_custom with --columns; FreeSWITCH mod_cdr_csv
     (default and example templates, others with --columns) and mod_json_cdr files (a file,
-    or a folder: one transaction for the folder). PBX local time unless --tz.
-
-    An Asterisk file is read from where the last run stopped (a per-file cursor: safe from
-    cron on a file Asterisk is appending); a rotated or truncated file is read from line 1."""
+    or a folder: one transaction for the folder). PBX local time unless --tz. An Asterisk
+    file is read from where the last run stopped, so cron can run this on a file Asterisk is
+    appending; a rotated or truncated file is read from line 1."""
     fmt = _cdr_format(file_format, file, columns)
     kind = CDR_FORMATS[fmt]
     if fmt != "freeswitch-json" and file.is_dir():

@@ -38,7 +38,9 @@ is refused. A record's `source_key` is its content (`dpa.identity`), never its u
 several CDRs of one call share since Asterisk 12.
 
 The file is read as a stream (files reach millions of lines); bytes that are not UTF-8 (old
-PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load.
+PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load. A run that
+continues a growing file at its cursor (`dpa.cursors`, `dpa ingest cdr` from cron) passes the
+appended lines as a stream, their first line number and the layout kept from earlier runs.
 """
 
 from __future__ import annotations
