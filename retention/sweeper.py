@@ -291,11 +291,11 @@ def _one_batch(
         return None, []
     ids = [row.id for row in rows]
     root = merkle_root(ids)  # ids come sorted: the ledger's root can be recomputed from them
-    more_subjects, more_blobs = _side_rows(session, ids)
+    more_subjects, more_blobs, owners = _side_rows(session, ids)
     blob_ids = [row.blob_id for row in rows if row.blob_id] + more_blobs
     if blob_ids:
         session.execute(sa.insert(_TRASH), [{"blob_id": b, "queued_at": now} for b in blob_ids])
-    _drop_side_rows(session, ids)
+    _drop_side_rows(session, owners)
     if action == "delete":
         _delete(session, ids)
     else:
@@ -350,25 +350,41 @@ def _one_batch(
     return done, blob_ids
 
 
-def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str]]:
-    """The batch's subjects beyond the three columns, and its records' further blob files."""
+def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str], list[str]]:
+    """The batch's subjects beyond the three columns, its records' further blob files, and
+    the ids of its records that have either.
+
+    `ids` come sorted: one range scan of each side table's primary key, filtered here, costs
+    what the (usually few) side rows in that range cost, not a probe per record of the batch.
+    """
     s, m = _SUBJECTS.c, _MEDIA.c
-    subjects = {
-        bytes(d) for d in session.execute(sa.select(s.digest).where(s.record_id.in_(ids))).scalars()
-    }
-    blobs = list(
-        session.execute(
-            sa.select(m.blob_id).where(m.record_id.in_(ids)).order_by(m.record_id, m.position)
-        ).scalars()
+    wanted = set(ids)
+    subjects: set[bytes] = set()
+    owners: set[str] = set()
+    in_range = s.record_id.between(ids[0], ids[-1])
+    for record_id, digest in session.execute(sa.select(s.record_id, s.digest).where(in_range)):
+        if record_id in wanted:
+            subjects.add(bytes(digest))
+            owners.add(record_id)
+    blobs: list[str] = []
+    query = (
+        sa.select(m.record_id, m.blob_id)
+        .where(m.record_id.between(ids[0], ids[-1]))
+        .order_by(m.record_id, m.position)
     )
-    return subjects, blobs
+    for record_id, blob_id in session.execute(query):
+        if record_id in wanted:
+            blobs.append(str(blob_id))
+            owners.add(record_id)
+    return subjects, blobs, sorted(owners)
 
 
-def _drop_side_rows(session: Session, ids: list[str]) -> None:
-    """Delete the batch's further subjects and files (both go when a record is deleted or
-    anonymised: anonymising drops every digest and every blob)."""
-    session.execute(sa.delete(_SUBJECTS).where(_SUBJECTS.c.record_id.in_(ids)))
-    session.execute(sa.delete(_MEDIA).where(_MEDIA.c.record_id.in_(ids)))
+def _drop_side_rows(session: Session, owners: list[str]) -> None:
+    """Delete the further subjects and files of these records (both go when a record is
+    deleted or anonymised: anonymising drops every digest and every blob)."""
+    if owners:
+        session.execute(sa.delete(_SUBJECTS).where(_SUBJECTS.c.record_id.in_(owners)))
+        session.execute(sa.delete(_MEDIA).where(_MEDIA.c.record_id.in_(owners)))
 
 
 def _delete(session: Session, ids: list[str]) -> None:

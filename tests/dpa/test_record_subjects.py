@@ -111,7 +111,7 @@ def test_a_contacts_sixth_number_is_found_held_exported_and_erased(
     assert json.loads(cli("audit", "log", "--subject", SIXTH, "--json").stdout) == []
 
 
-def test_anonymising_drops_the_further_subjects(ws: Workspace) -> None:
+def test_anonymising_drops_the_further_subjects_of_its_records_only(ws: Workspace) -> None:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     numbers = tuple(n.replace(" ", "") for n in NUMBERS)
     with ws.session() as s:
@@ -120,30 +120,36 @@ def test_anonymising_drops_the_further_subjects(ws: Workspace) -> None:
             s, ws.fields(s), register, customer_id="acme", name="X", contact=None,
             contract_policy="monthly", started_on=date(2024, 12, 1), actor="t", now=start,
         )  # fmt: skip
-        parsed = ParsedRecord(
-            line=1,
-            source_key="call-1",
-            category="cdr",
-            collected_at=start,
-            payload={"n": 1},
-            phones=numbers,
-        )
-        ingest.ingest(
-            s, ws.keyring, ws.blobs, register, [parsed], customer_id="acme", kind="test",
-            actor="t", now=start,
-        )  # fmt: skip
+        # Two calls anonymised in one batch, with a contact (not due) stored between them:
+        # its ids fall inside the batch's range, its further subjects must stay.
+        for n, category in enumerate(["cdr", "phone_number", "cdr"]):
+            parsed = ParsedRecord(
+                line=1,
+                source_key=f"{category}-{n}",
+                category=category,
+                collected_at=start,
+                payload={"n": n},
+                phones=numbers,
+            )
+            ingest.ingest(
+                s, ws.keyring, ws.blobs, register, [parsed], customer_id="acme", kind="test",
+                actor="t", now=start,
+            )  # fmt: skip
         digest = ingest.BlindIndex(ws.keyring.system_key(s, "blind-index"), "BE").lookup(SIXTH)
         assert digest is not None
-        assert [h.records for h in ingest.find_subject(s, digest)] == [1]
-    assert _side_rows(ws) == 3
+        hits = {h.category: h.records for h in ingest.find_subject(s, digest)}
+        assert hits == {"cdr": 2, "phone_number": 1}
+    assert _side_rows(ws) == 3 * 3
     report = sweeper.run(ws, actor="t", now=start + timedelta(days=800))
-    assert report.anonymised == 1
-    assert _side_rows(ws) == 0
+    assert (report.anonymised, report.deleted) == (2, 0)
+    assert _side_rows(ws) == 3  # the contact's
     with ws.session(read_only=True) as s:
-        assert ingest.find_subject(s, digest) == []
+        hits = {h.category: h.records for h in ingest.find_subject(s, digest)}
+        assert hits == {"phone_number": 1}
         # Ingest and the anonymisation are both linked to the sixth number.
         linked = sa.text(
             "SELECT l.action FROM subject_events e JOIN ledger_events l ON l.seq = e.seq "
             "WHERE e.subject = :d ORDER BY e.seq"
         )
-        assert list(s.execute(linked, {"d": digest}).scalars()) == ["ingest", "anonymise"]
+        actions = list(s.execute(linked, {"d": digest}).scalars())
+        assert actions == ["ingest", "ingest", "ingest", "anonymise"]
