@@ -93,6 +93,7 @@ def _to_first_rule(ws: Workspace) -> int:
             )
         conn.execute(sa.text("UPDATE records SET identity = 1"))
         conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": ingest.IDENTITY_META})
+        conn.execute(sa.text("DELETE FROM ingest_cursors"))  # the first rule had no cursors
     return len(kept)
 
 
