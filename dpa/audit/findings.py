@@ -122,7 +122,7 @@ def overdue_records(ctx: Context) -> list[Finding]:
             for c, k, n in ctx.session.execute(
                 sa.select(r.customer_id, r.category, sa.func.count())
                 .where(
-                    sa.or_(*(column.in_(held_people) for column in hold_rule.subjects())),
+                    hold_rule.about_any(held_people),
                     r.due_at <= limit,
                     hold_rule.kept(),
                 )

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dpa import customers, ingest
 from dpa import holds as rule
-from dpa.models import Hold, Record
+from dpa.models import Hold, Record, RecordSubject
 from dpa.parsers.base import ParsedRecord
 from dpa.workspace import Workspace
 from retention import holds, sweeper
@@ -191,7 +191,8 @@ def test_the_sql_rule_and_the_python_rule_keep_the_same_records(
     holds_table: sa.Table = Hold.__table__  # type: ignore[attr-defined]
     records_table: sa.Table = Record.__table__  # type: ignore[attr-defined]
     engine = sa.create_engine("sqlite://")
-    Hold.metadata.create_all(engine, tables=[holds_table, records_table])
+    side: sa.Table = RecordSubject.__table__  # type: ignore[attr-defined]
+    Hold.metadata.create_all(engine, tables=[holds_table, records_table, side])
     with engine.begin() as connection:
         for n, (customer, category, subjects) in enumerate(records):
             padded = [*subjects, None, None, None]
