@@ -48,13 +48,14 @@ when a template records neither an answer nor a cause.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
@@ -74,6 +75,7 @@ __all__ = [
     "EXAMPLE_COLUMNS",
     "MAX_COLUMNS",
     "MAX_JSON_BYTES",
+    "check_columns",
     "json_cdr_files",
     "parse_freeswitch_csv",
     "parse_freeswitch_json",
@@ -184,48 +186,103 @@ _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _CALENDAR = f"{EARLIEST} to {LATEST}"
 _UNCLOSED = "a quoted field is not closed on this line (is the line cut short?)"
 _DETECTED = frozenset((len(DEFAULT_COLUMNS), len(EXAMPLE_COLUMNS)))
+_DELIMITERS = (",", ";")
+# FreeSWITCH's own separator (`","`, `";"` in a spreadsheet's export), and a bare value
+# beside a quoted one (`",` or `,"`), which FreeSWITCH never writes.
+_LOOSE = {d: re.compile(rf'"\s*{re.escape(d)}\s*"') for d in _DELIMITERS}
+_BARE = {d: re.compile(rf'"\s*{re.escape(d)}|{re.escape(d)}\s*"') for d in _DELIMITERS}
 _CACHED_MINUTES = 4096
 _MICRO = 1_000_000
 
 
 def parse_freeswitch_csv(
-    path: Path, tz: ZoneInfo, columns: Sequence[str] | None = None
+    path: Path,
+    tz: ZoneInfo,
+    columns: Sequence[str] | None = None,
+    *,
+    stream: TextIO | None = None,
+    first_line: int = 1,
+    allow_empty: bool = False,
+    on_layout: Callable[[tuple[str, ...], str], None] | None = None,
+    delimiter: str | None = None,
 ) -> Iterator[ParsedRecord]:
     """Yield one `cdr` record per line of a mod_cdr_csv file, times converted to UTC.
 
     `columns` names the template's variables in order (`${name}` accepted); without it the
     file's header, or else its field count (13: `DEFAULT_COLUMNS`, 15: `EXAMPLE_COLUMNS`),
     says. InputError for bad `columns` or a file without calls; FileLineError for a line.
+
+    A run continuing a growing file (`dpa.cursors`) passes, as `parse_cdr_csv` takes them,
+    the lines appended since the last run as `stream` (text, `newline=""`; `path` then only
+    names the file in errors), the file's number of its first line as `first_line`, and the
+    layout the earlier lines were read with as `columns` and `delimiter` (`,` or `;`; without
+    it the first line read tells). `allow_empty` yields nothing rather than refusing a stream
+    without calls; `on_layout(columns, delimiter)` is told the layout once it is known (given,
+    from a header, or detected), so the caller can keep it for the next run. Only `\n` ends
+    a line, as the cursor counts lines.
     """
-    given = _check_columns(columns) if columns is not None else None
+    if delimiter is not None and delimiter not in _DELIMITERS:
+        raise InputError("a FreeSWITCH CSV layout is separated by ',' or ';'")
+    given = check_columns(columns) if columns is not None else None
     name = str(path)
     clock = _Clock(tz)
     calls = 0
     layout = given
-    delimiter = ""
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
-        for line, text in enumerate(f, start=1):
+    told = False
+    first = True
+    opened = (
+        contextlib.nullcontext(stream)
+        if stream is not None
+        else path.open(encoding="utf-8", errors="replace", newline="")
+    )
+    with opened as f:
+        for line, text in enumerate(_lines(f), start=first_line):
+            if line == 1:
+                text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark
             body = _unwrapped(text.rstrip("\r\n"))
             if not body.strip():
                 continue
-            if not delimiter:
+            if delimiter is None:
                 delimiter = _delimiter(body)
-                row = _split(name, line, body, delimiter, _counts(layout))
+            row = _split(name, line, body, delimiter, _counts(layout))
+            if first:
+                first = False
                 header = _header(row)
                 if header is not None:
                     layout = _header_layout(name, line, header, given)
+                    if on_layout is not None:
+                        on_layout(layout, delimiter)
+                        told = True
                     continue
-            else:
-                row = _split(name, line, body, delimiter, _counts(layout))
             if layout is None:
                 layout = _detected(name, line, len(row))
+            if not told and on_layout is not None:
+                on_layout(layout, delimiter)
+                told = True
             if len(row) != len(layout):
                 raise FileLineError(name, line, f"expected {len(layout)} columns, found {len(row)}")
             calls += 1
             values = dict(zip(layout, row, strict=True))
             yield _record(name, line, values, clock)
-    if not calls:
+    if not calls and not allow_empty:
         raise InputError(f"{name}: no call records (the file is empty)")
+
+
+def _lines(f: TextIO) -> Iterator[str]:
+    """The lines of a text stream opened with `newline=""`, split only after `\n`.
+
+    Such a stream also ends a line at a bare `\r`; the cursor (and `wc -l`) does not, so a
+    bare `\r` is joined to what follows and line numbers stay the file's.
+    """
+    pending = ""
+    for piece in f:
+        if piece.endswith("\n"):
+            yield pending + piece
+            pending = ""
+        else:
+            pending += piece
+    if pending:
+        yield pending
 
 
 def parse_freeswitch_json(paths: Sequence[Path], tz: ZoneInfo) -> Iterator[ParsedRecord]:
@@ -272,7 +329,7 @@ def json_cdr_files(path: Path) -> list[Path]:
 # --- layouts -----------------------------------------------------------------------------
 
 
-def _check_columns(columns: Sequence[str]) -> tuple[str, ...]:
+def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
     """The variable names of `--columns`, checked: names, unique, bounded, with a start."""
     if isinstance(columns, str):
         raise InputError("--columns is a list of FreeSWITCH variable names")
@@ -334,7 +391,7 @@ def _header_layout(
             raise FileLineError(name, line, "the header line names other columns than --columns")
         return given
     try:
-        return _check_columns(header)
+        return check_columns(header)
     except InputError:
         # Its reason is not repeated: it would quote a name read from the file.
         raise FileLineError(
@@ -387,8 +444,11 @@ def _split(name: str, line: int, body: str, delimiter: str, counts: frozenset[in
     FreeSWITCH quotes every value and escapes nothing, so a caller name holding a `"` (or
     the `asterisk` template's `${caller_id}`, `"Name" <number>`) breaks CSV. Such a line,
     quoted from its first to its last character, is split at each `","` instead, and kept
-    only when that gives the template's number of fields: a value holding `","` itself
-    gives one field too many, and is refused. A quoted field not closed on its line is
+    only when that gives the template's number of fields and no piece holds `",` or `,"`:
+    a value holding `","` itself gives one field too many, and a piece holding `",` is a
+    bare value beside quoted ones (an Asterisk cdr_csv line, whose numbers are not quoted),
+    which FreeSWITCH never writes. Those lines are read as strict CSV, so their column
+    count is what the layout check reports. A quoted field not closed on its line is
     always refused: a line cut short, or a quote opened and never closed.
     """
     try:
@@ -402,8 +462,9 @@ def _split(name: str, line: int, body: str, delimiter: str, counts: frozenset[in
         return row
     stripped = body.strip()
     if len(stripped) > 1 and stripped[0] == stripped[-1] == '"':
-        loose = re.split(rf'"\s*{re.escape(delimiter)}\s*"', stripped[1:-1])
-        if len(loose) in counts:
+        loose = _LOOSE[delimiter].split(stripped[1:-1])
+        bare = _BARE[delimiter]
+        if len(loose) in counts and not any(bare.search(piece) for piece in loose):
             return loose
     if row is not None:
         return row

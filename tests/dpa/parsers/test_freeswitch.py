@@ -329,6 +329,87 @@ def test_a_header_with_a_name_twice_is_refused_without_quoting_it(tmp_path: Path
     assert "header" in refused(exc)
 
 
+# --- a growing file, continued at its cursor ---------------------------------------------------
+
+
+def test_a_stream_continues_with_the_layout_and_delimiter_given(tmp_path: Path) -> None:
+    """What `dpa ingest cdr` does on cron: the first run reports the layout (a header's
+    columns and `;`), the next reads only the appended lines with it, named by true line."""
+    text = spreadsheet(MASTER.read_text(), ";", True)
+    lines = text.splitlines(keepends=True)
+    told: list[tuple[tuple[str, ...], str]] = []
+    head = "".join(lines[:3])
+    first = list(
+        parse_freeswitch_csv(
+            MASTER, BXL, stream=io.StringIO(head, newline=""), on_layout=lambda *a: told.append(a)
+        )
+    )
+    assert [r.line for r in first] == [2, 3]
+    assert told == [(EXAMPLE_COLUMNS, ";")]
+    (columns, delimiter) = told[0]
+    rest = list(
+        parse_freeswitch_csv(
+            MASTER,
+            BXL,
+            columns,
+            stream=io.StringIO("".join(lines[3:]), newline=""),
+            first_line=4,
+            delimiter=delimiter,
+        )
+    )
+    assert [r.line for r in rest] == [4, 5]
+    whole = csv_records(MASTER, BXL)
+    assert [r.payload for r in first + rest] == [r.payload for r in whole]
+
+
+def test_a_continued_stream_names_its_true_line_numbers(tmp_path: Path) -> None:
+    lines = lines_of_master()
+    bad = lines[3].replace("2023-10-10 23:44:11", "10/10/2023 23:44", 1)
+    with pytest.raises(FileLineError) as exc:
+        list(
+            parse_freeswitch_csv(
+                MASTER,
+                BXL,
+                EXAMPLE_COLUMNS,
+                stream=io.StringIO(lines[2] + bad, newline=""),
+                first_line=3,
+                delimiter=",",
+            )
+        )
+    assert exc.value.line == 4
+    assert str(exc.value).startswith(f"{MASTER}:4: start time")
+
+
+def test_a_stream_without_calls_is_nothing_when_allowed() -> None:
+    empty = io.StringIO("\n\n", newline="")
+    assert list(parse_freeswitch_csv(MASTER, BXL, stream=empty, allow_empty=True)) == []
+    with pytest.raises(InputError, match="no call records"):
+        list(parse_freeswitch_csv(MASTER, BXL, stream=io.StringIO("", newline="")))
+
+
+def test_a_header_alone_reports_its_layout(tmp_path: Path) -> None:
+    told: list[tuple[tuple[str, ...], str]] = []
+    path = write(tmp_path, "uuid;start_epoch;caller_id_number\n")
+    records = parse_freeswitch_csv(path, BXL, allow_empty=True, on_layout=lambda *a: told.append(a))
+    assert list(records) == []
+    assert told == [(("uuid", "start_epoch", "caller_id_number"), ";")]
+
+
+def test_a_delimiter_other_than_comma_or_semicolon_is_refused() -> None:
+    with pytest.raises(InputError, match="','"):
+        list(parse_freeswitch_csv(MASTER, BXL, delimiter="\t"))
+
+
+def test_only_a_newline_ends_a_line(tmp_path: Path) -> None:
+    """A bare CR inside a line does not end it: line numbers are the cursor's (`\\n`)."""
+    lines = lines_of_master()
+    name = '"Extension 1001"'
+    lines[2] = lines[2].replace(name, '"Extension\r1001"')
+    records = csv_records(write(tmp_path, "".join(lines)))
+    assert [r.line for r in records] == [1, 2, 3, 4]
+    assert records[2].payload["caller_id_name"] == "Extension\r1001"
+
+
 # --- refusals --------------------------------------------------------------------------------
 
 
@@ -376,6 +457,43 @@ def test_a_line_of_another_length_is_refused(tmp_path: Path) -> None:
         csv_records(write(tmp_path, "".join(lines)))
     assert exc.value.line == 3
     assert "expected 15 columns, found 13" in refused(exc)
+
+
+def test_an_asterisk_line_is_refused_for_its_layout_not_a_value() -> None:
+    """Asterisk's bare numbers beside quoted values are no FreeSWITCH `","` fields: the
+    line is counted as CSV (18 columns) rather than split loosely into 15 merged ones."""
+    asterisk = Path(__file__).parents[2] / "data" / "asterisk" / "Master.csv"
+    with pytest.raises(FileLineError) as exc:
+        csv_records(asterisk)
+    message = refused(exc)
+    assert exc.value.line == 1
+    assert "found 18 columns" in message and "Asterisk cdr_csv" in message
+    assert "whole number" not in message
+
+
+@pytest.mark.parametrize(
+    "bare",
+    [
+        pytest.param('"acme",162,"PCMA"', id="number-after-quote"),
+        pytest.param('"acme" ;162; "PCMA"', id="semicolons-spaced"),
+    ],
+)
+def test_a_loose_piece_with_a_bare_value_is_not_a_field(tmp_path: Path, bare: str) -> None:
+    delimiter = ";" if ";" in bare else ","
+    values = [f'"{CALL[name]}"' for name in EXAMPLE_COLUMNS[:12]]
+    # A quote FreeSWITCH did not escape forces the loose split, where the bare 162 merges
+    # with its neighbours: 13 pieces out of 15 values, the default template's count, which
+    # was read as that template. The piece holding `",` now refuses the split.
+    values[0] = '"Jan "the boss" Peeters"'
+    line = delimiter.join([*values, bare]) + "\n"
+    path = write(tmp_path, line)
+    with pytest.raises(FileLineError) as exc:
+        csv_records(path)
+    assert exc.value.line == 1
+    assert "malformed CSV" in refused(exc)
+    with pytest.raises(FileLineError) as exc:
+        csv_records(path, columns=DEFAULT_COLUMNS)
+    assert "malformed CSV" in refused(exc)
 
 
 @pytest.mark.parametrize(
