@@ -5,13 +5,15 @@ in: the option, else the customer's own region, else the register's default) and
 line per file: records read, stored, already stored, repeated in the file (see
 `dpa.ingest.IngestReport`), with a warning on stderr when the overlap looks wrong.
 
-`ingest cdr` on a regular Asterisk CDR file keeps a per-file cursor (`dpa.cursors`): a run
-reads the complete lines appended since the last committed run, parses them with the file's
-true line numbers and the layout kept as the cursor's state, and moves the cursor in the same
-transaction as the records (a refused or failed run moves neither). A run that finds no new
-call prints `FILE: <where>: nothing new` and writes no ledger event; `--json` adds
-`"cursor": {"reason", "first_line", "pending_bytes"}` (null when the file was read whole: a
-pipe, a FreeSWITCH file). FreeSWITCH mod_json_cdr takes a file or a folder; a folder is one
+`ingest cdr` on a regular CSV file, Asterisk cdr_csv or FreeSWITCH mod_cdr_csv, keeps a
+per-file cursor (`dpa.cursors`): a run reads the complete lines appended since the last
+committed run, parses them with the file's true line numbers and the layout kept as the
+cursor's state (`{"format", "columns"}`, and `"delimiter"` for FreeSWITCH, so a `;`-separated
+or header-given layout carries on), and moves the cursor in the same transaction as the
+records (a refused or failed run moves neither). A run that finds no new call prints
+`FILE: <where>: nothing new` and writes no ledger event; `--json` adds
+`"cursor": {"reason", "first_line", "pending_bytes"}` (null when the input was read whole: a
+pipe, a FreeSWITCH JSON CDR file or folder). FreeSWITCH mod_json_cdr takes a file or a folder; a folder is one
 transaction and one ledger event, like a voicemail spool (mod_json_cdr writes one file per
 call leg: a ledger event per file would be one per call).
 """
@@ -23,9 +25,9 @@ import itertools
 import json
 import re
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -58,6 +60,7 @@ from dpa.parsers import (
 from dpa.parsers.asterisk_cdr import LAYOUTS, check_columns
 from dpa.parsers.base import modified_at
 from dpa.parsers.contacts import parse_contacts
+from dpa.parsers.freeswitch import check_columns as freeswitch_columns
 from dpa.register import Register
 
 app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
@@ -221,14 +224,17 @@ def _freeswitch_line(line: str) -> bool:
     return len(pieces) in _FREESWITCH_COUNTS and not any(_BARE.search(p) for p in pieces)
 
 
-def _columns(text: str | None) -> tuple[str, ...] | None:
+def _columns(text: str | None, fmt: str) -> tuple[str, ...] | None:
+    """--columns checked as the format's column names (cdr_csv names, FreeSWITCH variables)."""
     if text is None:
         return None
+    check = freeswitch_columns if fmt == "freeswitch-csv" else check_columns
     try:
-        return check_columns(text.split(","))
+        return check(text.split(","))
     except InputError as exc:
         raise typer.BadParameter(
-            str(exc).removeprefix("--columns "), param_hint="--columns"
+            str(exc).removeprefix("--columns: ").removeprefix("--columns "),
+            param_hint="--columns",
         ) from None
 
 
@@ -270,7 +276,7 @@ def cdr(
         typer.Option(
             "--from-start",
             help="Read the whole file again, not just what was appended since the last run "
-            "(asterisk-csv; lines stored before count as already stored).",
+            "(CSV formats; lines stored before count as already stored).",
         ),
     ] = False,
     complete: Annotated[
@@ -278,7 +284,7 @@ def cdr(
         typer.Option(
             "--complete",
             help="The file is finished: read a last line that has no newline too "
-            "(asterisk-csv; a growing file's half-written last line waits for the next run).",
+            "(CSV formats; a growing file's half-written last line waits for the next run).",
         ),
     ] = False,
     region: RegionOpt = None,
@@ -287,9 +293,9 @@ def cdr(
     """Call detail records: Asterisk cdr_csv Master.csv in any of its layouts (16 to 21
     columns, header line or none) or cdr_custom with --columns; FreeSWITCH mod_cdr_csv
     (default and example templates, others with --columns) and mod_json_cdr files (a file,
-    or a folder: one transaction for the folder). PBX local time unless --tz. An Asterisk
-    file is read from where the last run stopped, so cron can run this on a file Asterisk is
-    appending; a rotated or truncated file is read from line 1."""
+    or a folder: one transaction for the folder). PBX local time unless --tz. A CSV file
+    is read from where the last run stopped, so cron can run this on a file Asterisk or
+    FreeSWITCH is appending; a rotated or truncated file is read from line 1."""
     fmt = _cdr_format(file_format, file, columns)
     kind = CDR_FORMATS[fmt]
     if fmt != "freeswitch-json" and file.is_dir():
@@ -312,22 +318,7 @@ def cdr(
             cursor_field=True,
         )
         return
-    if fmt == "freeswitch-csv":
-        # parse_freeswitch_csv reads a whole file: no cursor (every line is read each run;
-        # the content identity stores none twice).
-        fs_columns = None if columns is None else columns.split(",")
-        _run(
-            ctx,
-            str(file),
-            kind,
-            customer,
-            lambda r: parse_freeswitch_csv(file, _zone(tz, r), fs_columns),
-            as_json,
-            region,
-            cursor_field=True,
-        )
-        return
-    layout = _columns(columns)
+    layout = _columns(columns, fmt)
     if not stat.S_ISREG(file.stat().st_mode):
         # A pipe has no offset to come back to: read in full, without a cursor.
         _run(
@@ -335,7 +326,7 @@ def cdr(
             str(file),
             kind,
             customer,
-            lambda r: parse_cdr_csv(file, _zone(tz, r), layout),
+            lambda r: _CSV_PARSERS[fmt](file, _zone(tz, r), layout),
             as_json,
             region,
             cursor_field=True,
@@ -344,10 +335,11 @@ def cdr(
     _cdr_with_cursor(
         ctx,
         file,
-        kind,
+        fmt,
         customer,
         tz,
         layout,
+        given_format=file_format is not None,
         from_start=from_start,
         complete=complete,
         as_json=as_json,
@@ -355,21 +347,44 @@ def cdr(
     )
 
 
+# How each CDR CSV format is read: whole (a pipe), or from a cursor (see `_cdr_with_cursor`).
+_CSV_PARSERS: dict[str, Callable[..., Iterator[ParsedRecord]]] = {
+    "asterisk-csv": parse_cdr_csv,
+    "freeswitch-csv": parse_freeswitch_csv,
+}
+
+
+class _Layout(NamedTuple):
+    """What a cursor's state keeps: how the file's earlier lines were read (no content)."""
+
+    format: str
+    columns: tuple[str, ...]
+    delimiter: str | None  # freeswitch-csv only: `,` or `;`
+
+
 def _cdr_with_cursor(
     ctx: typer.Context,
     file: Path,
-    kind: str,
+    fmt: str,
     customer: str,
     tz: str | None,
     layout: tuple[str, ...] | None,
     *,
+    given_format: bool,
     from_start: bool,
     complete: bool,
     as_json: bool,
     region: str | None,
 ) -> None:
-    """One run on a regular Asterisk CDR file: the lines appended since the cursor, stored
-    with the cursor's advance in one transaction (a failure stores neither)."""
+    """One run on a regular CDR CSV file (Asterisk cdr_csv or FreeSWITCH mod_cdr_csv): the
+    lines appended since the cursor, stored with the cursor's advance in one transaction (a
+    failure stores neither).
+
+    A continued run reads the new lines as the earlier ones were read: the format, columns
+    and delimiter kept as the cursor's state decide, whatever the first line would say now;
+    a --format or --columns naming something else is refused (--from-start reads it all
+    their way).
+    """
     region = None if region is None else check_region(region)
     label = str(file)
     moment = now()
@@ -383,20 +398,42 @@ def _cdr_with_cursor(
             session, key, customer, file, from_start=from_start, include_partial=complete
         ) as run:
             used = _stored_layout(run.state)
-            if layout is not None and used is not None and layout != used:
+            if used is not None and used.format != fmt:
+                if given_format:
+                    raise InputError(
+                        f"{label}: --format names another format than the earlier lines of "
+                        f"this file were read as ({used.format}); use --from-start to read it "
+                        "all as --format says"
+                    )
+                if layout is not None:
+                    raise InputError(
+                        f"{label}: --columns names other columns than the earlier lines of "
+                        f"this file were read with ({used.format}); use --from-start to read "
+                        "it all with --columns"
+                    )
+                fmt = used.format
+            if layout is not None and used is not None and layout != used.columns:
                 raise InputError(
                     f"{label}: --columns names other columns than the earlier lines of this "
                     "file were read with; use --from-start to read it all with --columns"
                 )
-            known: list[tuple[str, ...]] = [] if used is None else [used]
-            records = parse_cdr_csv(
+            known: list[_Layout] = [] if used is None else [used]
+
+            def keep(columns: tuple[str, ...], delimiter: str | None = None) -> None:
+                known.append(_Layout(fmt, columns, delimiter))
+
+            options: dict[str, object] = {}
+            if fmt == "freeswitch-csv" and used is not None:
+                options["delimiter"] = used.delimiter
+            records = _CSV_PARSERS[fmt](
                 file,
                 zone,
-                layout or used,
+                layout or (None if used is None else used.columns),
                 stream=None if run.empty else run.text(),
                 first_line=run.first_line,
                 allow_empty=True,
-                on_layout=known.append,
+                on_layout=keep,
+                **options,
             )
             first = None if run.empty else next(records, None)
             if first is not None:
@@ -408,7 +445,7 @@ def _cdr_with_cursor(
                         register,
                         itertools.chain([first], records),
                         customer_id=customer,
-                        kind=kind,
+                        kind=CDR_FORMATS[fmt],
                         actor=actor(ctx),
                         now=moment,
                         progress=progress,
@@ -417,7 +454,7 @@ def _cdr_with_cursor(
             state = _layout_state(known[-1]) if known else run.state
             cursors.advance(session, run, now=moment, state=state)
             if report is None:
-                report = _nothing_read(register, kind)
+                report = _nothing_read(register, CDR_FORMATS[fmt])
     cursor = {
         "reason": run.reason,
         "first_line": run.first_line,
@@ -434,23 +471,35 @@ def _cdr_with_cursor(
         err_console.print(Text(f"warning: {label}: {report.warning}"), soft_wrap=True)
 
 
-def _stored_layout(state: str | None) -> tuple[str, ...] | None:
-    """The layout a cursor's state keeps (what `_layout_state` wrote), None without one."""
+def _stored_layout(state: str | None) -> _Layout | None:
+    """The layout a cursor's state keeps (what `_layout_state` wrote), None without one.
+
+    A state without a `format` was written by a version that followed Asterisk files only.
+    """
     if not state:
         return None
     try:
         value = json.loads(state)
         columns = value["columns"]
-    except (ValueError, TypeError, KeyError):
+        fmt = value.get("format", "asterisk-csv")
+        delimiter = value.get("delimiter")
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None  # not a state this version wrote: detect again, as on a first reading
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         return None
-    return tuple(columns)
+    if fmt not in _CSV_PARSERS:
+        return None
+    if fmt == "freeswitch-csv" and delimiter not in (",", ";"):
+        return None
+    return _Layout(fmt, tuple(columns), delimiter if fmt == "freeswitch-csv" else None)
 
 
-def _layout_state(layout: tuple[str, ...]) -> str:
-    """A cursor's state: the layout the file's lines are read with (field names only)."""
-    return json.dumps({"format": "asterisk-csv", "columns": list(layout)})
+def _layout_state(layout: _Layout) -> str:
+    """A cursor's state: the format and layout the file's lines are read with (names only)."""
+    state: dict[str, object] = {"format": layout.format, "columns": list(layout.columns)}
+    if layout.delimiter is not None:
+        state["delimiter"] = layout.delimiter
+    return json.dumps(state)
 
 
 def _nothing_read(register: Register, kind: str) -> ingest_mod.IngestReport:

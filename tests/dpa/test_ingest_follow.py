@@ -1,7 +1,8 @@
 """`dpa ingest cdr` from cron: a per-file cursor, so each run reads only what was appended.
 
 Runs of the real command (the `cli` fixture, both backends) on a Master.csv that grows the
-way Asterisk writes it: whole lines appended, a last line half written when a run starts,
+way Asterisk (and, at the end, FreeSWITCH's mod_cdr_csv: the real sample in
+tests/data/real/freeswitch) writes it: whole lines appended, a last line half written when a run starts,
 rotation (logrotate `create`) and `copytruncate`. What must hold: every call is stored once,
 a half-written line waits for the run that sees it whole, a refused or failed run changes
 nothing (cursor included) and the next run does exactly what it would have done.
@@ -23,6 +24,7 @@ from dpa import cursors
 from dpa.config import Settings
 from dpa.errors import InputError
 from dpa.parsers.asterisk_cdr import FIELDS
+from dpa.parsers.freeswitch import EXAMPLE_COLUMNS
 from dpa.workspace import Workspace
 from tests.conftest import DATA, Run, add_customer
 from tests.state import snapshot
@@ -285,3 +287,134 @@ def test_a_pipe_is_read_whole_without_a_cursor(
     assert _counts(report) == (3, 3, 0, 0)
     assert report["cursor"] is None
     assert _stored(ws, "ingest_cursors") == 0
+
+
+# --- FreeSWITCH mod_cdr_csv: followed the same way ---------------------------------------
+
+FS_LINES = (DATA / "real" / "freeswitch" / "Master.csv").read_bytes().splitlines(keepends=True)
+assert len(FS_LINES) == 4
+
+
+def _fs_line(number: int) -> bytes:
+    """A further call leg of the real sample's shape: the first line with its own uuid."""
+    uuid = b"02132a5c-b9b1-4dbf-b79c-bdf408854867"
+    assert FS_LINES[0].count(uuid) == 1
+    return FS_LINES[0].replace(uuid, f"0b1c2d3e-0000-4000-8000-{number:012d}".encode())
+
+
+def _state(ws: Workspace) -> dict[str, object]:
+    with ws.engine.connect() as conn:
+        (text,) = conn.execute(sa.text("SELECT state FROM ingest_cursors")).scalars()
+    state: dict[str, object] = json.loads(text)
+    return state
+
+
+def test_cron_runs_on_a_growing_freeswitch_master_csv(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "Master.csv"
+    half = len(FS_LINES[2]) // 2
+    path.write_bytes(b"".join(FS_LINES[:2]) + FS_LINES[2][:half])  # FreeSWITCH mid-write
+    first = _report(cli, path)
+    assert first["kind"] == "freeswitch-cdr-csv"
+    assert _counts(first) == (2, 2, 0, 0)
+    pending = len(FS_LINES[2]) - half
+    assert first["cursor"] == {"reason": "new", "first_line": 1, "pending_bytes": pending}
+    assert _state(ws) == {
+        "format": "freeswitch-csv",
+        "columns": list(EXAMPLE_COLUMNS),
+        "delimiter": ",",
+    }
+    _append(path, FS_LINES[2][half:] + FS_LINES[3])
+    second = _report(cli, path)
+    assert _counts(second) == (2, 2, 0, 0)  # the completed line 3, then line 4
+    assert second["cursor"] == {"reason": "continued", "first_line": 3, "pending_bytes": 0}
+    assert _ingest(cli, path).stdout == f"{path}: continued at line 5: nothing new\n"
+    # logrotate's `create` (FreeSWITCH reopens Master.csv on `cdr_csv rotate`): from line 1.
+    path.rename(tmp_path / "Master.csv.1")
+    path.write_bytes(_fs_line(1) + _fs_line(2))
+    rotated = _report(cli, path)
+    assert _counts(rotated) == (2, 2, 0, 0)
+    assert rotated["cursor"] == {"reason": "rotated", "first_line": 1, "pending_bytes": 0}
+    again = _report(cli, path, "--from-start")
+    assert _counts(again) == (2, 0, 2, 0)
+    assert again["cursor"] == {"reason": "from-start", "first_line": 1, "pending_bytes": 0}
+    assert _stored(ws) == 6
+    events = _ingest_events(cli)
+    assert [e["details"]["records"] for e in events] == [2, 2, 2]
+    assert {e["details"]["format"] for e in events} == {"freeswitch-cdr-csv"}
+
+
+def test_a_freeswitch_export_keeps_its_header_and_semicolons(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    """A `;`-separated file whose header names a site's order: appended lines alone say
+    neither (no header; a name holding a comma reads as two fields by commas), so only the
+    cursor's state reads them."""
+    order = ["uuid", "start_stamp", "caller_id_name", "caller_id_number", "billsec"]
+    at = [EXAMPLE_COLUMNS.index(name) for name in order]
+
+    def row(line: bytes, caller: str | None = None) -> bytes:
+        cells = next(csv.reader([line.decode()]))
+        if caller is not None:
+            cells[EXAMPLE_COLUMNS.index("caller_id_name")] = caller
+        return (";".join(cells[i] for i in at) + "\r\n").encode()
+
+    path = tmp_path / "export.csv"
+    path.write_bytes((";".join(order) + "\r\n").encode() + row(FS_LINES[0]) + row(FS_LINES[1]))
+    first = _report(cli, path)
+    assert first["kind"] == "freeswitch-cdr-csv"
+    assert _counts(first) == (2, 2, 0, 0)
+    assert _state(ws) == {"format": "freeswitch-csv", "columns": order, "delimiter": ";"}
+    # A spreadsheet quotes a field holding its delimiter, not one holding a comma.
+    _append(path, row(FS_LINES[2], "Doe, Alice") + row(FS_LINES[3]))
+    grown = _report(cli, path)
+    assert _counts(grown) == (2, 2, 0, 0)
+    assert grown["kind"] == "freeswitch-cdr-csv"
+    assert grown["cursor"] == {"reason": "continued", "first_line": 4, "pending_bytes": 0}
+    # Those two lines alone, in a file of their own, cannot be read: the stored layout did it.
+    alone = tmp_path / "alone.csv"
+    alone.write_bytes(row(FS_LINES[2], "Doe, Alice") + row(FS_LINES[3]))
+    assert f"{alone}:1:" in _ingest(cli, alone, code=2).stderr
+    # Another format or other columns than the earlier lines were read with: refused.
+    other = _ingest(cli, path, "--format", "asterisk-csv", code=2)
+    assert "--format" in other.stderr and "--from-start" in other.stderr
+    columns = _ingest(cli, path, "--columns", ",".join(reversed(order)), code=2)
+    assert "--columns" in columns.stderr and "--from-start" in columns.stderr
+    assert _stored(ws) == 4
+
+
+def test_a_bad_appended_freeswitch_line_names_its_line_and_changes_nothing(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path, settings: Settings
+) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_bytes(b"".join(FS_LINES[:2]))
+    assert _report(cli, path)["added"] == 2
+    bad = FS_LINES[3].replace(b'"2023-10-10 23:44:11"', b'"10/10/2023 23:44"', 1)
+    assert bad != FS_LINES[3]
+    _append(path, FS_LINES[2] + bad)
+    before = snapshot(settings)
+    run = _ingest(cli, path, code=2)
+    assert f"{path}:4: start time is not YYYY-MM-DD HH:MM:SS" in run.stderr
+    assert "91555017" not in run.stderr and "Alice" not in run.stderr
+    assert snapshot(settings) == before
+    path.write_bytes(b"".join(FS_LINES))
+    fixed = _report(cli, path)
+    assert _counts(fixed) == (2, 2, 0, 0)
+    assert fixed["cursor"] == {"reason": "continued", "first_line": 3, "pending_bytes": 0}
+
+
+def test_a_cursor_state_of_the_first_version_is_still_read(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    """A state written before FreeSWITCH files were followed has no delimiter; an Asterisk
+    one is read as it was, an unusable one is detected again."""
+    path = tmp_path / "Master.csv"
+    path.write_bytes(b"".join(LINES[:2]))
+    assert _report(cli, path)["added"] == 2
+    assert _state(ws) == {"format": "asterisk-csv", "columns": list(FIELDS)}
+    _append(path, LINES[2])
+    with ws.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ingest_cursors SET state = :s"), {"s": "not json"})
+    assert _counts(_report(cli, path)) == (1, 1, 0, 0)
+    assert _state(ws)["format"] == "asterisk-csv"

@@ -73,9 +73,14 @@ def test_a_freeswitch_master_csv_is_recognised_and_stored(
     report = _report(cli, "cdr", str(FS_CSV))
     assert report["kind"] == "freeswitch-cdr-csv"
     assert _counts(report) == (4, 4, 0, 0)
-    assert report["cursor"] is None  # read whole: FreeSWITCH files have no cursor yet
+    # Followed like an Asterisk file (tests/dpa/test_ingest_follow.py has the cron runs).
+    assert report["cursor"] == {"reason": "new", "first_line": 1, "pending_bytes": 0}
     again = _report(cli, "cdr", str(FS_CSV), "--format", "freeswitch-csv")
-    assert _counts(again) == (4, 0, 4, 0)
+    assert _counts(again) == (0, 0, 0, 0)
+    assert again["kind"] == "freeswitch-cdr-csv"
+    assert again["cursor"] == {"reason": "continued", "first_line": 5, "pending_bytes": 0}
+    whole = _report(cli, "cdr", str(FS_CSV), "--from-start")
+    assert _counts(whole) == (4, 0, 4, 0)
     assert _formats(cli) == [("freeswitch-cdr-csv", 4)]
 
 
@@ -109,10 +114,20 @@ def test_the_default_template_and_another_by_columns(
     report = _report(cli, "cdr", str(own), "--columns", ",".join(f"${{{n}}}" for n in names))
     assert report["kind"] == "freeswitch-cdr-csv"
     assert _counts(report) == (4, 4, 0, 0)
-    # Without --columns those 5 columns are no layout either platform writes.
-    refused = cli("ingest", "cdr", str(own), "--customer", "acme", code=2)
-    assert f"{own}:1:" in refused.stderr and "--format freeswitch-csv" in refused.stderr
-    assert _stored(ws) == 8
+    # Without --columns those 5 columns are no layout either platform writes: a file of its
+    # own is refused; the file read before carries on with the columns its cursor kept.
+    copy = tmp_path / "copy.csv"
+    shutil.copy(own, copy)
+    refused = cli("ingest", "cdr", str(copy), "--customer", "acme", code=2)
+    assert f"{copy}:1:" in refused.stderr and "--format freeswitch-csv" in refused.stderr
+    another = [*FS_ROWS[0]]
+    another[EXAMPLE_COLUMNS.index("uuid")] = "0b1c2d3e-0000-4000-8000-000000000002"
+    with own.open("a", encoding="utf-8") as f:
+        f.write(_quoted([another[i] for i in at]) + "\n")
+    kept = _report(cli, "cdr", str(own))
+    assert kept["kind"] == "freeswitch-cdr-csv"
+    assert _counts(kept) == (1, 1, 0, 0)
+    assert _stored(ws) == 9
 
 
 def test_an_asterisk_file_read_as_freeswitch_is_refused_cleanly(
@@ -122,7 +137,10 @@ def test_an_asterisk_file_read_as_freeswitch_is_refused_cleanly(
     before = snapshot(settings)
     run = cli("ingest", "cdr", str(master), "--customer", "acme", "--format", "freeswitch-csv",
               code=2)  # fmt: skip
-    assert f"{master}:1:" in run.stderr
+    # The layout is what is wrong, not a value: its bare numbers are no FreeSWITCH fields.
+    assert f"{master}:1: found 18 columns" in run.stderr
+    assert "read it as Asterisk cdr_csv" in run.stderr
+    assert "whole number" not in run.stderr
     assert "0470" not in run.stderr and "Peeters" not in run.stderr
     assert snapshot(settings) == before
 
