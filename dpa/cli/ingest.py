@@ -13,9 +13,9 @@ or header-given layout carries on), and moves the cursor in the same transaction
 records (a refused or failed run moves neither). A run that finds no new call prints
 `FILE: <where>: nothing new` and writes no ledger event; `--json` adds
 `"cursor": {"reason", "first_line", "pending_bytes"}` (null when the input was read whole: a
-pipe, a FreeSWITCH JSON CDR file or folder). FreeSWITCH mod_json_cdr takes a file or a folder; a folder is one
-transaction and one ledger event, like a voicemail spool (mod_json_cdr writes one file per
-call leg: a ledger event per file would be one per call).
+pipe, a FreeSWITCH JSON CDR file or folder). FreeSWITCH mod_json_cdr takes a file or a
+folder; a folder is one transaction and one ledger event, like a voicemail spool
+(mod_json_cdr writes one file per call leg: a ledger event per file would be one per call).
 """
 
 from __future__ import annotations

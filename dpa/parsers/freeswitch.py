@@ -19,7 +19,9 @@ FreeSWITCH writes every value between double quotes and never escapes a quote in
 a caller name holding a `"` (and every `${caller_id}`, `"Name" <number>`) breaks CSV: such a
 line is split at FreeSWITCH's own `","` separators when that gives the template's number of
 fields, and refused otherwise. A quoted field not closed on its line (a line cut short) is
-refused with its line number (strict CSV).
+refused with its line number (strict CSV). A file FreeSWITCH is still appending to is read in
+parts (`dpa ingest cdr` keeps a cursor): `parse_freeswitch_csv` takes the new lines as a
+stream with the layout and delimiter the earlier ones were read with.
 
 **mod_json_cdr** writes one JSON document per call leg (`json_cdr/<uuid>.cdr.json`,
 `a_<uuid>.cdr.json`): channel variables under `variables`, URL-encoded unless

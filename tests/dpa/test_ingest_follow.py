@@ -418,3 +418,25 @@ def test_a_cursor_state_of_the_first_version_is_still_read(
         conn.execute(sa.text("UPDATE ingest_cursors SET state = :s"), {"s": "not json"})
     assert _counts(_report(cli, path)) == (1, 1, 0, 0)
     assert _state(ws)["format"] == "asterisk-csv"
+
+
+def test_a_freeswitch_pipe_is_read_whole_without_a_cursor(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fs-pipe"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as f:
+            f.write(b"".join(FS_LINES).rstrip(b"\n"))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        report = _report(cli, fifo, "--format", "freeswitch-csv")
+    finally:
+        writer.join(timeout=10)
+    assert report["kind"] == "freeswitch-cdr-csv"
+    assert _counts(report) == (4, 4, 0, 0)
+    assert report["cursor"] is None
+    assert _stored(ws, "ingest_cursors") == 0
