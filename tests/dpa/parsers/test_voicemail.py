@@ -89,7 +89,7 @@ def test_a_relative_folder_from_inside_a_mailbox_reads_the_same_place(
     ] * 2
     assert [r.source_key for r in inbox] == [r.source_key for r in records()[:2]]
     monkeypatch.chdir(SPOOL / "default" / "1001" / "INBOX")
-    assert [r.source_key for r in records(Path("."))] == [r.source_key for r in inbox]
+    assert [r.source_key for r in records(Path())] == [r.source_key for r in inbox]
 
 
 def test_caller_normalises_to_the_cdr_number() -> None:
