@@ -37,6 +37,16 @@ than merged with the lines after it. Times lie within `dpa.periods.EARLIEST` and
 is refused. A record's `source_key` is its content (`dpa.identity`), never its uniqueid, which
 several CDRs of one call share since Asterisk 12.
 
+**Zone evidence.** Asterisk's uniqueid begins with the epoch second its channel was created
+(`1774744200.3`, `systemname-1774744200.3`), and a call's CDR starts within seconds of it.
+Given a `ZoneEvidence`, the parser hands it each line's start (as read in `tz`) and that
+epoch; `ZoneEvidence.finding` then says whether the file was written in another zone: most
+lines whose start, read in `tz` at that instant's offset, lies off their uniqueid by what a
+writer's clock at a whole-hour UTC offset explains (so a UTC file read in a zone with summer
+time is seen as UTC all year, 1 or 2 hours off in Brussels). Lines whose start is minutes or hours later than their
+uniqueid for other reasons (a transfer, a queue member's leg) or that have no uniqueid do not
+count either way; a file with no uniqueids gives no evidence.
+
 The file is read as a stream (files reach millions of lines); bytes that are not UTF-8 (old
 PBXs log caller names in Latin-1) become U+FFFD rather than stopping the load. A run that
 continues a growing file at its cursor (`dpa.cursors`, `dpa ingest cdr` from cron) passes the
@@ -49,8 +59,10 @@ import contextlib
 import csv
 import itertools
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -72,6 +84,11 @@ __all__ = [
     "FIELDS",
     "KNOWN",
     "LAYOUTS",
+    "ZONE_MIN_LINES",
+    "ZONE_SHARE",
+    "ZONE_TOLERANCE",
+    "ZoneEvidence",
+    "ZoneFinding",
     "check_columns",
     "parse_cdr_csv",
 ]
@@ -157,6 +174,7 @@ def parse_cdr_csv(
     first_line: int = 1,
     allow_empty: bool = False,
     on_layout: Callable[[tuple[str, ...]], None] | None = None,
+    zone_evidence: ZoneEvidence | None = None,
 ) -> Iterator[ParsedRecord]:
     """Yield one `cdr` record per call in an Asterisk CDR CSV file, times converted to UTC.
 
@@ -169,8 +187,14 @@ def parse_cdr_csv(
     read with as `columns`. `allow_empty` yields nothing rather than refusing a stream
     without calls; `on_layout` is told the layout once it is known (given, from a header, or
     detected), so the caller can keep it for the next run.
+
+    `zone_evidence` collects, line by line, how each start compares with its uniqueid's
+    epoch second (see the module's docstring); ask it for its `finding` once the records
+    are read.
     """
     name = str(path)
+    if zone_evidence is not None:
+        zone_evidence.begin(tz)
     clock = _Clock(tz)
     layout = None if columns is None else check_columns(columns)
     if layout is not None and on_layout is not None:
@@ -207,7 +231,11 @@ def parse_cdr_csv(
                 assert layout is not None  # set by --columns, a header or the first call
                 compiled = _Layout(layout)
             calls = max(calls, 0) + 1
-            yield _record(name, line, row, compiled, clock)
+            record = _record(name, line, row, compiled, clock)
+            if zone_evidence is not None and compiled.uniqueid is not None:
+                wall = row[compiled.start].strip()
+                zone_evidence.observe(wall, record.collected_at, row[compiled.uniqueid])
+            yield record
     if calls <= 0 and not allow_empty:
         raise InputError(f"{name}: no call records (the file is empty)")
 
@@ -276,13 +304,15 @@ def _kind(value: str) -> str:
 class _Layout:
     """A layout's names and where its converted columns are, worked out once per file."""
 
-    __slots__ = ("clid", "names", "optional_times", "phones", "seconds")
+    __slots__ = ("clid", "names", "optional_times", "phones", "seconds", "start", "uniqueid")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
         self.optional_times: tuple[str, ...] = tuple(k for k in ("answer", "end") if k in names)
         self.seconds: tuple[str, ...] = tuple(k for k in _SECONDS if k in names)
         self.clid = names.index("clid") if "clid" in names else None
+        self.uniqueid = names.index("uniqueid") if "uniqueid" in names else None
+        self.start = names.index("start")
         at = {key: index for index, key in enumerate(names)}
         self.phones = tuple(at[key] for key in _PHONES if key in at)
 
@@ -401,3 +431,159 @@ def _phones(row: list[str], layout: _Layout) -> tuple[str, ...]:
         if number and number not in phones:
             phones.append(number)
     return tuple(phones)
+
+
+# Zone evidence: starts compared with the epoch second at the head of their uniqueid.
+ZONE_TOLERANCE = (
+    120  # seconds a start may lie from its uniqueid's epoch, or from that plus whole hours
+)
+ZONE_MIN_LINES = 3  # lines that must agree before a file is said to be in another zone
+ZONE_SHARE = 0.6  # ... and the share of the lines compared they must be
+_WRITER_OFFSETS = range(-12, 15)  # UTC offsets (hours) a PBX's zone can have
+_EPOCHS = range(
+    int(datetime(EARLIEST.year, EARLIEST.month, EARLIEST.day, tzinfo=UTC).timestamp()),
+    int(datetime(LATEST.year, LATEST.month, LATEST.day, 23, 59, 59, tzinfo=UTC).timestamp()) + 1,
+)
+_HOUR_CACHE = 4096  # hours of wall-clock text kept with their epoch seconds as UTC
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneFinding:
+    """Evidence that a CDR file was written in another zone than the one it was read in.
+
+    `compared`: lines whose start could be compared with their uniqueid's epoch second;
+    `agreeing`: of which those whose start, read in `zone`, lies a whole number of hours
+    (not zero) off it, `shift_minutes` being their median (negative: the starts read lie
+    before the uniqueids' times) and `lowest`/`highest` its range; `writer_offsets`: the
+    UTC offsets, in hours, the PBX's clock had when it wrote those lines (0: UTC). Counts,
+    offsets and the zone's name only: nothing read from the file is quoted.
+    """
+
+    zone: str
+    compared: int
+    agreeing: int
+    shift_minutes: int
+    lowest: int
+    highest: int
+    writer_offsets: tuple[int, ...]
+
+    @property
+    def share(self) -> float:
+        """The share of the lines compared that agree."""
+        return self.agreeing / self.compared
+
+    def warning(self) -> str:
+        """What a person is told: the evidence and the `--tz` that reads the file right."""
+        direction = "before" if self.shift_minutes < 0 else "after"
+        low, high = sorted((abs(self.lowest), abs(self.highest)))
+        span = _hours(low) if low == high else f"{_hours(low)} to {_hours(high)}"
+        if self.writer_offsets == (0,):
+            fix = "written in UTC (cdr.conf's usegmtime=yes): read it with --tz UTC"
+        elif len(self.writer_offsets) == 1:
+            offset = self.writer_offsets[0]
+            fix = (
+                f"written at UTC{offset:+d}: read it with --tz naming the PBX's zone (a fixed "
+                f"UTC{offset:+d} is --tz Etc/GMT{-offset:+d})"
+            )
+        else:
+            offsets = " and ".join(f"UTC{o:+d}" for o in self.writer_offsets)
+            fix = f"written at {offsets} (summer time): read it with --tz naming the PBX's zone"
+        return (
+            f"start times read in {self.zone} lie {span} hour(s) {direction} the times their "
+            f"uniqueids begin with, on {self.agreeing} of the {self.compared} lines that have "
+            f"one ({self.agreeing * 100 // self.compared}%): the file was probably {fix}"
+        )
+
+
+def _hours(minutes: int) -> str:
+    return str(minutes // 60) if minutes % 60 == 0 else f"{minutes / 60:g}"
+
+
+class ZoneEvidence:
+    """Collects, line by line, how a CDR file's starts compare with their uniqueids' epochs.
+
+    Per line: `shift`, the start as read in the zone (at that instant's offset, summer time or
+    not) minus the uniqueid's epoch second, and the UTC offset the writer's clock must then
+    have had (the start's wall clock minus that epoch second, both as UTC). A line is in the
+    zone when `shift` is within `ZONE_TOLERANCE`; it agrees with another zone when that
+    writer offset is a whole number of hours (within the tolerance), one a zone can have
+    (UTC-12 to UTC+14); anything else (a later leg of a transfer or a queue, a file moved by
+    days) is neither. `finding` speaks when at least `ZONE_MIN_LINES`
+    lines, and `ZONE_SHARE` of those compared, agree. Counts only: memory stays small on a
+    file of millions of lines.
+    """
+
+    def __init__(self) -> None:
+        self._zone: ZoneInfo | None = None
+        self.compared = 0
+        self.in_zone = 0
+        self._shifts: Counter[int] = Counter()  # minutes (quarter hours), of agreeing lines
+        self._writers: Counter[int] = Counter()  # UTC offsets in hours, of agreeing lines
+        self._hours: dict[str, int] = {}  # `YYYY-MM-DD HH` to its epoch second as UTC
+
+    def begin(self, zone: ZoneInfo) -> None:
+        """The zone the file's times are read in (set by the parser before the first line)."""
+        if self._zone is not None and self._zone != zone:
+            raise ValueError("one ZoneEvidence collects the lines of one zone")
+        self._zone = zone
+
+    def observe(self, wall: str, start: datetime, uniqueid: str) -> None:
+        """One line: its start as written (`YYYY-MM-DD HH:MM:SS`) and as read (aware), and
+        its uniqueid as written (may be empty)."""
+        epoch_text = uniqueid.strip().rpartition("-")[2].partition(".")[0]
+        if not (epoch_text.isascii() and epoch_text.isdigit()) or len(epoch_text) > 12:
+            return
+        epoch = int(epoch_text)
+        if epoch not in _EPOCHS:
+            return
+        self.compared += 1
+        moment = int(start.timestamp())
+        shift = moment - epoch
+        if abs(shift) <= ZONE_TOLERANCE:
+            self.in_zone += 1
+            return
+        writer = self._as_utc(wall) - epoch
+        hours = round(writer / 3600)
+        if abs(writer - hours * 3600) > ZONE_TOLERANCE or hours not in _WRITER_OFFSETS:
+            return
+        self._shifts[round(shift / 900) * 15] += 1  # in quarter hours, as zones are
+        self._writers[hours] += 1
+
+    def _as_utc(self, wall: str) -> int:
+        """The epoch second of a wall-clock time read as UTC (the parser checked its shape)."""
+        hour = wall[:13]
+        try:
+            base = self._hours[hour]
+        except KeyError:
+            base = int(datetime.fromisoformat(f"{hour}:00:00+00:00").timestamp())
+            if len(self._hours) >= _HOUR_CACHE:
+                self._hours.clear()
+            self._hours[hour] = base
+        return base + int(wall[14:16]) * 60 + int(wall[17:19])
+
+    @property
+    def agreeing(self) -> int:
+        """Lines whose start lies a zone's whole hours off their uniqueid."""
+        return self._shifts.total()
+
+    def finding(self) -> ZoneFinding | None:
+        """The evidence of another zone, or None when there is none (or not enough)."""
+        agreeing = self.agreeing
+        if agreeing < ZONE_MIN_LINES or agreeing < ZONE_SHARE * self.compared:
+            return None
+        assert self._zone is not None
+        shifts = sorted(self._shifts)
+        seen = 0
+        for median in shifts:  # the median of the agreeing lines' shifts, from the counts
+            seen += self._shifts[median]
+            if seen > agreeing // 2:
+                break
+        return ZoneFinding(
+            zone=str(self._zone.key),
+            compared=self.compared,
+            agreeing=agreeing,
+            shift_minutes=median,
+            lowest=shifts[0],
+            highest=shifts[-1],
+            writer_offsets=tuple(sorted(self._writers)),
+        )
