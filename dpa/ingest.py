@@ -22,6 +22,20 @@ read = added + duplicates + repeats. A file whose overlap looks wrong gets a war
 exceed `OVERLAP_WARNING` of the records read. Duplicates before the first new record are the
 expected case of a file that grew since it was last read (or an already-read rotated file
 concatenated in front), and a file read again in full adds nothing and gets no warning.
+
+**Time.** The calls of a CDR file are checked against the clock and the contract: a call
+dated more than `FUTURE_SKEW` after the run's `now`, or before the customer's contract started
+(`Customer.started_on`, local midnight in the register's zone), is counted and named by its
+line (`IngestReport.future`, `before_contract`, the first `NAMED_LINES` line numbers). A CDR
+parser's `ZoneEvidence` (Asterisk: start times against their uniqueids' epochs) says when the
+file was written in another zone than the one it was read in (`IngestReport.zone`). By
+default such calls are stored and reported (`IngestReport.time_warnings`, counts in the
+ledger event): a call that happened is personal data processed, and dropping it would be the
+silent loss this accounting exists to prevent; the warning names the fix (`--tz`, the PBX's
+clock, the customer), and re-reading the file with `--tz` stores the calls at their true
+times. `strict_time` refuses such a file instead (InputError, exit 2, nothing stored), for
+operators who would rather fix the file first: a call stored at a wrong time gets a wrong
+bucket and a wrong due time until it is read again.
 """
 
 from __future__ import annotations
@@ -34,7 +48,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from typing import Any
 
 import orjson
@@ -52,11 +67,14 @@ from dpa.identifiers import normalise_email, normalise_phone
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Meta, Record
-from dpa.parsers.base import ParsedRecord
+from dpa.parsers.asterisk_cdr import ZoneEvidence, ZoneFinding
+from dpa.parsers.base import ParsedRecord, local_to_utc
 from dpa.register import Register
 
 __all__ = [
     "BATCH",
+    "FUTURE_SKEW",
+    "NAMED_LINES",
     "OVERLAP_WARNING",
     "BlindIndex",
     "IngestReport",
@@ -72,6 +90,8 @@ __all__ = [
 
 BATCH = 2000
 OVERLAP_WARNING = 0.10  # share of a file's records whose overlap with stored ones is warned
+FUTURE_SKEW = timedelta(minutes=5)  # a PBX's clock may run this far ahead of dpa's
+NAMED_LINES = 5  # line numbers named per finding; the rest are counted ("and N more")
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 
 
@@ -90,6 +110,15 @@ class IngestReport:
     merkle_root: str
     ledger_seq: int | None
     warning: str | None = None  # overlap that needs a look (counts only, no personal data)
+    # Time (CDRs): calls dated after the run's now plus FUTURE_SKEW, or before the contract
+    # started, with their first NAMED_LINES line numbers (stored, unless strict_time refused).
+    future: int = 0
+    future_lines: tuple[int, ...] = ()
+    before_contract: int = 0
+    before_contract_lines: tuple[int, ...] = ()
+    zone_compared: int = 0  # lines whose start was compared with their uniqueid's epoch
+    zone: ZoneFinding | None = None  # evidence that the file was written in another zone
+    time_warnings: tuple[str, ...] = ()  # one text per finding above (no values quoted)
 
 
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
@@ -366,11 +395,20 @@ def ingest(
     now: datetime,
     progress: Callable[[int], None] | None = None,
     region: str | None = None,
+    zone_evidence: ZoneEvidence | None = None,
+    strict_time: bool = False,
+    source: str | None = None,
 ) -> IngestReport:
     """Store every parsed record of one file in the caller's transaction; ledger it once.
 
     National phone numbers are read in `region` (checked by the caller), else the customer's
-    own region, else the register's default region."""
+    own region, else the register's default region.
+
+    CDRs dated in the future or before the contract, and the `zone_evidence` the parser
+    filled (see the module's docstring), are reported in `time_warnings`; with
+    `strict_time` they refuse the file (InputError naming `source`, the file as the caller
+    names it): the caller's transaction is then to be rolled back, and this function has
+    removed the blobs it wrote."""
     customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
@@ -392,6 +430,10 @@ def ingest(
             now=now,
             progress=progress,
             region=region or region_of(customer, register.settings.default_region),
+            times=_TimeCheck(customer, register, now),
+            zone_evidence=zone_evidence,
+            strict_time=strict_time,
+            source=source,
         )
     finally:
         if cache_size is not None:
@@ -414,6 +456,10 @@ def _ingest(
     now: datetime,
     progress: Callable[[int], None] | None,
     region: str,
+    times: _TimeCheck,
+    zone_evidence: ZoneEvidence | None,
+    strict_time: bool,
+    source: str | None,
 ) -> IngestReport:
     customer_id = customer.id
     zone = register.settings.timezone
@@ -447,6 +493,8 @@ def _ingest(
                 activity_id = activity.id
                 rule = activity.retention
                 source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
+            if category == "cdr":
+                times.check(parsed)
             source_key = source_digest(parsed.source_key)
             if source_key in seen:
                 repeated.append(source_key)
@@ -511,6 +559,13 @@ def _ingest(
             progress(count)
         if not category:
             raise InputError("the file holds no records")
+        finding = None if zone_evidence is None else zone_evidence.finding()
+        warnings = times.warnings(finding, refused=strict_time)
+        if warnings and strict_time:
+            where = "the file" if source is None else source
+            raise InputError(
+                f"{where}: refused (--strict-time), nothing was stored: {'; '.join(warnings)}"
+            )
         activity = register.activity(activity_id)
         merkle = writer.merkle
         root = merkle.root
@@ -532,6 +587,7 @@ def _ingest(
                     "skipped_duplicates": writer.duplicates,
                     "repeats_in_file": writer.repeats,
                     "merkle_root": root,
+                    **times.details(finding),
                 },
             )
             seq = event.seq
@@ -554,7 +610,84 @@ def _ingest(
         merkle_root=root,
         ledger_seq=seq,
         warning=_overlap_warning(count, writer),
+        future=times.future,
+        future_lines=tuple(times.future_lines),
+        before_contract=times.early,
+        before_contract_lines=tuple(times.early_lines),
+        zone_compared=0 if zone_evidence is None else zone_evidence.compared,
+        zone=finding,
+        time_warnings=tuple(warnings),
     )
+
+
+class _TimeCheck:
+    """Counts a file's calls dated after `now` plus `FUTURE_SKEW` or before the contract
+    started (local midnight of `started_on` in the register's zone), with their first lines."""
+
+    def __init__(self, customer: Customer, register: Register, now: datetime) -> None:
+        self.latest = now + FUTURE_SKEW
+        self.started_on = customer.started_on
+        midnight = datetime.combine(customer.started_on, day_time())
+        self.earliest = local_to_utc(midnight, register.settings.timezone)
+        self.future = self.early = 0
+        self.future_lines: list[int] = []
+        self.early_lines: list[int] = []
+
+    def check(self, parsed: ParsedRecord) -> None:
+        at = parsed.collected_at
+        if at > self.latest:
+            self.future += 1
+            if len(self.future_lines) < NAMED_LINES:
+                self.future_lines.append(parsed.line)
+        elif at < self.earliest:
+            self.early += 1
+            if len(self.early_lines) < NAMED_LINES:
+                self.early_lines.append(parsed.line)
+
+    def warnings(self, zone: ZoneFinding | None, *, refused: bool) -> list[str]:
+        """One text per finding: counts, line numbers, the contract's start date; no values."""
+        out = []
+        if zone is not None:
+            out.append(zone.warning())
+        stored = "" if refused else ": stored"
+        if self.future:
+            minutes = int(FUTURE_SKEW.total_seconds()) // 60
+            out.append(
+                f"{self.future} call(s) dated more than {minutes} minutes after this run's time "
+                f"({_line_list(self.future_lines, self.future)}){stored}; check the PBX's "
+                "clock and --tz (a call's due time follows its date)"
+            )
+        if self.early:
+            out.append(
+                f"{self.early} call(s) dated before the customer's contract started on "
+                f"{self.started_on} ({_line_list(self.early_lines, self.early)}){stored}; "
+                "check that the file is this customer's, and --tz"
+            )
+        return out
+
+    def details(self, zone: ZoneFinding | None) -> dict[str, int]:
+        """What the ledger event adds (only what was found): counts and the zone's shift."""
+        out: dict[str, int] = {}
+        if self.future:
+            out["future_dated"] = self.future
+        if self.early:
+            out["before_contract"] = self.early
+        if zone is not None:
+            out["zone_lines_agreeing"] = zone.agreeing
+            out["zone_lines_compared"] = zone.compared
+            out["zone_shift_minutes"] = zone.shift_minutes
+        return out
+
+
+def _line_list(lines: list[int], count: int) -> str:
+    """`line 4`, `lines 4, 7 and 9`, `lines 4, 5, 6, 7, 8 and 12 more`."""
+    if count == 1:
+        return f"line {lines[0]}"
+    named = ", ".join(str(n) for n in lines)
+    if count > len(lines):
+        return f"lines {named} and {count - len(lines)} more"
+    head, _, last = named.rpartition(", ")
+    return f"lines {head} and {last}"
 
 
 def _overlap_warning(read: int, writer: _BatchWriter) -> str | None:
