@@ -57,7 +57,7 @@ from dpa.parsers import (
     parse_recordings,
     parse_voicemail_spool,
 )
-from dpa.parsers.asterisk_cdr import LAYOUTS, check_columns
+from dpa.parsers.asterisk_cdr import LAYOUTS, ZoneEvidence, check_columns
 from dpa.parsers.base import modified_at
 from dpa.parsers.contacts import parse_contacts
 from dpa.parsers.freeswitch import check_columns as freeswitch_columns
@@ -88,10 +88,13 @@ def _run(
     region: str | None = None,
     *,
     cursor_field: bool = False,
+    zone_evidence: ZoneEvidence | None = None,
+    strict_time: bool = False,
 ) -> None:
     """Ingest what `parse` reads as one transaction and print its report.
 
-    `cursor_field` (`dpa ingest cdr`): the JSON report has `"cursor": null`, a full read."""
+    `cursor_field` (`dpa ingest cdr`): the JSON report has `"cursor": null`, a full read.
+    `zone_evidence` (filled by `parse`) and `strict_time`: see `dpa.ingest.ingest`."""
     region = None if region is None else check_region(region)  # before anything is opened
     moment = now()
     with workspace() as ws, ws.session() as session:
@@ -109,14 +112,23 @@ def _run(
                 now=moment,
                 progress=progress,
                 region=region,
+                zone_evidence=zone_evidence,
+                strict_time=strict_time,
+                source=label,
             )
     if as_json:
         extra = {"cursor": None} if cursor_field else {}
         print_json({"file": label, **_report_fields(report), **extra})
     else:
         say(_summary(label, customer, report))
-    if report.warning is not None:
-        err_console.print(Text(f"warning: {label}: {report.warning}"), soft_wrap=True)
+    _warn(label, report)
+
+
+def _warn(label: str, report: ingest_mod.IngestReport) -> None:
+    """The report's warnings on stderr: the overlap, then each time finding."""
+    for text in (report.warning, *report.time_warnings):
+        if text is not None:
+            err_console.print(Text(f"warning: {label}: {text}"), soft_wrap=True)
 
 
 def _report_fields(report: ingest_mod.IngestReport) -> dict[str, object]:
@@ -287,6 +299,16 @@ def cdr(
             "(CSV formats; a growing file's half-written last line waits for the next run).",
         ),
     ] = False,
+    strict_time: Annotated[
+        bool,
+        typer.Option(
+            "--strict-time",
+            help="Refuse the file (exit 2, nothing stored) when calls are dated more than 5 "
+            "minutes in the future or before the customer's contract started, or when its "
+            "start times show another zone than --tz (Asterisk: against the uniqueids). "
+            "Default: store them and warn.",
+        ),
+    ] = False,
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -316,20 +338,25 @@ def cdr(
             as_json,
             region,
             cursor_field=True,
+            strict_time=strict_time,
         )
         return
     layout = _columns(columns, fmt)
     if not stat.S_ISREG(file.stat().st_mode):
         # A pipe has no offset to come back to: read in full, without a cursor.
+        evidence = ZoneEvidence() if fmt == "asterisk-csv" else None
+        zoned = {} if evidence is None else {"zone_evidence": evidence}
         _run(
             ctx,
             str(file),
             kind,
             customer,
-            lambda r: _CSV_PARSERS[fmt](file, _zone(tz, r), layout),
+            lambda r: _CSV_PARSERS[fmt](file, _zone(tz, r), layout, **zoned),
             as_json,
             region,
             cursor_field=True,
+            zone_evidence=evidence,
+            strict_time=strict_time,
         )
         return
     _cdr_with_cursor(
@@ -344,6 +371,7 @@ def cdr(
         complete=complete,
         as_json=as_json,
         region=region,
+        strict_time=strict_time,
     )
 
 
@@ -375,6 +403,7 @@ def _cdr_with_cursor(
     complete: bool,
     as_json: bool,
     region: str | None,
+    strict_time: bool = False,
 ) -> None:
     """One run on a regular CDR CSV file (Asterisk cdr_csv or FreeSWITCH mod_cdr_csv): the
     lines appended since the cursor, stored with the cursor's advance in one transaction (a
@@ -425,6 +454,9 @@ def _cdr_with_cursor(
             options: dict[str, object] = {}
             if fmt == "freeswitch-csv" and used is not None:
                 options["delimiter"] = used.delimiter
+            evidence = ZoneEvidence() if fmt == "asterisk-csv" else None
+            if evidence is not None:
+                options["zone_evidence"] = evidence
             records = _CSV_PARSERS[fmt](
                 file,
                 zone,
@@ -450,6 +482,9 @@ def _cdr_with_cursor(
                         now=moment,
                         progress=progress,
                         region=region,
+                        zone_evidence=evidence,
+                        strict_time=strict_time,
+                        source=label,
                     )
             state = _layout_state(known[-1]) if known else run.state
             cursors.advance(session, run, now=moment, state=state)
@@ -467,8 +502,7 @@ def _cdr_with_cursor(
     else:
         say(_summary(label, customer, report))
         say(f"{label}: {run.summary()}")
-    if report.warning is not None:
-        err_console.print(Text(f"warning: {label}: {report.warning}"), soft_wrap=True)
+    _warn(label, report)
 
 
 def _stored_layout(state: str | None) -> _Layout | None:
