@@ -8,12 +8,16 @@ by those identifiers stored one call of many, and said "already stored" of the r
 - `cdr`: the whole parsed call (every field, times as read), so two lines that differ in any
   field are two calls, and the same call read again (the same file twice, an overlapping
   rotated file, an `accountlogs` copy, a spreadsheet's re-quoted export) is one.
-- `voicemail`: spool context, mailbox and folder with the message's `msg_id` (or, without
-  one, all of its `[message]` fields): the same message in two mailboxes is two records.
+- `voicemail`: spool context and mailbox with the message's `msg_id` (or, without one, all of
+  its `[message]` fields): the same message in two mailboxes is two records, and a message
+  the owner listened to (moved from INBOX to Old, renumbered) is still one. The folder is not
+  part of it.
 - `call_recording`: the SHA-256 of the audio file with the call it records (start, parties,
   direction, uniqueid, conference room), whatever the file's name or format. The audio alone
   is not enough: a platform writes the same bytes for different calls (a 44-byte WAV header
-  for every call that was never answered), and each of those calls is a record.
+  for every call that was never answered), and each of those calls is a record. A start
+  taken from the file's modification time (`time_from: mtime`) is left out: a copy of the
+  file (a restore, an rsync without -t) is the same recording.
 - `phone_number` (contacts): the whole parsed contact (the first rule's key, unchanged).
 
 The rule is a pure function of what a record stores (its payload, and its media's SHA-256),
@@ -68,12 +72,14 @@ def source_key(category: str, payload: Mapping[str, Any], media_sha256: str | No
     if category == "voicemail":
         message = payload.get("message")
         msg_id = str(message.get("msg_id", "")).strip() if isinstance(message, Mapping) else ""
-        place = [str(payload.get(k, "")) for k in ("context", "mailbox", "folder")]
+        place = [str(payload.get(k, "")) for k in ("context", "mailbox")]
         what = msg_id.encode() if msg_id else canonical(message)
         return _digest(category.encode(), *(p.encode() for p in place), what)
     if category == "call_recording":
         if media_sha256 is None:
             raise ValueError("a call recording's identity is its audio's SHA-256")
         call = {name: payload.get(name) for name in _RECORDED_CALL}
+        if payload.get("time_from") == "mtime":
+            call["start"] = None  # a file's modification time is the copy's, not the call's
         return _digest(category.encode(), media_sha256.encode(), canonical(call))
     raise ValueError(f"no identity rule for category {category!r}")

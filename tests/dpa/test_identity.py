@@ -31,18 +31,26 @@ def test_one_message_in_two_mailboxes_is_two_records() -> None:
     assert source_key("voicemail", MESSAGE) != source_key("voicemail", copy)
     moved = {**MESSAGE, "message": {"msg_id": "17-1", "duration": 3}}
     assert source_key("voicemail", moved) == source_key("voicemail", MESSAGE)  # msg_id decides
+    listened = {**MESSAGE, "folder": "Old"}  # app_voicemail moves a heard message to Old
+    assert source_key("voicemail", listened) == source_key("voicemail", MESSAGE)
     no_id = {**MESSAGE, "message": {"origtime": "1"}}
     assert source_key("voicemail", no_id) != source_key("voicemail", {**no_id, "message": {}})
 
 
 def test_a_recording_is_its_audio_and_its_call_whatever_the_file_is_called() -> None:
     call = {"start": "2026-03-29T01:30:00+00:00", "caller": "0470123456", "uniqueid": "17.3"}
-    renamed = {**call, "file_name": "b.wav", "format": "wav", "time_from": "mtime"}
+    renamed = {**call, "file_name": "b.wav", "format": "wav", "time_from": "name"}
     assert source_key("call_recording", call, "ab" * 32) == source_key(
         "call_recording", renamed, "ab" * 32
     )
     assert source_key("call_recording", call, "ab" * 32) != source_key(
         "call_recording", call, "cd" * 32
+    )
+    # A time read from the file's modification time belongs to the copy, not the call.
+    stamped = {"start": "2026-03-29T01:30:00+00:00", "time_from": "mtime", "caller": None}
+    copied = {**stamped, "start": "2026-12-01T08:00:00+00:00"}
+    assert source_key("call_recording", stamped, "ab" * 32) == source_key(
+        "call_recording", copied, "ab" * 32
     )
     # Two unanswered calls leave the same empty WAV: still two calls, two records.
     other_call = {**call, "uniqueid": "17.4"}
