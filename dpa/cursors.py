@@ -309,7 +309,14 @@ def resume(
         _TABLE.c.customer_id == customer_id, _TABLE.c.path_digest == digest
     )
     # Lock the cursor before looking at the file: a second run on the same file waits for
-    # the first to commit, then sees its cursor.
+    # the first to commit, then sees its cursor. FOR UPDATE locks nothing before the first
+    # run has written a row, so PostgreSQL also takes a transaction advisory lock on the
+    # (customer, file) pair; SQLite writers already take turns (BEGIN IMMEDIATE).
+    if session.get_bind().dialect.name == "postgresql":
+        lock = int.from_bytes(
+            hashlib.sha256(customer_id.encode() + digest).digest()[:8], "big", signed=True
+        )
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
     stored = session.execute(query.with_for_update()).mappings().first()
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below);

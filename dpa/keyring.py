@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_unwrap_with_padding,
     aes_key_wrap_with_padding,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from dpa import ledger
@@ -122,7 +123,7 @@ class Keyring:
             return self._buckets[cache_key]
         # FOR KEY SHARE (PostgreSQL): a sweep cannot destroy this key while the caller's
         # transaction may still add records under it.
-        row = session.exec(
+        query = (
             select(DataKey)
             .where(
                 DataKey.customer_id == customer_id,
@@ -130,18 +131,27 @@ class Keyring:
                 DataKey.bucket == bucket,
             )
             .with_for_update(read=True, key_share=True)
-        ).first()
+        )
+        row = session.exec(query).first()
         if row is None:
-            row = DataKey(
-                customer_id=customer_id,
-                category=category,
-                bucket=bucket,
-                wrapped=self._wrap(AESGCM.generate_key(bit_length=256)),
-                master_version=self.master_version,
-                created_at=now,
+            # Two ingests of one customer may open a month's bucket at once (PostgreSQL: two
+            # files at a time): the second waits for the first's row and then uses it.
+            table = DataKey.__table__  # type: ignore[attr-defined]
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            session.execute(
+                insert(table)
+                .values(
+                    customer_id=customer_id,
+                    category=category,
+                    bucket=bucket,
+                    wrapped=self._wrap(AESGCM.generate_key(bit_length=256)),
+                    master_version=self.master_version,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["customer_id", "category", "bucket"])
             )
-            session.add(row)
-            session.flush()
+            row = session.exec(query).one()
         if row.wrapped is None or row.id is None:
             raise KeyDestroyed(
                 f"the key of bucket {customer_id}/{category}/{bucket} was destroyed; "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import itertools
 import os
+import threading
+import time
 import tracemalloc
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -523,3 +525,49 @@ def test_summary_names_lines_and_bytes_never_content(acme: Workspace, tmp_path: 
     assert partial.endswith("(10 bytes): read, and read again next run")
     assert first.startswith("first reading, from line 1")
     assert "0470" not in text + partial + first
+
+
+def test_two_first_runs_on_one_file_take_turns(acme: Workspace, tmp_path: Path) -> None:
+    """The second run of a file no run has read yet waits for the first and continues after
+    it (PostgreSQL: FOR UPDATE finds no row to lock then; an advisory lock takes its place)."""
+    path = tmp_path / "Master.csv"
+    path.write_bytes(_lines(5))
+    started = threading.Event()
+    seen: dict[str, tuple[str, int]] = {}
+    failed: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with acme.session() as session:
+                key = acme.keyring.system_key(session, "blind-index")
+                with cursors.resume(session, key, "acme", path) as run:
+                    seen["first"] = (run.reason, len(list(run.lines())))
+                    started.set()
+                    time.sleep(0.5)  # still reading when the second run starts
+                    cursors.advance(session, run, now=NOW)
+        except BaseException as exc:  # reported by the assertion below
+            failed.append(exc)
+            started.set()
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    started.wait(10)
+    second = threading.Thread(
+        target=lambda: seen.__setitem__("second", _second(acme, path, failed))
+    )
+    second.start()
+    for thread in (*threads, second):
+        thread.join(30)
+    assert not failed, failed
+    assert seen["first"] == ("new", 5)
+    assert seen["second"] == ("continued", 0)
+
+
+def _second(ws: Workspace, path: Path, failed: list[BaseException]) -> tuple[str, int]:
+    try:
+        with Workspace.open(ws.settings) as other:
+            run = _run(other, path)
+            return run.reason, len(run.lines)
+    except BaseException as exc:  # reported by the caller's assertion
+        failed.append(exc)
+        return "failed", -1
