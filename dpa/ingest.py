@@ -13,7 +13,10 @@ content (`dpa.identity`; the parser's `source_key`, keyed per customer and categ
 blind-index key), so a record already stored is skipped and re-ingesting a file adds nothing,
 while two calls that share a uniqueid are two records. A malformed line aborts the file: the
 transaction rolls back and every blob written for it is removed, so nothing of the file
-remains.
+remains; unless the caller passes a `dpa.rejects.Quarantine` (`--quarantine`), which the
+parser handed its bad lines to: they are then stored sealed in `ingest_rejects` in the same
+transaction as the file's good records, and counted (`IngestReport.rejected`, the ledger
+event's `rejected`).
 
 Each file is accounted for: records read, stored (added), duplicates (copies of records
 stored before this file) and repeats (later copies of a record this file stored), so that
@@ -58,7 +61,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
-from dpa import db, identity, ledger
+from dpa import db, identity, ledger, rejects
 from dpa import holds as hold_rule
 from dpa.blobs import BlobCorrupt, BlobStore
 from dpa.customers import check_id, region_of, status
@@ -84,6 +87,7 @@ __all__ = [
     "find_subject",
     "identity_pending",
     "ingest",
+    "line_list",
     "media_label",
     "rekey",
 ]
@@ -119,6 +123,10 @@ class IngestReport:
     zone_compared: int = 0  # lines whose start was compared with their uniqueid's epoch
     zone: ZoneFinding | None = None  # evidence that the file was written in another zone
     time_warnings: tuple[str, ...] = ()  # one text per finding above (no values quoted)
+    # --quarantine: lines that were not records, stored encrypted in `ingest_rejects`
+    # (`dpa ingest rejects`), with their first NAMED_LINES line numbers; None without it.
+    rejected: int | None = None
+    rejected_lines: tuple[int, ...] = ()
 
 
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
@@ -398,6 +406,7 @@ def ingest(
     zone_evidence: ZoneEvidence | None = None,
     strict_time: bool = False,
     source: str | None = None,
+    quarantine: rejects.Quarantine | None = None,
 ) -> IngestReport:
     """Store every parsed record of one file in the caller's transaction; ledger it once.
 
@@ -408,7 +417,12 @@ def ingest(
     filled (see the module's docstring), are reported in `time_warnings`; with
     `strict_time` they refuse the file (InputError naming `source`, the file as the caller
     names it): the caller's transaction is then to be rolled back, and this function has
-    removed the blobs it wrote."""
+    removed the blobs it wrote.
+
+    `quarantine` (`--quarantine`) is the collector the parser handed its bad lines to
+    (`dpa.rejects`): once the records are read, its lines are stored sealed in the same
+    transaction, counted in the report and in the ledger event (`rejected`), which is
+    written when the file stored a record or rejected a line."""
     customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
@@ -434,6 +448,7 @@ def ingest(
             zone_evidence=zone_evidence,
             strict_time=strict_time,
             source=source,
+            quarantine=quarantine,
         )
     finally:
         if cache_size is not None:
@@ -460,6 +475,7 @@ def _ingest(
     zone_evidence: ZoneEvidence | None,
     strict_time: bool,
     source: str | None,
+    quarantine: rejects.Quarantine | None,
 ) -> IngestReport:
     customer_id = customer.id
     zone = register.settings.timezone
@@ -557,8 +573,21 @@ def _ingest(
         writer.write(batch, repeated, extras)
         if progress is not None:
             progress(count)
+        rejected = 0 if quarantine is None else len(quarantine)
+        if not category and rejected:
+            category = quarantine.category  # type: ignore[union-attr]
+            try:
+                activity_id = register.activity_for(category).id
+            except KeyError:
+                raise InputError(
+                    f"the register has no activity for category {category!r}"
+                ) from None
         if not category:
             raise InputError("the file holds no records")
+        if quarantine is not None and quarantine.category != category:
+            raise InputError(
+                f"the file holds {category} records, not {quarantine.category}: nothing stored"
+            )
         finding = None if zone_evidence is None else zone_evidence.finding()
         warnings = times.warnings(finding, refused=strict_time)
         if warnings and strict_time:
@@ -570,7 +599,10 @@ def _ingest(
         merkle = writer.merkle
         root = merkle.root
         seq = None
-        if merkle.count:
+        if quarantine is not None:
+            rejects.store(session, keyring, register, customer, quarantine, kind=kind, now=now)
+        if merkle.count or rejected:
+            quarantined = {} if quarantine is None else {"rejected": rejected}
             event = ledger.append(
                 session,
                 action="ingest",
@@ -588,6 +620,7 @@ def _ingest(
                     "repeats_in_file": writer.repeats,
                     "merkle_root": root,
                     **times.details(finding),
+                    **quarantined,
                 },
             )
             seq = event.seq
@@ -617,6 +650,8 @@ def _ingest(
         zone_compared=0 if zone_evidence is None else zone_evidence.compared,
         zone=finding,
         time_warnings=tuple(warnings),
+        rejected=None if quarantine is None else rejected,
+        rejected_lines=() if quarantine is None else tuple(quarantine.lines[:NAMED_LINES]),
     )
 
 
@@ -654,13 +689,13 @@ class _TimeCheck:
             minutes = int(FUTURE_SKEW.total_seconds()) // 60
             out.append(
                 f"{self.future} call(s) dated more than {minutes} minutes after this run's time "
-                f"({_line_list(self.future_lines, self.future)}){stored}; check the PBX's "
+                f"({line_list(self.future_lines, self.future)}){stored}; check the PBX's "
                 "clock and --tz (a call's due time follows its date)"
             )
         if self.early:
             out.append(
                 f"{self.early} call(s) dated before the customer's contract started on "
-                f"{self.started_on} ({_line_list(self.early_lines, self.early)}){stored}; "
+                f"{self.started_on} ({line_list(self.early_lines, self.early)}){stored}; "
                 "check that the file is this customer's, and --tz"
             )
         return out
@@ -679,7 +714,7 @@ class _TimeCheck:
         return out
 
 
-def _line_list(lines: list[int], count: int) -> str:
+def line_list(lines: list[int], count: int) -> str:
     """`line 4`, `lines 4, 7 and 9`, `lines 4, 5, 6, 7, 8 and 12 more`."""
     if count == 1:
         return f"line {lines[0]}"

@@ -340,3 +340,29 @@ class RecordMedia(SQLModel, table=True):
     position: int = Field(primary_key=True)
     blob_id: str = Field(max_length=32, index=True)
     blob_size: int = Field(sa_type=sa.BigInteger)
+
+
+class IngestReject(SQLModel, table=True):
+    """A line `dpa ingest --quarantine` could not use (`dpa.rejects`).
+
+    The line number, the reason (text dpa wrote, naming no value) and the times are clear;
+    the file's path (it may name an account or a number) and the raw line are AES-256-GCM
+    ciphertexts under a bucket data key of the customer (`key_id`), bound to customer,
+    category, id, key and field, so crypto-shredding and purge reach them like records.
+    """
+
+    __tablename__ = "ingest_rejects"
+
+    id: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id", index=True)
+    category: str = Field(max_length=64)
+    kind: str = Field(max_length=64)  # the format the file was read as (ledger's `format`)
+    ingested_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    # The category's rule as if collected at ingestion; None while its anchor is unknown
+    # (a contract not yet terminated): then due at the customer's window end.
+    due_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True, index=True))
+    line: int = Field(sa_type=sa.BigInteger)
+    reason: str = Field(max_length=500)
+    key_id: int = Field(foreign_key="data_keys.id", index=True)
+    location_sealed: bytes
+    raw_sealed: bytes

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
-from dpa import cursors, ledger, orphans
+from dpa import cursors, ledger, orphans, rejects
 from dpa import holds as hold_rule
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
@@ -101,6 +101,7 @@ class SweepReport:
     notices_queued: int = 0
     exports_deleted: int = 0
     orphans_removed: int = 0
+    rejects_deleted: int = 0  # lines --quarantine set aside, due and not held (dpa.rejects)
     stopped_early: bool = False
 
 
@@ -131,6 +132,7 @@ def run(
         groups = _due_groups(session, now)
         if dry_run:
             report.orphans_removed = orphans.find(session, ws.blobs, now=now).count
+            report.rejects_deleted = rejects.count_due(session, now)
             return _dry_run(session, stored.register, report, now)
     register = stored.register
     _empty_trash(ws)
@@ -177,6 +179,8 @@ def run(
             if stop():
                 report.stopped_early = True
                 break
+        if not report.stopped_early:
+            _sweep_rejects(ws, keyring, report, actor, now, batch)
         if not report.stopped_early:
             # Keys emptied by concurrent sweeps (each saw the other's rows still there) or
             # created for records that turned out to be duplicates have no records left.
@@ -506,7 +510,49 @@ def _unused_keys(session: Session) -> set[int]:
     keys = DataKey.__table__.c  # type: ignore[attr-defined]
     r = _RECORDS.c
     query = sa.select(keys.id).where(~sa.exists(sa.select(r.id).where(r.key_id == keys.id)))
-    return {int(k) for k in session.execute(query).scalars()}
+    return {int(k) for k in session.execute(query).scalars()} - rejects.key_ids(session)
+
+
+def _sweep_rejects(
+    ws: Workspace, keyring: Keyring, report: SweepReport, actor: str, now: datetime, batch: int
+) -> None:
+    """Delete the due rejects no hold keeps (`dpa.rejects`), in batches of `batch`.
+
+    One transaction per batch: its rejects go, each customer's share is ledgered as one
+    `rejects.delete` event (count, categories, Merkle root of the sorted ids; never a line),
+    and the bucket keys left without records or rejects are destroyed.
+    """
+    while not report.stopped_early:
+        with ws.session() as session:
+            due = rejects.due(session, now, batch)
+            if not due:
+                return
+            by_customer: dict[str, list[tuple[str, str]]] = {}
+            for reject_id, customer_id, category, _ in due:
+                by_customer.setdefault(customer_id, []).append((reject_id, category))
+            rejects.delete(session, [row[0] for row in due])
+            session.flush()
+            for customer_id, items in sorted(by_customer.items()):
+                categories: dict[str, int] = {}
+                for _, category in items:
+                    categories[category] = categories.get(category, 0) + 1
+                ledger.append(
+                    session,
+                    action="rejects.delete",
+                    actor=actor,
+                    now=now,
+                    customer_id=customer_id,
+                    details={
+                        "sweep": report.sweep_id,
+                        "rejects": len(items),
+                        "categories": categories,
+                        "merkle_root": merkle_root(sorted(reject_id for reject_id, _ in items)),
+                    },
+                )
+            report.keys_destroyed += _shred(
+                session, keyring, {row[3] for row in due}, report, actor, now
+            )
+            report.rejects_deleted += len(due)
 
 
 def purgeable(session: Session, now: datetime) -> list[str]:
@@ -550,6 +596,8 @@ def _purge(
     r = _RECORDS.c
     if session.execute(sa.select(r.id).where(r.customer_id == customer_id).limit(1)).first():
         return False  # records left (held or not yet due in this sweep): a later sweep purges
+    # Lines --quarantine set aside are the customer's data too; their keys go next.
+    rejects_deleted = rejects.forget(session, customer_id)
     key_ids = {
         int(k)
         for k in session.execute(
@@ -591,6 +639,7 @@ def _purge(
             "certificate_sha256": hashlib.sha256(text.encode()).hexdigest(),
             "erased_categories": [e["category"] for e in signed["erased"]],
             "keys_destroyed": signed["keys_destroyed"],
+            "rejects_deleted": rejects_deleted,
         },
     )
     return True
@@ -687,6 +736,7 @@ def _finish(
                 "notices_queued": report.notices_queued,
                 "exports_deleted": report.exports_deleted,
                 "orphans_removed": report.orphans_removed,
+                "rejects_deleted": report.rejects_deleted,
             },
         )
 

@@ -35,19 +35,23 @@ from rich.text import Text
 
 from dpa import cursors
 from dpa import ingest as ingest_mod
+from dpa import rejects as rejects_mod
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
+    console,
     counting,
     err_console,
     now,
     print_json,
     say,
+    table,
     workspace,
 )
-from dpa.customers import check_region
-from dpa.errors import InputError
+from dpa.customers import check_id, check_region
+from dpa.errors import InputError, UnknownCustomer
 from dpa.merkle import EMPTY_ROOT
+from dpa.models import Customer
 from dpa.parsers import (
     ParsedRecord,
     json_cdr_files,
@@ -66,6 +70,17 @@ from dpa.register import Register
 app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
 
 CustomerOpt = Annotated[str, typer.Option("--customer", help="The customer the data belongs to.")]
+
+
+QuarantineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quarantine",
+        help="Set bad lines aside instead of refusing the file: each is kept encrypted with "
+        "its file, line and reason (`dpa ingest rejects`) and the rest is stored. Errors "
+        "about the file itself still refuse it. Line-based formats only.",
+    ),
+]
 
 
 RegionOpt = Annotated[
@@ -90,11 +105,13 @@ def _run(
     cursor_field: bool = False,
     zone_evidence: ZoneEvidence | None = None,
     strict_time: bool = False,
+    quarantine: rejects_mod.Quarantine | None = None,
 ) -> None:
     """Ingest what `parse` reads as one transaction and print its report.
 
     `cursor_field` (`dpa ingest cdr`): the JSON report has `"cursor": null`, a full read.
-    `zone_evidence` (filled by `parse`) and `strict_time`: see `dpa.ingest.ingest`."""
+    `zone_evidence` (filled by `parse`), `strict_time` and `quarantine` (the collector
+    `parse` hands bad lines to): see `dpa.ingest.ingest`."""
     region = None if region is None else check_region(region)  # before anything is opened
     moment = now()
     with workspace() as ws, ws.session() as session:
@@ -115,31 +132,52 @@ def _run(
                 zone_evidence=zone_evidence,
                 strict_time=strict_time,
                 source=label,
+                quarantine=quarantine,
             )
     if as_json:
         extra = {"cursor": None} if cursor_field else {}
-        print_json({"file": label, **_report_fields(report), **extra})
+        print_json({"file": label, **_report_fields(report, customer), **extra})
     else:
         say(_summary(label, customer, report))
-    _warn(label, report)
+    _warn(label, report, customer)
 
 
-def _warn(label: str, report: ingest_mod.IngestReport) -> None:
-    """The report's warnings on stderr: the overlap, then each time finding."""
-    for text in (report.warning, *report.time_warnings):
+def _warn(label: str, report: ingest_mod.IngestReport, customer: str) -> None:
+    """The report's warnings on stderr: the overlap, each time finding, then the rejects."""
+    rejected = None
+    if report.rejected:
+        lines = ingest_mod.line_list(list(report.rejected_lines), report.rejected)
+        rejected = (
+            f"{report.rejected} line(s) rejected ({lines}), kept encrypted: "
+            f"see `{_rejects_command(customer)}`"
+        )
+    for text in (report.warning, *report.time_warnings, rejected):
         if text is not None:
             err_console.print(Text(f"warning: {label}: {text}"), soft_wrap=True)
 
 
-def _report_fields(report: ingest_mod.IngestReport) -> dict[str, object]:
-    return {k: getattr(report, k) for k in report.__slots__}
+def _rejects_command(customer: str) -> str:
+    return f"dpa ingest rejects --customer {customer}"
+
+
+def _report_fields(report: ingest_mod.IngestReport, customer: str) -> dict[str, object]:
+    """The report as JSON; `rejected` and its fields only when --quarantine was given."""
+    fields = {k: getattr(report, k) for k in report.__slots__}
+    if report.rejected is None:
+        del fields["rejected"], fields["rejected_lines"]
+    else:
+        fields["rejects_command"] = _rejects_command(customer)
+    return fields
 
 
 def _summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
     """One line per file: what was read, stored and skipped (counts, no personal data)."""
     skipped = f"{report.duplicates} already stored, {report.repeats} repeated in the file"
+    if report.rejected is not None:
+        skipped += f", {report.rejected} line(s) rejected"
     if report.added == 0:
-        return f"{label}: {report.read} records read, nothing new ({skipped})"
+        event = "" if report.ledger_seq is None else f"; ledger event #{report.ledger_seq}"
+        return f"{label}: {report.read} records read, nothing new ({skipped}){event}"
     return (
         f"{label}: {report.read} records read, {report.added} {report.category} records stored "
         f"encrypted for {customer} under {report.activity} ({report.legal_basis}), {skipped}; "
@@ -309,6 +347,7 @@ def cdr(
             "Default: store them and warn.",
         ),
     ] = False,
+    quarantine: QuarantineOpt = False,
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -329,6 +368,11 @@ def cdr(
             raise typer.BadParameter(
                 "applies to CSV formats, not freeswitch-json", param_hint="--columns"
             )
+        if quarantine:
+            raise typer.BadParameter(
+                "applies to CSV formats, not freeswitch-json (a JSON CDR is a document, not lines)",
+                param_hint="--quarantine",
+            )
         _run(
             ctx,
             str(file),
@@ -345,18 +389,22 @@ def cdr(
     if not stat.S_ISREG(file.stat().st_mode):
         # A pipe has no offset to come back to: read in full, without a cursor.
         evidence = ZoneEvidence() if fmt == "asterisk-csv" else None
-        zoned = {} if evidence is None else {"zone_evidence": evidence}
+        kept = rejects_mod.Quarantine(str(file), "cdr") if quarantine else None
+        options: dict[str, object] = {} if evidence is None else {"zone_evidence": evidence}
+        if kept is not None:
+            options["on_bad_line"] = kept
         _run(
             ctx,
             str(file),
             kind,
             customer,
-            lambda r: _CSV_PARSERS[fmt](file, _zone(tz, r), layout, **zoned),
+            lambda r: _CSV_PARSERS[fmt](file, _zone(tz, r), layout, **options),
             as_json,
             region,
             cursor_field=True,
             zone_evidence=evidence,
             strict_time=strict_time,
+            quarantine=kept,
         )
         return
     _cdr_with_cursor(
@@ -372,6 +420,7 @@ def cdr(
         as_json=as_json,
         region=region,
         strict_time=strict_time,
+        quarantine=quarantine,
     )
 
 
@@ -404,6 +453,7 @@ def _cdr_with_cursor(
     as_json: bool,
     region: str | None,
     strict_time: bool = False,
+    quarantine: bool = False,
 ) -> None:
     """One run on a regular CDR CSV file (Asterisk cdr_csv or FreeSWITCH mod_cdr_csv): the
     lines appended since the cursor, stored with the cursor's advance in one transaction (a
@@ -457,6 +507,9 @@ def _cdr_with_cursor(
             evidence = ZoneEvidence() if fmt == "asterisk-csv" else None
             if evidence is not None:
                 options["zone_evidence"] = evidence
+            kept = rejects_mod.Quarantine(label, "cdr") if quarantine else None
+            if kept is not None:
+                options["on_bad_line"] = kept
             records = _CSV_PARSERS[fmt](
                 file,
                 zone,
@@ -468,14 +521,14 @@ def _cdr_with_cursor(
                 **options,
             )
             first = None if run.empty else next(records, None)
-            if first is not None:
+            if first is not None or kept:  # kept: lines read, every one of them rejected
                 with counting(f"ingesting {label}", quiet=as_json) as progress:
                     report = ingest_mod.ingest(
                         session,
                         ws.keyring,
                         ws.blobs,
                         register,
-                        itertools.chain([first], records),
+                        itertools.chain([] if first is None else [first], records),
                         customer_id=customer,
                         kind=CDR_FORMATS[fmt],
                         actor=actor(ctx),
@@ -485,24 +538,25 @@ def _cdr_with_cursor(
                         zone_evidence=evidence,
                         strict_time=strict_time,
                         source=label,
+                        quarantine=kept,
                     )
             state = _layout_state(known[-1]) if known else run.state
             cursors.advance(session, run, now=moment, state=state)
             if report is None:
-                report = _nothing_read(register, CDR_FORMATS[fmt])
+                report = _nothing_read(register, CDR_FORMATS[fmt], quarantine=quarantine)
     cursor = {
         "reason": run.reason,
         "first_line": run.first_line,
         "pending_bytes": run.pending_bytes,
     }
     if as_json:
-        print_json({"file": label, **_report_fields(report), "cursor": cursor})
-    elif report.read == 0:
+        print_json({"file": label, **_report_fields(report, customer), "cursor": cursor})
+    elif report.read == 0 and not report.rejected:
         say(f"{label}: {run.summary()}: nothing new")
     else:
         say(_summary(label, customer, report))
         say(f"{label}: {run.summary()}")
-    _warn(label, report)
+    _warn(label, report, customer)
 
 
 def _stored_layout(state: str | None) -> _Layout | None:
@@ -536,8 +590,11 @@ def _layout_state(layout: _Layout) -> str:
     return json.dumps(state)
 
 
-def _nothing_read(register: Register, kind: str) -> ingest_mod.IngestReport:
-    """The report of a run that found no new call (no ledger event: nothing was processed)."""
+def _nothing_read(
+    register: Register, kind: str, *, quarantine: bool = False
+) -> ingest_mod.IngestReport:
+    """The report of a run that found no new call (no ledger event: nothing was processed);
+    with --quarantine, no line rejected either."""
     try:
         activity = register.activity_for("cdr")
     except KeyError:
@@ -553,6 +610,7 @@ def _nothing_read(register: Register, kind: str) -> ingest_mod.IngestReport:
         repeats=0,
         merkle_root=EMPTY_ROOT,
         ledger_seq=None,
+        rejected=0 if quarantine else None,
     )
 
 
@@ -623,17 +681,63 @@ def contacts(
     ctx: typer.Context,
     file: ExistingFile,
     customer: CustomerOpt,
+    quarantine: QuarantineOpt = False,
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """A contact list: a simple headered CSV, Google or Outlook CSV, or vCard (.vcf)."""
+    """A contact list: a simple headered CSV, Google or Outlook CSV, or vCard (.vcf).
+    --quarantine reads the simple CSV only (Google and Outlook records may span lines)."""
     collected = modified_at(file)
+    kept = rejects_mod.Quarantine(str(file), "phone_number") if quarantine else None
     _run(
         ctx,
         str(file),
         "contacts-csv",
         customer,
-        lambda r: parse_contacts(file, collected),
+        lambda r: parse_contacts(file, collected, on_bad_line=kept),
         as_json,
         region,
+        quarantine=kept,
+    )
+
+
+@app.command()
+def rejects(
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only this customer's rejects.")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Lines `--quarantine` set aside: customer, category, file, line, reason, age and due
+    time. The file is shown to you, never logged; the line's content is never shown."""
+    moment = now()
+    with workspace() as ws, ws.session(read_only=True) as session:
+        if customer is not None and session.get(Customer, check_id(customer)) is None:
+            raise UnknownCustomer(customer)
+        views = rejects_mod.listing(session, ws.keyring, customer)
+    if as_json:
+        print_json([{**v.as_dict(), "age_days": (moment - v.ingested_at).days} for v in views])
+        return
+    if not views:
+        say("no rejected lines")
+        return
+    console.print(
+        table(
+            None,
+            ["file", "line", "customer", "category", "reason", "age", "due"],
+            [
+                (
+                    v.location,
+                    v.line,
+                    v.customer_id,
+                    v.category,
+                    v.reason,
+                    f"{(moment - v.ingested_at).days} d",
+                    "at the window's end" if v.due_at is None else v.due_at.isoformat(),
+                )
+                for v in views
+            ],
+            keep=2,
+        ),
+        soft_wrap=True,
     )

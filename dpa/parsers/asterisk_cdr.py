@@ -70,9 +70,11 @@ from zoneinfo import ZoneInfo
 from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
+    BadLine,
     ParsedRecord,
     callerid_number,
     csv_rows,
+    line_rows,
     local_to_utc,
     whole_seconds,
 )
@@ -175,6 +177,7 @@ def parse_cdr_csv(
     allow_empty: bool = False,
     on_layout: Callable[[tuple[str, ...]], None] | None = None,
     zone_evidence: ZoneEvidence | None = None,
+    on_bad_line: BadLine | None = None,
 ) -> Iterator[ParsedRecord]:
     """Yield one `cdr` record per call in an Asterisk CDR CSV file, times converted to UTC.
 
@@ -191,6 +194,11 @@ def parse_cdr_csv(
     `zone_evidence` collects, line by line, how each start compares with its uniqueid's
     epoch second (see the module's docstring); ask it for its `finding` once the records
     are read.
+
+    `on_bad_line` (`--quarantine`): a line that is not a call (a cut quote, a wrong column
+    count, a bad time or number) goes to it with its raw text, and reading goes on. What
+    makes the file unreadable still raises: a first line that is no layout, a header that
+    names unknown fields or other columns than `columns`.
     """
     name = str(path)
     if zone_evidence is not None:
@@ -206,8 +214,13 @@ def parse_cdr_csv(
         else path.open(encoding="utf-8", errors="replace", newline="")
     )
     with opened as f:
-        reader = csv.reader(f, strict=True)
-        for line, row in csv_rows(name, reader, first_line):
+        rows: Iterator[tuple[int, str | None, list[str]]]
+        if on_bad_line is None:
+            reader = csv.reader(f, strict=True)
+            rows = ((line, None, row) for line, row in csv_rows(name, reader, first_line))
+        else:
+            rows = line_rows(name, f, on_bad_line, first_line)
+        for line, raw, row in rows:
             # An empty or blank line is skipped; `""` or `,,` is a (cut) record, refused.
             if not row or (len(row) == 1 and row[0] and not row[0].strip()):
                 continue
@@ -231,7 +244,13 @@ def parse_cdr_csv(
                 assert layout is not None  # set by --columns, a header or the first call
                 compiled = _Layout(layout)
             calls = max(calls, 0) + 1
-            record = _record(name, line, row, compiled, clock)
+            try:
+                record = _record(name, line, row, compiled, clock)
+            except FileLineError as exc:
+                if on_bad_line is None or raw is None:
+                    raise
+                on_bad_line(exc, raw)
+                continue
             if zone_evidence is not None and compiled.uniqueid is not None:
                 wall = row[compiled.start].strip()
                 zone_evidence.observe(wall, record.collected_at, row[compiled.uniqueid])

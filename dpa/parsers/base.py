@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -24,11 +24,13 @@ from dpa.periods import EARLIEST, LATEST
 
 __all__ = [
     "MAX_SECONDS",
+    "BadLine",
     "ParsedRecord",
     "callerid_number",
     "check_day",
     "csv_rows",
     "epoch_instant",
+    "line_rows",
     "local_to_utc",
     "modified_at",
     "sha256_file",
@@ -126,6 +128,37 @@ def csv_rows(name: str, reader: Any, first_line: int = 1) -> Iterator[tuple[int,
         if end > start:
             raise FileLineError(name, start + shift, _UNCLOSED)
         yield start + shift, row
+
+
+# What a parser reading with `--quarantine` does with a bad line instead of raising: it hands
+# over the error (its line and reason) and the line's raw text, and goes on (`dpa.rejects`).
+BadLine = Callable[[FileLineError, str], None]
+
+
+def line_rows(
+    name: str,
+    lines: Iterable[str],
+    on_bad_line: BadLine,
+    first_line: int = 1,
+    **fmtparams: Any,
+) -> Iterator[tuple[int, str, list[str]]]:
+    """(line, raw text, row) for every line, each parsed by a strict `csv.reader` of its own.
+
+    The `--quarantine` reading of what `csv_rows` reads: `lines` are the lines a stream opened
+    with `newline=""` yields (the same lines `csv_rows` numbers), so a good line gives the same
+    row and number. A line csv refuses (a cut quote: a record never runs over several lines)
+    goes to `on_bad_line` with `csv_rows`'s reason, and the next line is read on its own,
+    rather than swallowed into the cut field.
+    """
+    for line, raw in enumerate(lines, start=first_line):
+        try:
+            row = next(csv.reader((raw,), strict=True, **fmtparams), [])
+        except csv.Error as exc:
+            text = str(exc)
+            reason = _UNCLOSED if "unexpected end of data" in text else f"malformed CSV: {text}"
+            on_bad_line(FileLineError(name, line, reason), raw)
+            continue
+        yield line, raw, row
 
 
 def check_day(name: str, line: int, day: date, what: str) -> None:

@@ -70,7 +70,7 @@ from typing import Any, BinaryIO
 
 from dpa.errors import FileLineError, InputError
 from dpa.identity import source_key
-from dpa.parsers.base import ParsedRecord, csv_rows
+from dpa.parsers.base import BadLine, ParsedRecord, csv_rows, line_rows
 from dpa.parsers.vcard import Card, looks_like_vcard, read_vcards
 
 __all__ = ["CANONICAL_COLUMNS", "parse_contacts", "parse_contacts_csv"]
@@ -95,16 +95,26 @@ _DATA = re.compile(r"@|\d{3}")
 _BY_ALIAS = {alias: canonical for canonical, aliases in _ALIASES.items() for alias in aliases}
 
 
-def parse_contacts(path: Path, collected_at: datetime) -> Iterator[ParsedRecord]:
+def parse_contacts(
+    path: Path, collected_at: datetime, *, on_bad_line: BadLine | None = None
+) -> Iterator[ParsedRecord]:
     """Yield one `phone_number` record per contact (row or card), each stamped `collected_at`.
 
-    The layout is read from the file: vCard, Google or Outlook CSV, or the simple CSV."""
+    The layout is read from the file: vCard, Google or Outlook CSV, or the simple CSV.
+
+    `on_bad_line` (`--quarantine`, simple CSV only): a contact line that cannot be used (not
+    UTF-8, a cut quote, a wrong column count, no name, number or address) goes to it with its
+    raw text, and reading goes on. A Google or Outlook CSV (whose records may run over several
+    lines, so a cut quote swallows the lines after it) and a vCard file are refused with it
+    (InputError): read them without --quarantine. The header still decides for the file."""
     if collected_at.utcoffset() is None:
         raise ValueError("collected_at must be timezone-aware")
     collected_at = collected_at.astimezone(UTC)
     name = str(path)
     with path.open("rb") as f:
         if path.suffix.lower() in _VCARD_SUFFIXES or looks_like_vcard(f.read(4096)):
+            if on_bad_line is not None:
+                raise InputError(f"{name}: {_NO_QUARANTINE.format(layout='vCard')}")
             f.seek(0)
             yield from _vcard_records(name, f.read(), collected_at)
             return
@@ -119,22 +129,56 @@ def parse_contacts(path: Path, collected_at: datetime) -> Iterator[ParsedRecord]
         reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter, strict=True)
         header = next(csv_rows(name, reader), (1, []))[1]
         layout = None if _is_simple(header) else _rich_layout(header)
+        if layout is not None and on_bad_line is not None:
+            raise InputError(f"{name}: {_NO_QUARANTINE.format(layout=layout)} CSV")
         if layout is not None:
             yield from _rich_csv(name, f, header, delimiter, layout, collected_at)
             return
         columns = _columns(name, header)
         contacts = 0
-        for line, row in csv_rows(name, reader):
+        rows: Iterator[tuple[int, str | None, list[str]]]
+        if on_bad_line is None:
+            rows = ((line, None, row) for line, row in csv_rows(name, reader))
+        else:
+            texts = _decoded_or_rejected(name, f, on_bad_line)
+            rows = line_rows(name, texts, on_bad_line, 2, delimiter=delimiter)
+        for line, raw, row in rows:
             # A spreadsheet's empty row (`;;;;`) is skipped; a cut one has too few columns.
             if all(not field.strip() for field in row) and len(row) in (0, 1, len(columns)):
                 continue
             contacts += 1
-            yield _record(name, line, columns, row, collected_at)
+            try:
+                record = _record(name, line, columns, row, collected_at)
+            except FileLineError as exc:
+                if on_bad_line is None or raw is None:
+                    raise
+                on_bad_line(exc, raw)
+                continue
+            yield record
     if not contacts:
         raise InputError(f"{name}: a header line but no contacts")
 
 
 parse_contacts_csv = parse_contacts
+
+
+_NO_QUARANTINE = (
+    "--quarantine reads a simple contacts CSV, one contact per line; this is a {layout} "
+    "file, whose records may run over several lines: ingest it without --quarantine"
+)
+
+
+def _decoded_or_rejected(name: str, f: BinaryIO, on_bad_line: BadLine) -> Iterator[str]:
+    """The lines after the header, decoded; a line that is not UTF-8 goes to `on_bad_line`
+    (its bytes kept with backslash escapes) and is read as an empty line, which is skipped,
+    so the lines after it keep their numbers."""
+    for number, raw in enumerate(f, start=2):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "backslashreplace")
+            on_bad_line(FileLineError(name, number, "not UTF-8"), text)
+            yield ""
 
 
 def _decoded(name: str, f: BinaryIO) -> Iterator[str]:

@@ -64,6 +64,7 @@ from zoneinfo import ZoneInfo
 from dpa import identity, strict_json
 from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
+    BadLine,
     ParsedRecord,
     callerid_number,
     epoch_instant,
@@ -207,6 +208,7 @@ def parse_freeswitch_csv(
     allow_empty: bool = False,
     on_layout: Callable[[tuple[str, ...], str], None] | None = None,
     delimiter: str | None = None,
+    on_bad_line: BadLine | None = None,
 ) -> Iterator[ParsedRecord]:
     """Yield one `cdr` record per line of a mod_cdr_csv file, times converted to UTC.
 
@@ -222,6 +224,10 @@ def parse_freeswitch_csv(
     without calls; `on_layout(columns, delimiter)` is told the layout once it is known (given,
     from a header, or detected), so the caller can keep it for the next run. Only `\n` ends
     a line, as the cursor counts lines.
+
+    `on_bad_line` (`--quarantine`): a line that is not a call (a cut quote, a wrong column
+    count, a bad time or number) goes to it with its raw text, and reading goes on; a first
+    line that is no layout, or a header naming other columns, still raises.
     """
     if delimiter is not None and delimiter not in _DELIMITERS:
         raise InputError("a FreeSWITCH CSV layout is separated by ',' or ';'")
@@ -246,7 +252,13 @@ def parse_freeswitch_csv(
                 continue
             if delimiter is None:
                 delimiter = _delimiter(body)
-            row = _split(name, line, body, delimiter, _counts(layout))
+            try:
+                row = _split(name, line, body, delimiter, _counts(layout))
+            except FileLineError as exc:
+                if on_bad_line is None or layout is None:
+                    raise  # the layout is not known yet: the file cannot be read
+                on_bad_line(exc, text)
+                continue
             if first:
                 first = False
                 header = _header(row)
@@ -261,11 +273,19 @@ def parse_freeswitch_csv(
             if not told and on_layout is not None:
                 on_layout(layout, delimiter)
                 told = True
-            if len(row) != len(layout):
-                raise FileLineError(name, line, f"expected {len(layout)} columns, found {len(row)}")
             calls += 1
-            values = dict(zip(layout, row, strict=True))
-            yield _record(name, line, values, clock)
+            try:
+                if len(row) != len(layout):
+                    raise FileLineError(
+                        name, line, f"expected {len(layout)} columns, found {len(row)}"
+                    )
+                record = _record(name, line, dict(zip(layout, row, strict=True)), clock)
+            except FileLineError as exc:
+                if on_bad_line is None:
+                    raise
+                on_bad_line(exc, text)
+                continue
+            yield record
     if not calls and not allow_empty:
         raise InputError(f"{name}: no call records (the file is empty)")
 

@@ -9,12 +9,16 @@ example written at the same path, a last line without newline left for later) or
 (`--from-start --complete`).
 The same holds for the calls written in every other layout (16 to 21 columns, cdr_custom's
 sample mapping), with or without a header line, mixed with a stock or mutated line.
+With `--quarantine` the same files exit 0, 2 or 3 too: every line is stored or set aside
+(counted in the report and found in the reject store, whose listing quotes no personal data),
+and a refusal (a file-level error) changes nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +33,8 @@ from tests.conftest import Run, add_customer
 from tests.fuzz.hostile import (
     DATA,
     FUZZ,
+    PERSONAL,
+    dpa,
     edge_dates,
     hostile_numbers,
     hostile_text,
@@ -177,3 +183,44 @@ def test_every_layout_hostile_or_not_is_refused_cleanly_or_stored(
     assert run.exit_code == 0 or not clean, run.stderr
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
+
+
+def _rejects(env: dict[str, str]) -> list[dict[str, object]]:
+    listed: list[dict[str, object]] = json.loads(dpa(env, "ingest", "rejects", "--json").stdout)
+    return listed
+
+
+@FUZZ
+@given(data=cdr_files(), flags=reads)
+def test_a_hostile_cdr_file_with_quarantine_is_refused_cleanly_or_stored_and_set_aside(
+    acme: str,
+    settings: Settings,
+    env: dict[str, str],
+    tmp_path: Path,
+    data: bytes,
+    flags: tuple[str, ...],
+) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_bytes(data)
+    before = len(_rejects(env))
+    run = refused_changes_nothing(
+        settings,
+        env,
+        "ingest",
+        "cdr",
+        str(path),
+        "--customer",
+        acme,
+        "--quarantine",
+        "--json",
+        *flags,
+    )
+    if run.exit_code != 0:
+        assert str(path) in run.stderr, "a refused file is named"
+        return
+    report = json.loads(run.stdout)
+    listed = _rejects(env)
+    assert len(listed) == before + report["rejected"]
+    assert report["rejected_lines"] == [r["line"] for r in listed[before:]][:5]
+    leaked = [word for word in PERSONAL if word in json.dumps(listed, ensure_ascii=False)]
+    assert not leaked, leaked
