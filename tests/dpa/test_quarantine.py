@@ -90,6 +90,13 @@ def _rejects(cli: Cli, *flags: str) -> list[dict[str, object]]:
     return listed
 
 
+def _buckets(ws: Workspace) -> set[str]:
+    """The buckets of acme's CDR data keys."""
+    with ws.engine.connect() as conn:
+        query = "SELECT bucket FROM data_keys WHERE customer_id = 'acme' AND category = 'cdr'"
+        return {str(bucket) for bucket in conn.execute(sa.text(query)).scalars()}
+
+
 def _sweep(settings: Settings, now: datetime) -> sweeper.SweepReport:
     with Workspace.open(settings) as ws:
         return sweeper.run(ws, actor="test", now=now)
@@ -169,11 +176,20 @@ def test_a_sweep_deletes_due_rejects_unless_a_hold_keeps_them(
     cli("hold", "add", "--customer", "acme", "--reason", "dispute about invoices")
     assert _sweep(settings, datetime(2027, 12, 1, tzinfo=UTC)).rejects_deleted == 0
     assert _count(ws, "ingest_rejects") == 2
+    calls = _buckets(ws) - {"2026-11"}  # the calls' months; November: the ingestion's
+    assert "2026-11" in _buckets(ws) and calls
     hold_id = json.loads(cli("hold", "list", "--json").stdout)[0]["id"]
     cli("hold", "release", str(hold_id), "--reason", "settled")
+    with Workspace.open(settings) as opened:
+        dry = sweeper.run(opened, actor="test", now=datetime(2027, 12, 1, tzinfo=UTC), dry_run=True)
+    assert dry.rejects_deleted == 2
     report = _sweep(settings, datetime(2027, 12, 1, tzinfo=UTC))
     assert report.rejects_deleted == 2
     assert _count(ws, "ingest_rejects") == 0
+    # The bucket key only the rejects used is destroyed (crypto-shredding), and ledgered.
+    assert _buckets(ws) == calls
+    shredded = [e["details"]["buckets"] for e in _events(cli, "keys.destroy")]  # type: ignore[index]
+    assert ["cdr/2026-11"] in shredded
     event = _events(cli, "rejects.delete")[0]
     assert event["customer"] == "acme"
     assert event["details"]["rejects"] == 2  # type: ignore[index]

@@ -4,7 +4,8 @@ The sample `contacts.csv`, mutated: lines cut short (inside a quote or not), quo
 dropped, cells replaced by control characters, lone surrogates, formulas and delimiters, the
 header changed or left alone with no contact, bytes that are not UTF-8, an empty file, and a
 modification time anywhere from 1970 to past year 9999. Whatever comes in, the command exits
-0, 2 or 3 without a traceback, and a refusal changes nothing.
+0, 2 or 3 without a traceback, and a refusal changes nothing; with or without `--quarantine`
+(which sets a simple CSV's bad lines aside and refuses the address books' exports).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def acme(ws: Workspace, cli: Callable[..., Run]) -> str:
 
 
 @FUZZ
-@given(data=contact_files(), mtime=st.sampled_from(MTIMES))
+@given(data=contact_files(), mtime=st.sampled_from(MTIMES), quarantine=st.booleans())
 def test_a_hostile_contact_list_is_refused_cleanly_or_stored(
     acme: str,
     settings: Settings,
@@ -93,12 +94,14 @@ def test_a_hostile_contact_list_is_refused_cleanly_or_stored(
     tmp_path_factory: pytest.TempPathFactory,
     data: bytes,
     mtime: float,
+    quarantine: bool,
 ) -> None:
     path: Path = tmp_path_factory.mktemp("contacts") / "contacts.csv"
     path.write_bytes(data)
     os.utime(path, (mtime, mtime))
+    flags = ("--quarantine",) if quarantine else ()
     run = refused_changes_nothing(
-        settings, env, "ingest", "contacts", str(path), "--customer", acme
+        settings, env, "ingest", "contacts", str(path), "--customer", acme, *flags
     )
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
@@ -183,20 +186,22 @@ def export_files(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 @FUZZ
-@given(export=export_files())
+@given(export=export_files(), quarantine=st.booleans())
 def test_a_hostile_address_book_export_is_refused_cleanly_or_stored(
     acme: str,
     settings: Settings,
     env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
     export: tuple[str, bytes],
+    quarantine: bool,
 ) -> None:
     name, data = export
     path: Path = tmp_path_factory.mktemp("exports") / name
     path.write_bytes(data)
     os.utime(path, (1_774_689_600, 1_774_689_600))
+    flags = ("--quarantine",) if quarantine else ()
     run = refused_changes_nothing(
-        settings, env, "ingest", "contacts", str(path), "--customer", acme
+        settings, env, "ingest", "contacts", str(path), "--customer", acme, *flags
     )
     if run.exit_code == 2:
         assert str(path) in run.stderr, "a refused file is named"
