@@ -32,6 +32,7 @@ from dpa.models import (
     ErasureNotice,
     Export,
     Hold,
+    IngestReject,
     Meta,
     Record,
     Sweep,
@@ -48,6 +49,7 @@ _K: sa.Table = DataKey.__table__  # type: ignore[attr-defined]
 _N: sa.Table = ErasureNotice.__table__  # type: ignore[attr-defined]
 _E: sa.Table = Export.__table__  # type: ignore[attr-defined]
 _S: sa.Table = Sweep.__table__  # type: ignore[attr-defined]
+_J: sa.Table = IngestReject.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,8 @@ def closed_windows(ctx: Context) -> list[Finding]:
             .where(
                 k.customer_id == customer_id,
                 ~sa.exists(sa.select(r.id).where(r.key_id == k.id)),
+                # a key that seals lines --quarantine set aside (dpa.rejects) is in use
+                ~sa.exists(sa.select(_J.c.id).where(_J.c.key_id == k.id)),
             )
         ).scalar_one()
         holds = ctx.session.execute(

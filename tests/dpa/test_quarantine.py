@@ -213,6 +213,18 @@ def test_a_purge_takes_the_rejects_and_their_keys(
         assert keys.scalar_one() == 0
 
 
+def test_a_held_former_customer_s_reject_key_is_not_reported_unused(
+    acme: str, cli: Cli, tmp_path: Path
+) -> None:
+    _ingest(cli, _ten_calls(tmp_path), "--quarantine")
+    cli("hold", "add", "--customer", "acme", "--reason", "dispute about invoices")
+    cli("customer", "terminate", "acme", "--on", "2026-11-23")  # window ends 2027-01-31
+    run = cli("audit", "report", "--format", "json", "--as-of", "2027-03-01", code=1)
+    findings = {f["id"]: f for f in json.loads(run.stdout)["findings"]}
+    left = findings.get("closed-window-data-left")
+    assert left is None or all(a["unused_keys"] == 0 for a in left["affected"])
+
+
 def test_a_cron_run_with_quarantine_goes_past_a_rejected_line(
     acme: str, ws: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
