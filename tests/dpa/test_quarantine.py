@@ -13,6 +13,8 @@ with the customer's keys, and a cron run on a growing file goes past a rejected 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,6 +247,27 @@ def test_a_cron_run_with_quarantine_goes_past_a_rejected_line(
     assert "nothing new" in _ingest(cli, path, "--quarantine").stdout
     assert [r["line"] for r in _rejects(cli)] == [5, 8]
     assert _count(ws, "records") == 6
+
+
+def test_a_pipe_read_whole_with_quarantine_sets_its_bad_lines_aside(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "cdr-pipe"
+    os.mkfifo(fifo)
+    data = _ten_calls(tmp_path).read_bytes()
+
+    def write() -> None:
+        with fifo.open("wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        report = json.loads(_ingest(cli, fifo, "--quarantine", "--json").stdout)
+    finally:
+        writer.join(timeout=10)
+    assert (report["added"], report["rejected_lines"], report["cursor"]) == (8, [4, 8], None)
+    assert [r["location"] for r in _rejects(cli)] == [str(fifo)] * 2
 
 
 def test_freeswitch_csv_lines_are_quarantined_too(
