@@ -50,6 +50,7 @@ import io
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO, cast
@@ -64,9 +65,11 @@ from dpa.models import IngestCursor
 __all__ = [
     "CHUNK",
     "HEAD_BYTES",
+    "Predecessor",
     "Reason",
     "Resume",
     "advance",
+    "find_predecessor",
     "forget",
     "path_digest",
     "resume",
@@ -145,8 +148,12 @@ class Resume:
         inode: int,
         head_at_open: bytes,
         state: str | None,
+        predecessor: Predecessor | None = None,
     ) -> None:
         self.label = label
+        # The rotated copy holding lines appended before the rotation that no run has read:
+        # the caller reads them (`Predecessor.text()`) before this file, in this transaction.
+        self.predecessor = predecessor
         self.customer_id = customer_id
         self.reason: Reason = reason
         self.start = start  # offset of the first byte read
@@ -335,7 +342,13 @@ def resume(
         )
         end = _last_newline_end(fd, start, size)
         head = _digest(key, b"head", _read(fd, 0, _head_len(size)))
+        predecessor = (
+            find_predecessor(key, path, stored)
+            if stored is not None and reason in ("rotated", "truncated", "rewritten")
+            else None
+        )
         return Resume(
+            predecessor=predecessor,
             fd=fd,
             label=label,
             customer_id=customer_id,
@@ -355,6 +368,80 @@ def resume(
     except BaseException:
         os.close(fd)
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class Predecessor:
+    """The rotated copy of a followed file that still holds lines no run has read.
+
+    Between the last run and a rotation the writer may have appended calls: after `create`
+    rotation they sit in the renamed file (same inode), after `copytruncate` in the copy
+    (same bytes up to the cursor). `start`/`end` frame its complete lines past the cursor."""
+
+    path: Path
+    start: int
+    end: int
+    first_line: int
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.end - self.start
+
+    def text(self) -> io.TextIOWrapper:
+        """Its unread complete lines, as text (UTF-8, undecodable bytes replaced)."""
+        with self.path.open("rb") as f:
+            f.seek(self.start)
+            data = f.read(self.end - self.start)
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
+
+
+# Rotated copies keep the file's name as a prefix (Master.csv.1, Master.csv-20261206);
+# compressed ones cannot be read back here (logrotate: use delaycompress).
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z")
+
+
+def find_predecessor(key: bytes, path: Path, stored: sa.RowMapping) -> Predecessor | None:
+    """The rotated copy of `path` holding lines past the stored cursor, if one lies beside it.
+
+    A candidate is a file in the same folder whose name starts with `path`'s and that is the
+    followed file itself (same device and inode: renamed) or a copy of it (the same keyed
+    digests of its first 4 KiB and of the 4 KiB before the cursor). It counts only when it
+    holds complete lines past the cursor."""
+    offset = int(stored["consumed_bytes"])
+    try:
+        siblings = sorted(path.parent.iterdir())
+    except OSError:
+        return None
+    for candidate in siblings:
+        name = candidate.name
+        if name == path.name or not name.startswith(path.name) or name.endswith(_COMPRESSED):
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size <= offset:
+                continue
+            renamed = (_signed(st.st_dev), _signed(st.st_ino)) == (
+                stored["device"],
+                stored["inode"],
+            )
+            low = max(0, offset - HEAD_BYTES)
+            copied = hmac.compare_digest(
+                _digest(key, b"head", _read(fd, 0, _head_len(offset))), stored["head_digest"]
+            ) and hmac.compare_digest(
+                _digest(key, b"tail", _read(fd, low, offset - low)), stored["tail_digest"]
+            )
+            if not (renamed or copied):
+                continue
+            end = _last_newline_end(fd, offset, st.st_size)
+            if end > offset:
+                return Predecessor(candidate, offset, end, int(stored["consumed_lines"]) + 1)
+        finally:
+            os.close(fd)
+    return None
 
 
 def _decide(

@@ -487,25 +487,6 @@ def test_any_split_into_appends_yields_each_complete_line_once(
     assert read == [line + b"\n" for line in complete.split(b"\n")[:-1]]
 
 
-def test_two_first_runs_at_once_store_one_cursor(acme: Workspace, tmp_path: Path) -> None:
-    """A run that found no cursor commits after another run stored one: the later wins."""
-    if acme.settings.is_sqlite:
-        pytest.skip("SQLite writers queue at BEGIN IMMEDIATE: two first runs cannot overlap")
-    path = tmp_path / "Master.csv"
-    path.write_bytes(b"a\n")
-    with acme.session() as session:
-        key = acme.keyring.system_key(session, "blind-index")
-        with cursors.resume(session, key, "acme", path) as first:
-            assert first.reason == "new"
-            _append(path, b"b\n")
-            assert _run(acme, path) == Run("new", [b"a\n", b"b\n"], 1, 0)
-            list(first.lines())
-            cursors.advance(session, first, now=NOW)
-    [row] = _cursor(acme)
-    assert (row.consumed_bytes, row.consumed_lines) == (2, 1)
-    assert _run(acme, path) == Run("continued", [b"b\n"], 2, 0)
-
-
 def test_summary_names_lines_and_bytes_never_content(acme: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "Master.csv"
     path.write_bytes(b"a\nb\n")
@@ -571,3 +552,59 @@ def _second(ws: Workspace, path: Path, failed: list[BaseException]) -> tuple[str
     except BaseException as exc:  # reported by the caller's assertion
         failed.append(exc)
         return "failed", -1
+
+
+def _stored(ws: Workspace) -> dict[str, object]:
+    (cursor,) = _cursor(ws)
+    return cursor.model_dump()
+
+
+def _predecessor(ws: Workspace, path: Path) -> cursors.Predecessor | None:
+    with ws.session() as session:
+        key = ws.keyring.system_key(session, "blind-index")
+        with cursors.resume(session, key, "acme", path) as run:
+            return run.predecessor
+
+
+def test_lines_appended_before_a_create_rotation_are_found_in_the_renamed_file(
+    acme: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_bytes(_lines(4))
+    _run(acme, path)
+    _append(path, _lines(2, start=4) + b'"",half')  # written after the last run
+    path.rename(tmp_path / "Master.csv.1")  # logrotate `create`
+    path.write_bytes(_lines(1, start=6))
+    found = _predecessor(acme, path)
+    assert found is not None and found.path.name == "Master.csv.1"
+    assert (found.first_line, found.pending_bytes) == (5, len(_lines(2, start=4)))
+    assert found.text().read().encode() == _lines(2, start=4)
+
+
+def test_lines_appended_before_a_copytruncate_are_found_in_the_copy(
+    acme: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_bytes(_lines(4))
+    _run(acme, path)
+    _append(path, _lines(3, start=4))
+    (tmp_path / "Master.csv-20261206").write_bytes(path.read_bytes())  # the copy
+    (tmp_path / "Master.csv.2.gz").write_bytes(path.read_bytes())  # compressed: not read
+    (tmp_path / "Other.csv").write_bytes(path.read_bytes())  # another file's name
+    _in_place(path, b"")
+    found = _predecessor(acme, path)
+    assert found is not None and found.path.name == "Master.csv-20261206"
+    assert found.text().read().encode() == _lines(3, start=4)
+
+
+def test_no_predecessor_when_nothing_was_appended_or_the_copy_differs(
+    acme: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_bytes(_lines(4))
+    _run(acme, path)
+    path.rename(tmp_path / "Master.csv.1")  # rotated with nothing unread
+    (tmp_path / "Master.csv.3").write_bytes(_lines(9, start=100))  # not this file's past
+    path.write_bytes(_lines(1, start=6))
+    assert _predecessor(acme, path) is None
+    assert _run(acme, path).reason == "rotated"  # and the new file is read from line 1
