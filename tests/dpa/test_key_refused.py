@@ -59,6 +59,7 @@ COMMANDS: dict[str, list[tuple[str, ...]] | Exempt] = {
     "ingest cdr": [(*SAMPLES["cdr"][1:], "--customer", "acme")],
     "ingest voicemail": [(*SAMPLES["voicemail"][1:], "--customer", "acme")],
     "ingest recording": [(*SAMPLES["recording"][1:], "--customer", "acme")],
+    "ingest rejects": [(), ("--customer", "acme", "--json")],
     "ingest contacts": [(*SAMPLES["contacts"][1:], "--customer", "acme")],
     "subject find": [("0470 12 34 56",), ("8 495 555-12-34", "--region", "RU")],
     "retention schedule": [("--every", "3600")],
