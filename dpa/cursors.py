@@ -382,6 +382,7 @@ class Predecessor:
     start: int
     end: int
     first_line: int
+    state: str | None  # what the caller kept with the cursor: how its lines were read
 
     @property
     def pending_bytes(self) -> int:
@@ -438,7 +439,8 @@ def find_predecessor(key: bytes, path: Path, stored: sa.RowMapping) -> Predecess
                 continue
             end = _last_newline_end(fd, offset, st.st_size)
             if end > offset:
-                return Predecessor(candidate, offset, end, int(stored["consumed_lines"]) + 1)
+                first_line = int(stored["consumed_lines"]) + 1
+                return Predecessor(candidate, offset, end, first_line, stored["state"])
         finally:
             os.close(fd)
     return None

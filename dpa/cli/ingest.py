@@ -26,12 +26,14 @@ import json
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.text import Text
+from sqlmodel import Session
 
 from dpa import cursors
 from dpa import ingest as ingest_mod
@@ -66,6 +68,7 @@ from dpa.parsers.base import modified_at
 from dpa.parsers.contacts import parse_contacts
 from dpa.parsers.freeswitch import check_columns as freeswitch_columns
 from dpa.register import Register
+from dpa.workspace import Workspace
 
 app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
 
@@ -468,6 +471,7 @@ def _cdr_with_cursor(
     label = str(file)
     moment = now()
     report: ingest_mod.IngestReport | None = None
+    earlier: ingest_mod.IngestReport | None = None
     with workspace() as ws, ws.session() as session:
         register = ws.register(session)
         zone = _zone(tz, register)
@@ -497,6 +501,11 @@ def _cdr_with_cursor(
                     "file were read with; use --from-start to read it all with --columns"
                 )
             known: list[_Layout] = [] if used is None else [used]
+            if run.predecessor is not None:
+                earlier = _rotated_tail(
+                    ctx, ws, session, register, run.predecessor, fmt, zone, customer,
+                    moment=moment, region=region, as_json=as_json,
+                )  # fmt: skip
 
             def keep(columns: tuple[str, ...], delimiter: str | None = None) -> None:
                 known.append(_Layout(fmt, columns, delimiter))
@@ -544,11 +553,21 @@ def _cdr_with_cursor(
             cursors.advance(session, run, now=moment, state=state)
             if report is None:
                 report = _nothing_read(register, CDR_FORMATS[fmt], quarantine=quarantine)
-    cursor = {
+    cursor: dict[str, object] = {
         "reason": run.reason,
         "first_line": run.first_line,
         "pending_bytes": run.pending_bytes,
     }
+    if run.predecessor is not None:
+        tail = run.predecessor
+        cursor["rotated_copy"] = {
+            "file": str(tail.path),
+            "first_line": tail.first_line,
+            "records": None if earlier is None else _report_fields(earlier, customer),
+        }
+        if not as_json and earlier is not None:
+            say(f"{tail.path}: lines {tail.first_line} on, appended before the rotation:")
+            say(_summary(str(tail.path), customer, earlier))
     if as_json:
         print_json({"file": label, **_report_fields(report, customer), "cursor": cursor})
     elif report.read == 0 and not report.rejected:
@@ -556,7 +575,60 @@ def _cdr_with_cursor(
     else:
         say(_summary(label, customer, report))
         say(f"{label}: {run.summary()}")
+    if run.predecessor is not None and earlier is not None:
+        _warn(str(run.predecessor.path), earlier, customer)
     _warn(label, report, customer)
+
+
+def _rotated_tail(
+    ctx: typer.Context,
+    ws: Workspace,
+    session: Session,
+    register: Register,
+    tail: cursors.Predecessor,
+    fmt: str,
+    zone: ZoneInfo,
+    customer: str,
+    *,
+    moment: datetime,
+    region: str | None,
+    as_json: bool,
+) -> ingest_mod.IngestReport | None:
+    """Store the lines a rotated copy holds past the cursor (appended after the last run,
+    before the rotation), read as the earlier lines were, in the caller's transaction with
+    its own ledger event; None when they hold no call. A bad line refuses the whole run."""
+    used = _stored_layout(tail.state)
+    kind = fmt if used is None else used.format
+    options: dict[str, object] = {}
+    if kind == "freeswitch-csv" and used is not None:
+        options["delimiter"] = used.delimiter
+    records = _CSV_PARSERS[kind](
+        tail.path,
+        zone,
+        None if used is None else used.columns,
+        stream=tail.text(),
+        first_line=tail.first_line,
+        allow_empty=True,
+        **options,
+    )
+    first = next(records, None)
+    if first is None:
+        return None
+    with counting(f"ingesting {tail.path}", quiet=as_json) as progress:
+        return ingest_mod.ingest(
+            session,
+            ws.keyring,
+            ws.blobs,
+            register,
+            itertools.chain([first], records),
+            customer_id=customer,
+            kind=CDR_FORMATS[kind],
+            actor=actor(ctx),
+            now=moment,
+            progress=progress,
+            region=region,
+            source=str(tail.path),
+        )
 
 
 def _stored_layout(state: str | None) -> _Layout | None:

@@ -126,6 +126,38 @@ def test_a_rotated_file_and_a_copytruncated_one_are_read_from_the_start(
     assert _stored(ws) == 10
 
 
+def test_calls_appended_just_before_a_rotation_are_read_from_the_rotated_copy(
+    acme: str, ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    """Asterisk went on writing after the last cron run, then logrotate moved the file: the
+    next run reads those calls from the rotated copy (create: the renamed file; copytruncate:
+    the copy) before the new file, each with its own ledger event."""
+    path = tmp_path / "Master.csv"
+    path.write_bytes(b"".join(LINES[:4]))
+    assert _report(cli, path)["added"] == 4
+    _append(path, b"".join(LINES[4:6]))  # after the last run
+    path.rename(tmp_path / "Master.csv.1")  # logrotate `create`
+    path.write_bytes(LINES[6])
+    report = _report(cli, path)
+    assert _counts(report) == (1, 1, 0, 0)
+    cursor = report["cursor"]
+    assert isinstance(cursor, dict) and cursor["reason"] == "rotated"
+    copy = cursor["rotated_copy"]
+    assert copy["file"] == str(tmp_path / "Master.csv.1") and copy["first_line"] == 5
+    assert _counts(copy["records"]) == (2, 2, 0, 0)
+    assert _stored(ws) == 7  # every call written, none lost
+
+    _append(path, b"".join(LINES[7:9]))  # after the last run again
+    (tmp_path / "Master.csv-2").write_bytes(path.read_bytes())  # copytruncate: copy...
+    with path.open("r+b") as f:
+        f.truncate(0)  # ...then empty the file in place
+    text = _ingest(cli, path).stdout
+    assert "Master.csv-2: lines 2 on, appended before the rotation" in text
+    assert _stored(ws) == 9
+    # first run, the renamed copy, the new file, the copy; the emptied file added nothing
+    assert len(_ingest_events(cli)) == 4
+
+
 def test_from_start_reads_everything_again_and_stores_nothing_twice(
     acme: str, ws: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
