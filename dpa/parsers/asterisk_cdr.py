@@ -60,7 +60,7 @@ import csv
 import itertools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -167,6 +167,15 @@ def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    """`lines`, the first without a leading U+FEFF (a byte-order mark)."""
+    it = iter(lines)
+    first = next(it, None)
+    if first is not None:
+        yield first.removeprefix("\ufeff")
+        yield from it
+
+
 def parse_cdr_csv(
     path: Path,
     tz: ZoneInfo,
@@ -214,12 +223,14 @@ def parse_cdr_csv(
         else path.open(encoding="utf-8", errors="replace", newline="")
     )
     with opened as f:
+        # A spreadsheet's UTF-8 export starts with a byte-order mark: not part of the data.
+        text = _without_bom(f) if first_line == 1 else f
         rows: Iterator[tuple[int, str | None, list[str]]]
         if on_bad_line is None:
-            reader = csv.reader(f, strict=True)
+            reader = csv.reader(text, strict=True)
             rows = ((line, None, row) for line, row in csv_rows(name, reader, first_line))
         else:
-            rows = line_rows(name, f, on_bad_line, first_line)
+            rows = line_rows(name, text, on_bad_line, first_line)
         for line, raw, row in rows:
             # An empty or blank line is skipped; `""` or `,,` is a (cut) record, refused.
             if not row or (len(row) == 1 and row[0] and not row[0].strip()):

@@ -61,3 +61,22 @@ def test_a_copied_recording_dated_by_its_modification_time_is_one_recording(
     assert _ingest(cli, "recording", str(first), "--collected-at", "mtime")["added"] == 1
     assert _ingest(cli, "recording", str(copy), "--collected-at", "mtime")["added"] == 0
     assert _records(ws) == 1
+
+
+def test_a_byte_order_mark_is_not_data(ws: Workspace, cli: Cli, tmp_path: Path) -> None:
+    """A spreadsheet's UTF-8 export starts with a byte-order mark: the calls are the same as
+    the PBX's file, with or without a header line."""
+    add_customer(cli, samples=())
+    lines = (DATA / "asterisk" / "Master.csv").read_bytes().splitlines(keepends=True)[:3]
+    header = (
+        b"accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,answer,"
+        b"end,duration,billsec,disposition,amaflags,uniqueid,userfield\n"
+    )
+    exported, headed, plain = (tmp_path / n for n in ("bom.csv", "head.csv", "Master.csv"))
+    exported.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
+    headed.write_bytes(b"\xef\xbb\xbf" + header + b"".join(lines))
+    plain.write_bytes(b"".join(lines))
+    assert _ingest(cli, "cdr", str(exported), "--tz", "UTC")["added"] == 3
+    assert _ingest(cli, "cdr", str(headed), "--tz", "UTC")["added"] == 0
+    assert _ingest(cli, "cdr", str(plain), "--tz", "UTC")["added"] == 0
+    assert _records(ws) == 3
