@@ -287,11 +287,13 @@ def _header(name: str, line: int, row: list[str]) -> tuple[str, ...] | None:
 
 
 def _detect(name: str, line: int, row: list[str]) -> tuple[str, ...]:
-    """The layout of a first line: its column count, then its shape."""
-    candidates = LAYOUTS.get(len(row), ())
-    for layout in candidates:
-        if _fits(row, layout, uniqueid=len(candidates) > 1):
-            return layout
+    """The layout of a first line: its column count, then its shape (times and seconds where
+    the layout has them; between layouts that both fit, a uniqueid where one has it)."""
+    shaped = [layout for layout in LAYOUTS.get(len(row), ()) if _fits(row, layout, uniqueid=False)]
+    if len(shaped) > 1:
+        shaped = [layout for layout in shaped if _fits(row, layout, uniqueid=True)]
+    if shaped:
+        return shaped[0]
     raise FileLineError(
         name, line, f"{_EXPECTED}; this line has {len(row)} columns ({_shape(row)})"
     )
