@@ -19,6 +19,10 @@ by those identifiers stored one call of many, and said "already stored" of the r
   taken from the file's modification time (`time_from: mtime`) is left out: a copy of the
   file (a restore, an rsync without -t) is the same recording.
 - `phone_number` (contacts): the whole parsed contact (the first rule's key, unchanged).
+- `ip_address`, `callback_list`: the whole parsed entry (a log event, a list entry), as CDRs.
+- `fax`, `passport_photo`, `signalling_audio`: the SHA-256 of the file (pages, document
+  image, capture) with the whole parsed payload but for `file` (the file's name as found:
+  a copy or a rename is the same record).
 
 The rule is a pure function of what a record stores (its payload, and its media's SHA-256),
 so `dpa init` can re-key records stored under the first rule (`records.identity` 1, keyed by
@@ -38,6 +42,10 @@ __all__ = ["IDENTITY", "canonical", "source_key"]
 
 # What names the call a recording records (file name, format and the like do not).
 _RECORDED_CALL = ("start", "caller", "callee", "direction", "uniqueid", "room")
+
+# Entries known by their whole content; records whose file is the record (plus what it says).
+_CONTENT = frozenset({"ip_address", "callback_list"})
+_FILE_AND_CONTENT = frozenset({"fax", "passport_photo", "signalling_audio"})
 
 IDENTITY = 2  # records.identity of keys made by this module (1: uniqueid / msg_id, migration 0007)
 
@@ -82,4 +90,11 @@ def source_key(category: str, payload: Mapping[str, Any], media_sha256: str | No
         if payload.get("time_from") == "mtime":
             call["start"] = None  # a file's modification time is the copy's, not the call's
         return _digest(category.encode(), media_sha256.encode(), canonical(call))
+    if category in _CONTENT:
+        return _digest(category.encode(), canonical(dict(payload)))
+    if category in _FILE_AND_CONTENT:
+        if media_sha256 is None:
+            raise ValueError(f"a {category} record's identity includes its file's SHA-256")
+        described = {name: value for name, value in payload.items() if name != "file"}
+        return _digest(category.encode(), media_sha256.encode(), canonical(described))
     raise ValueError(f"no identity rule for category {category!r}")

@@ -46,7 +46,19 @@ _LAST_EPOCH = int(datetime.combine(LATEST, time(23, 59, 59), tzinfo=UTC).timesta
 _CALENDAR = f"{EARLIEST} to {LATEST}"
 _UNCLOSED = "a quoted field is not closed on this line (is the line cut short?)"
 
-CATEGORIES = frozenset({"cdr", "voicemail", "call_recording", "phone_number"})
+CATEGORIES = frozenset(
+    {
+        "cdr",
+        "voicemail",
+        "call_recording",
+        "phone_number",
+        "fax",
+        "passport_photo",
+        "ip_address",
+        "signalling_audio",
+        "callback_list",
+    }
+)
 
 # `"Name" <number>`: Asterisk's caller-id presentation; the number is the last <...>.
 _BRACKETED = re.compile(r"<([^<>]*)>\s*$")
