@@ -1,21 +1,24 @@
-"""Phone numbers and e-mail addresses reduced to one canonical spelling.
+"""Phone numbers, e-mail and IP addresses reduced to one canonical spelling.
 
 The same person's number arrives as `0470 12 34 56` in a contact list, `+32470123456` in
 one CDR and `0032470123456` in the next; blind indexes only match if every spelling is
 brought to one form first. Phone numbers become E.164 (ITU-T E.164, via Google's
 libphonenumber port `phonenumbers`); anything that is not a dialable public number
 (`<unknown>`, `anonymous`, the dialplan's `s` extension, internal 3-4 digit extensions such as
-`1001`) becomes None, so it is never indexed as if it identified a person.
+`1001`) becomes None, so it is never indexed as if it identified a person. IP addresses take
+the standard library's `ipaddress` spelling (IPv6 compressed and lower-case, an IPv4-mapped
+IPv6 address as the IPv4 address it carries).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["normalise_email", "normalise_phone"]
+__all__ = ["normalise_email", "normalise_ip", "normalise_phone"]
 
 # local@domain with a dot in the domain; deliberately loose (RFC 5322 allows far more), it only
 # has to tell an address from a name or a phone number typed into the e-mail column.
@@ -49,3 +52,22 @@ def normalise_email(raw: str) -> str | None:
     except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8
         return None
     return text
+
+
+def normalise_ip(raw: str) -> str | None:
+    """Return `raw` as one IPv4 or IPv6 address in canonical form, or None if it is not one.
+
+    `[2001:DB8::1]` (a URI's brackets), `2001:db8:0:0::1` and `::ffff:192.0.2.7` (IPv4-mapped)
+    each have one spelling; a zone index (`fe80::1%eth0`) is dropped: it names the
+    interface, not the address."""
+    text = raw.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    text = text.partition("%")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)

@@ -66,7 +66,7 @@ from dpa import holds as hold_rule
 from dpa.blobs import BlobCorrupt, BlobStore
 from dpa.customers import check_id, region_of, status
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
-from dpa.identifiers import normalise_email, normalise_phone
+from dpa.identifiers import normalise_email, normalise_ip, normalise_phone
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Meta, Record
@@ -170,7 +170,9 @@ class BlindIndex:
             return found
 
     def lookup(self, text: str) -> bytes | None:
-        """The digest of a phone number (any spelling) or e-mail address; None if neither."""
+        """The digest of a phone number (any spelling), e-mail or IP address; None if none."""
+        if (ip := normalise_ip(text)) is not None:
+            return self.digest("ip", ip)
         if "@" in text:
             email = normalise_email(text)
             return None if email is None else self.digest("email", email)
@@ -191,6 +193,10 @@ class BlindIndex:
         for raw in record.emails:
             email = normalise_email(raw)
             if email is not None and (digest := self.digest("email", email)) not in subjects:
+                subjects.append(digest)
+        for raw in record.addresses:
+            ip = normalise_ip(raw)
+            if ip is not None and (digest := self.digest("ip", ip)) not in subjects:
                 subjects.append(digest)
         return subjects, e164
 

@@ -153,7 +153,7 @@ def log(
             key = ws.keyring.system_key(session, "blind-index")
             digest = BlindIndex(key, region).lookup(subject)
             if digest is None:
-                raise InputError("--subject is not a phone number or e-mail address")
+                raise InputError("--subject is not a phone number, e-mail or IP address")
         rows = ledger.events(
             session,
             customer_id=None if customer is None else check_id(customer),

@@ -74,7 +74,7 @@ def create(
     subject: Annotated[
         str | None,
         typer.Option(
-            help="Only records of this phone number or e-mail address; other parties are masked."
+            help="Only records of this phone number, e-mail or IP address; other parties are masked."
         ),
     ] = None,
     category: Annotated[

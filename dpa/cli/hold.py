@@ -39,7 +39,7 @@ def add(
     ] = None,
     subject: Annotated[
         str | None,
-        typer.Option(help="Only records of this phone number or e-mail address (blind index)."),
+        typer.Option(help="Only records of this phone number, e-mail or IP address (blind index)."),
     ] = None,
     reference: Annotated[
         str | None, typer.Option(help="The authority's or lawyer's reference.")
@@ -60,7 +60,7 @@ def add(
             key = ws.keyring.system_key(session, "blind-index")
             digest = ingest.BlindIndex(key, register.settings.default_region).lookup(subject)
             if digest is None:
-                raise InputError("--subject is not a phone number or e-mail address")
+                raise InputError("--subject is not a phone number, e-mail or IP address")
         view = holds.add(
             session,
             register,

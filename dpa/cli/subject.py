@@ -10,7 +10,7 @@ from dpa import customers, ingest
 from dpa.cli._common import JSON_OPTION, console, print_json, say, table, workspace
 from dpa.errors import InputError
 
-app = typer.Typer(help="Data subjects: find every record of a phone number or e-mail address.")
+app = typer.Typer(help="Data subjects: find every record of a phone number, e-mail or IP address.")
 
 
 @app.command()
@@ -37,7 +37,7 @@ def find(
         digest = ingest.BlindIndex(key, read_in).lookup(who)
         if digest is None:
             raise InputError(
-                f"not a phone number or e-mail address (national numbers read in region "
+                f"not a phone number, e-mail or IP address (national numbers read in region "
                 f"{read_in}; --region names another, a number with + needs none)"
             )
         hits = ingest.find_subject(session, digest)

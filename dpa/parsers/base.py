@@ -77,6 +77,9 @@ class ParsedRecord:
     payload: dict[str, Any]
     phones: tuple[str, ...]
     emails: tuple[str, ...] = ()
+    # IP addresses of the record's people (log events), normalised by `ipaddress` (IPv4 dotted,
+    # IPv6 compressed, an IPv4-mapped IPv6 address as its IPv4): blind-indexed like numbers.
+    addresses: tuple[str, ...] = ()
     media: Path | None = None
     # Further files of the same record (a voicemail stored in several formats), in order.
     extra_media: tuple[Path, ...] = ()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpa.identifiers import normalise_email, normalise_phone
+from dpa.identifiers import normalise_email, normalise_ip, normalise_phone
 
 
 @pytest.mark.parametrize(
@@ -77,3 +79,58 @@ def test_normalise_email(raw: str, expected: str | None) -> None:
 def test_normalise_email_never_raises(raw: str) -> None:
     result = normalise_email(raw)
     assert result is None or result == result.strip().lower()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("203.0.113.7", "203.0.113.7", id="ipv4"),
+        pytest.param(" 203.0.113.7\n", "203.0.113.7", id="padded"),
+        pytest.param("2001:DB8:0:0::1", "2001:db8::1", id="ipv6-long-upper"),
+        pytest.param("[2001:db8::1]", "2001:db8::1", id="ipv6-bracketed"),
+        pytest.param("::ffff:203.0.113.7", "203.0.113.7", id="ipv4-mapped"),
+        pytest.param("fe80::1%eth0", "fe80::1", id="zone-index"),
+        pytest.param("0470123456", None, id="phone-number"),
+        pytest.param("1001", None, id="extension"),
+        pytest.param("203.0.113.256", None, id="octet-too-large"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_normalise_ip(raw: str, expected: str | None) -> None:
+    assert normalise_ip(raw) == expected
+
+
+@given(st.ip_addresses())
+def test_normalise_ip_agrees_with_ipaddress(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    spelled = address.exploded.upper() if address.version == 6 else str(address)
+    mapped = getattr(address, "ipv4_mapped", None)
+    assert normalise_ip(spelled) == str(mapped if mapped is not None else address)
+
+
+@given(st.text(max_size=100))
+def test_normalise_ip_never_raises(raw: str) -> None:
+    result = normalise_ip(raw)
+    assert result is None or ipaddress.ip_address(result)
+
+
+def test_blind_index_finds_an_address_in_any_spelling() -> None:
+    from datetime import UTC, datetime
+
+    from dpa.ingest import BlindIndex
+    from dpa.parsers.base import ParsedRecord
+
+    index = BlindIndex(b"k" * 32, "BE")
+    record = ParsedRecord(
+        line=1,
+        source_key="x",
+        category="ip_address",
+        collected_at=datetime(2026, 3, 1, tzinfo=UTC),
+        payload={},
+        phones=(),
+        addresses=("2001:DB8:0::7", "not an address", "::ffff:203.0.113.7"),
+    )
+    subjects, _ = index.of(record)
+    assert subjects == [index.lookup("[2001:db8::7]"), index.lookup("203.0.113.7")]
+    assert index.lookup("203.0.113.7") != index.lookup("0470123456")
