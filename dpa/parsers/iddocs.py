@@ -159,12 +159,14 @@ _MAX_TEXT = 1000  # a name, number or country longer than this is not one
 
 class _YamlLoader(yaml.SafeLoader):
     """YAML's safe loader with dates left as text, and a value it cannot build (a number of
-    thousands of digits) a YAML error at its line rather than a bare ValueError."""
+    thousands of digits, `!!timestamp` on other text) a YAML error at its line rather than a
+    bare ValueError or AttributeError."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, AttributeError, TypeError):
+            # AttributeError: an explicit `!!timestamp` on text that is not one (PyYAML 6).
             raise yaml.constructor.ConstructorError(
                 None, None, "a value YAML cannot build", node.start_mark
             ) from None
@@ -309,11 +311,13 @@ def _load(sidecar: Path, name: str) -> Any:
             return strict_json.loads(text)
         except strict_json.JsonInvalid as e:
             raise FileLineError(name, e.line, e.reason) from None
-    if "\x00" in text:
-        raise FileLineError(name, 1, "not YAML: it holds a NUL character")
-    loader = _YamlLoader(text)
     try:
-        return loader.get_single_data()
+        # The reader checks every character as the loader is built: inside the try.
+        loader = _YamlLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -323,8 +327,6 @@ def _load(sidecar: Path, name: str) -> Any:
         raise FileLineError(name, line, f"not YAML: {problem}") from None
     except RecursionError:
         raise FileLineError(name, 1, "nested too deep") from None
-    finally:
-        loader.dispose()
 
 
 def _read_sidecar(

@@ -314,6 +314,15 @@ def test_yaml_error_names_its_line(tmp_path: Path) -> None:
     assert error.reason.startswith("not YAML")
 
 
+@pytest.mark.parametrize(
+    "text", ["\x01", "holder: a\x00b\n", "a: *x\n", "a: !!timestamp x\n", "[" * 5000]
+)
+def test_yaml_that_cannot_be_read(tmp_path: Path, text: str) -> None:
+    (tmp_path / "a.png").write_bytes(png())
+    (tmp_path / "a.yaml").write_text(text)
+    assert refusal([tmp_path]).reason.startswith(("not YAML", "nested"))
+
+
 def test_pending_is_dated_by_its_upload(tmp_path: Path) -> None:
     put(
         tmp_path,
