@@ -130,3 +130,14 @@ def test_asterisk_tiffs_and_mailed_pdfs(ws: Workspace, cli: Cli, tmp_path: Path)
     done = cli("ingest", "fax", str(odd), "--customer", "acme", "--collected-at", "mtime")
     assert "1 fax records stored" in done.stdout
     assert _stored(ws) == 4
+
+
+def test_odd_bytes_from_the_line_are_stored(ws: Workspace, cli: Cli, tmp_path: Path) -> None:
+    """A caller name in Latin-1 and a NUL in the TSI (as a line may carry them) are stored."""
+    _add(cli)
+    line = RECV.replace('"DUPONT"', '"M\u00dcLLER"').replace('"+32 2 555 98 76"', '"FAX\x00 1"')
+    spool = hylafax_spool(tmp_path, log="")
+    (spool / "etc" / "xferfaxlog").write_bytes(line.encode("latin-1"))
+    report = json.loads(cli("ingest", "hylafax", str(spool), "--customer", "acme", "--json").stdout)
+    assert report["added"] == 1
+    assert _found(cli, "+3225559876") == [("acme", "fax", 1)]
