@@ -27,14 +27,16 @@ number in it).
 `parse_hylafax(spool, tz)`: a HylaFAX spool (`/var/spool/hylafax`). Every `RECV` line of
 `etc/xferfaxlog` (else `log/xferfaxlog`, or the `log` given) is one fax: its `qfile` field
 (`recvq/faxNNNNNNNNN.tif`) names the received TIFF under `recvq/`. xferfaxlog(5F) lines are
-tab-separated; HylaFAX+ and HylaFAX 6 write (faxd/FaxAcctInfo.c++)::
+tab-separated; HylaFAX+ writes (faxd/FaxAcctInfo.c++; GOfax.IP the same 19 fields, with
+CIDName and CIDNumber quoted twice)::
 
     date RECV commid modem qfile "" fax "local-number" "TSI" params pages jobtime conntime
          "reason" "CIDName" "CIDNumber" "callid" "" "dcs" [jobinfo]
 
 `date` is `MM/DD/YY HH:MM` in the server's local time (`tz`); times are `[H:]MM:SS`. The
-caller is CIDNumber (the 16th field; lines of HylaFAX before 4.2 have none), the callee the
-local number, `station_id` the TSI, `status` the reason (`SUCCESS` when HylaFAX left it
+caller is CIDNumber, the 16th field (HylaFAX 4.2 and HylaFAX+; mainline HylaFAX 6 documents
+CallID1 and CallID2 there, in the order its CallIDPattern settings give; lines of HylaFAX
+before 4.2 have none), the callee the local number, `station_id` the TSI, `status` the reason (`SUCCESS` when HylaFAX left it
 empty: the session had no problem), `duration` the connection time in seconds and `call_id`
 the commid. Other lines (`SEND`, `CALL`, `POLL`, `PAGE`, `UNSENT`, `SUBMIT`) are not faxes
 received and are passed over. A `RECV` line is refused (or handed to `on_bad_line`: the
