@@ -127,6 +127,16 @@ def test_real_messages_log_reads_registrations_and_counts_the_rest() -> None:
     assert tls.collected_at == datetime(2026, 3, 16, 9, 2, 7, tzinfo=UTC)
 
 
+def test_real_chan_sip_registrations_both_wordings() -> None:
+    records, count = _read(REAL / "full-chan-sip", "pjsip", UTC_ZONE)
+    assert count.as_dict() == {"read": 4, "events": 3, "no_address": 1, "other": 1}
+    new, old = records
+    assert (new.line, new.payload["account"], new.addresses) == (2, "amine", ("192.168.1.110",))
+    assert (new.payload["remote_port"], new.payload["expires"]) == (57837, None)
+    assert (old.line, old.payload["remote_port"], old.payload["expires"]) == (4, 5061, 60)
+    assert old.collected_at == datetime(2026, 3, 17, 8, 5, tzinfo=UTC)
+
+
 def test_real_access_log_combined_and_nginx_main() -> None:
     records, count = _read(REAL / "access.log", "clf")
     assert count.as_dict() == {"read": 6, "events": 6, "no_address": 0, "other": 0}
@@ -147,6 +157,7 @@ def test_real_access_log_combined_and_nginx_main() -> None:
 def test_detection_of_the_three_samples(tmp_path: Path) -> None:
     assert detect_format(REAL / "security") == "asterisk-security"
     assert detect_format(REAL / "messages") == "pjsip"
+    assert detect_format(REAL / "full-chan-sip") == "pjsip"
     assert detect_format(REAL / "access.log") == "clf"
     unknown = _write(tmp_path, "hello 0470 55 51 01")
     with pytest.raises(InputError, match="give --format") as caught:
