@@ -13,7 +13,9 @@ Three kinds of log are read (`FORMATS`), each a text file of one event per line:
   (one line; newer Asterisk writes `SECURITY[73]: res_security_log.c:114
   security_event_stasis_cb: ` before the fields, syslog a host and tag). The time is EventTV
   (ISO 8601 with its offset, or Asterisk 1.8's `seconds-microseconds`), else the bracketed
-  `YYYY-MM-DD HH:MM:SS` read in `tz`. Addresses are `IPV4|IPV6/transport/address/port`.
+  `YYYY-MM-DD HH:MM:SS` read in `tz`. Addresses are `IPV4|IPV6/[transport/]address/port`
+  (Asterisk's ast_json_ipaddr: the transport only when known; an IPv6 address bare, a
+  link-local one with its `%zone`, which is dropped; brackets are read too).
   Digest material (Challenge, Response, ExpectedResponse, ReceivedChallenge, ReceivedHash) is
   NOT kept: a digest response with its nonce lets anyone guess the password offline, and no
   access request needs it (Art. 5(1)(c)). Kept: event, severity, service, account, session,
@@ -31,7 +33,7 @@ Three kinds of log are read (`FORMATS`), each a text file of one event per line:
   The address is the contact URI's host (Asterisk's rewrite_contact puts the packet's source
   there). The time is the line's `[...]` in `tz`: `YYYY-MM-DD HH:MM:SS` (dateformat `%F %T`)
   or Asterisk's default `Mon DD HH:MM:SS`, which has no year: then `year` gives the first
-  line's year and a month earlier than the previous line's starts the next year.
+  line's year and a month earlier than the previous event's starts the next year.
 - `clf`: web and API access logs in the Common or Combined Log Format (Apache's `common` and
   `combined`, nginx's default `combined`): `203.0.113.7 - user [10/Oct/2026:13:55:36 +0200]
   "GET /path?q HTTP/1.1" 200 2326 "referer" "agent"`, and nginx's `main` (combined plus
@@ -309,14 +311,15 @@ class _Reader:
             fields[key] = value
         return fields
 
-    def _sec_address(self, line: int, text: str, which: str) -> tuple[str, int | None, str]:
+    def _sec_address(self, line: int, text: str, which: str) -> tuple[str, int | None, str | None]:
         match = _SEC_ADDRESS.fullmatch(text)
         if match is None:
-            raise self._fail(line, f"{which}Address is not IPV4|IPV6/transport/address/port")
+            raise self._fail(line, f"{which}Address is not IPV4|IPV6/[transport/]address/port")
         address = normalise_ip(match.group("host"))
         if address is None:
             raise self._fail(line, f"{which}Address holds no IP address")
-        return address, _port(match.group("port")), match.group("transport").upper()
+        transport = match.group("transport")
+        return address, _port(match.group("port")), None if transport is None else transport.upper()
 
     def _event_tv(self, line: int, text: str) -> datetime:
         epoch = _EPOCH_TV.fullmatch(text)
@@ -522,7 +525,7 @@ _DETAIL = (
 )
 _FIELD_KEY = re.compile(r'(?:^|(?<=",))(?P<key>[A-Za-z][A-Za-z0-9]*)="')
 _SEC_ADDRESS = re.compile(
-    r"IPV[46]/(?P<transport>[A-Za-z]+)/(?P<host>\[[0-9A-Fa-f:.%\w]+\]|[0-9A-Fa-f:.%\w]+)"
+    r"IPV[46]/(?:(?P<transport>[A-Za-z]+)/)?(?P<host>\[[0-9A-Fa-f:.%\w]+\]|[0-9A-Fa-f:.%\w]+)"
     r"/(?P<port>\d{1,5})"
 )
 _EPOCH_TV = re.compile(r"(\d{1,20})-(\d{1,9})")

@@ -174,10 +174,18 @@ def test_ipv6_remote_address_with_or_without_brackets(tmp_path: Path) -> None:
         _sec(remote="IPV6/UDP/[2001:DB8:0::7]/5060"),
         _sec(remote="IPV6/TCP/2001:db8::8/5061"),
         _sec(remote="IPV4/UDP/::ffff:203.0.113.9/5060"),
+        _sec(remote="IPV6/fe80::1%eth0/5060"),  # no transport known; a link-local zone
+        _sec(remote="IPV4/203.0.113.10/5038"),
     )
     records, _ = _read(path, "asterisk-security")
-    assert [r.addresses for r in records] == [("2001:db8::7",), ("2001:db8::8",), ("203.0.113.9",)]
-    assert records[1].payload["transport"] == "TCP"
+    assert [r.addresses for r in records] == [
+        ("2001:db8::7",),
+        ("2001:db8::8",),
+        ("203.0.113.9",),
+        ("fe80::1",),
+        ("203.0.113.10",),
+    ]
+    assert [r.payload["transport"] for r in records] == ["UDP", "TCP", "UDP", None, None]
 
 
 def test_outcomes_by_event(tmp_path: Path) -> None:
@@ -224,7 +232,7 @@ def test_quarantine_hands_over_bad_lines_and_goes_on(tmp_path: Path) -> None:
     ("line", "reason"),
     [
         pytest.param(_sec(remote="IPV4/UDP/999.1.2.3/5060"), "holds no IP address", id="bad-ip"),
-        pytest.param(_sec(remote="somewhere"), "IPV4|IPV6/transport", id="bad-shape"),
+        pytest.param(_sec(remote="somewhere"), "IPV4|IPV6/[transport/]", id="bad-shape"),
         pytest.param(_sec().replace("RemoteAddress", "Remote"), "no RemoteAddress", id="none"),
         pytest.param(_sec().removesuffix('"'), "not closed", id="unclosed"),
         pytest.param(
