@@ -395,9 +395,7 @@ def _instant(name: str, line: int, text: str, tz: ZoneInfo) -> datetime:
         # The value is not echoed: a shifted column could put a phone number here.
         raise FileLineError(name, line, _EXPECTED_TIME) from None
     check_day(name, line, moment.date(), "the time of the missed call")
-    if moment.utcoffset() is None:
-        return local_to_utc(moment, tz)
-    utc = moment.astimezone(UTC)
+    utc = local_to_utc(moment, tz) if moment.utcoffset() is None else moment.astimezone(UTC)
     check_day(name, line, utc.date(), "the time of the missed call")
     return utc
 
@@ -451,8 +449,9 @@ def missed_calls(
     - **Inbound.** A CDR is inbound when its `dcontext` is one of `inbound_contexts` (the
       dialplan contexts trunks deliver calls to: `from-trunk`, `from-pstn`...) or its `dst`
       is one of the customer's `own_numbers` (compared in E.164); a call is inbound when one
-      of its CDRs is. Give at least one of the two (InputError otherwise). Every other CDR is
-      outbound.
+      of its CDRs is. Give at least one of the two (InputError otherwise; so is an own number
+      that is no phone number). Every other CDR is outbound, and so is every CDR from one of
+      `own_numbers`.
     - **Reacted to.** A missed inbound call is answered for when, after its start and at most
       `hours` later, an outbound CDR dialled the caller's number (a call back, answered or
       not: someone reacted) or the caller called again and that call was answered.
@@ -471,7 +470,12 @@ def missed_calls(
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     contexts = frozenset(c.strip() for c in inbound_contexts if c.strip())
-    own = frozenset(e for n in own_numbers if (e := normalise_phone(n, region)) is not None)
+    own_e164 = [normalise_phone(number, region) for number in own_numbers]
+    if None in own_e164:
+        # Named by position: the value is a phone number, or was meant to be one.
+        bad = ", ".join(str(i) for i, e in enumerate(own_e164, start=1) if e is None)
+        raise InputError(f"own number(s) {bad} are not phone numbers (E.164 or national)")
+    own = frozenset(e for e in own_e164 if e is not None)
     if not contexts and not own:
         raise InputError(
             "to tell inbound calls from outbound ones, name the inbound dialplan context(s) "

@@ -220,6 +220,7 @@ GOOD = "0470555104,2026-11-20 14:03,open"
         (f"{SECRET},2026-02-30 10:00,open", "is not a date and time"),
         (f"{SECRET},11/20/2026 14:03,open", "is not a date and time"),  # month first
         (f"{SECRET},2250-01-01 10:00,open", "outside the dates dpa computes with"),
+        (f"{SECRET},1900-01-01T00:10+01:00,open", "outside the dates"),  # 1899 in UTC
         (f"{SECRET},2026-11-20 14:03", "expected 3 columns, found 2"),
         (f'{SECRET},2026-11-20 14:03,"open', "a quoted field is not closed on this line"),
         (f'{SECRET},2026-11-20 14:03,"a note\nover two lines"', "not closed on this line"),
@@ -236,6 +237,13 @@ def test_a_bad_line_refuses_the_file_at_its_line(tmp_path: Path, bad: str, reaso
     assert reason in caught.value.reason
     assert SECRET not in str(caught.value)
     assert next(records, None) is None  # nothing after the refusal: line 4 is never read
+
+
+def test_a_local_time_is_refused_when_it_is_outside_the_calendar_in_utc(tmp_path: Path) -> None:
+    path = write(tmp_path, "caller,time\n0470555104,1900-01-01 05:00\n")
+    with pytest.raises(FileLineError, match="outside the dates dpa computes with"):
+        read(path, ZoneInfo("Asia/Tokyo"))  # 1899-12-31 in UTC
+    assert len(read(path, ZoneInfo("UTC"))) == 1
 
 
 def test_a_line_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
@@ -493,6 +501,8 @@ def test_a_call_whose_window_has_not_ended_waits() -> None:
 def test_bad_arguments_and_cdrs_are_refused() -> None:
     with pytest.raises(InputError, match="1 to 8784 hours"):
         derive([], hours=0)
+    with pytest.raises(InputError, match=r"own number\(s\) 2 are not phone numbers"):
+        derive([], own_numbers=(OURS, "1001"))
     with pytest.raises(InputError, match="CDR 2 has no start time"):
         derive([cdr(0, CALLER, OURS), {**cdr(1, CALLER, OURS), "start": "yesterday"}])
 
