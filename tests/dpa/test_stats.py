@@ -16,11 +16,12 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from dpa import stats
+from dpa import ingest, stats
 from dpa.config import Settings
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer
+from dpa.parsers.base import ParsedRecord
 from dpa.workspace import Workspace
-from tests.conftest import Run
+from tests.conftest import NOW, Run
 
 Cli = Callable[..., Run]
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -260,6 +261,47 @@ def test_every_customer_together(
     assert row(table, "2026-03-04")["records"] == 18  # 9 + 9: shown together
     assert row(table, "2026-03-02")["records"] == 44
     assert row(compute(settings, **MARCH_2_TO_5), "2026-03-02")["records"] == 22
+
+
+def test_other_categories_are_counted_per_local_day(settings: Settings, known: list[str]) -> None:
+    """Records without a payload to read count by their collection time alone."""
+    local = [
+        *(("voicemail", datetime(2026, 3, 2, 8, 0) + timedelta(minutes=i)) for i in range(12)),
+        # 00:10 local on the 3rd is 23:10 UTC on the 2nd
+        *(
+            ("call_recording", datetime(2026, 3, 3, 0, 10) + timedelta(minutes=i))
+            for i in range(10)
+        ),
+        *(("phone_number", datetime(2026, 3, 2, 12, 0) + timedelta(minutes=i)) for i in range(6)),
+    ]
+    with Workspace.open(settings) as ws, ws.session() as session:
+        register = ws.register(session)
+        for category in ("voicemail", "call_recording", "phone_number"):
+            parsed = [
+                ParsedRecord(
+                    line=n + 1,
+                    source_key=f"stats-{category}-{n}",
+                    category=category,
+                    collected_at=when.replace(tzinfo=BRUSSELS).astimezone(UTC),
+                    payload={"n": n},
+                    phones=(f"+3247020{n:04d}",),
+                )
+                for n, (cat, when) in enumerate(local)
+                if cat == category
+            ]
+            ingest.ingest(
+                session, ws.keyring, ws.blobs, register, parsed, customer_id="acme",
+                kind="test", actor="t", now=NOW,
+            )  # fmt: skip
+    table = compute(settings, start=date(2026, 3, 2), end=date(2026, 3, 3))
+    assert table.categories == ("cdr", "voicemail", "call_recording", "phone_number")
+    assert row(table, "2026-03-02", "voicemail") == {"records": 12}
+    assert row(table, "2026-03-03", "call_recording") == {"records": 10}
+    assert row(table, "2026-03-02", "call_recording") == {"records": None}
+    assert row(table, "2026-03-02", "phone_number") == {"records": None}
+    assert row(table, "total", "phone_number") == {"records": None}
+    assert row(table, "2026-03-02", "cdr")["records"] == 22  # the CDRs are unchanged
+    assert table.records_read == 41 + 28 - 9  # the 4th is outside
 
 
 # ---------------------------------------------------------------------- anonymised records
