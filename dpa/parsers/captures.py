@@ -17,7 +17,8 @@ BSD loopback), IPv4 and IPv6, UDP and TCP. This module then finds the SIP messag
   port 9060; any port is recognised by its `HEP3` start): the chunks are decoded as the
   HEP3 specification lays them out (vendor 0; chunk 11 protocol type 1 = SIP; chunk 15 the
   captured message; chunks 3/4 and 5/6 the original IPv4/IPv6 source and destination), and
-  the SIP message inside is read as if captured directly, with the original addresses.
+  the SIP message inside is read as if captured directly, with the original addresses
+  (its time is the collector's packet time, not the agent's HEP timestamp).
   HEP versions 1 and 2 (no `HEP3` marker) and HEP3's compressed payload (chunk 16) are not
   read; SIP over TLS or WebSocket is encrypted or framed and is not read either.
 

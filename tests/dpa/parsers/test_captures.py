@@ -126,6 +126,20 @@ def test_calls_over_udp_give_parties_times_statuses_and_media(tmp_path: Path, fm
     assert record.source_key == identity.source_key("signalling_audio", expected, sha256_file(path))
 
 
+def test_the_kept_capture_reads_as_written() -> None:
+    """`call.pcap` (SOURCES.md), read without scapy: what `make run` ingests."""
+    record = one(REAL / "call.pcap")
+    assert record.payload["format"] == "pcap"
+    assert record.payload["packets"] == 4
+    assert [c["call_id"] for c in record.payload["calls"]] == [
+        "58F8F7D6-F86A11DD-8013D591-5694EF79",
+        "0bc7612c665e875a4a46411442b930a6@192.168.1.11",
+        "778885328",
+    ]
+    assert record.phones == ("12345", "+2065551212", "55510000", "5001", "88001", "88002")
+    assert record.collected_at == datetime.fromtimestamp(T0, UTC)
+
+
 def test_tcp_streams_are_reassembled_across_segments_and_retransmissions(tmp_path: Path) -> None:
     first = message("cisco-tel-uri-invite.sip")
     second = message("rfc3665-invite.sip")
