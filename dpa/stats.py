@@ -23,6 +23,9 @@ published; every figure that rests on fewer records is hidden:
   total across categories: records of different categories do not add up to anything, and
   such a total would be one more margin to protect.
 
+Without --from/--to the table spans whole periods (the first record's month, say), so its
+bounds never give the day of one call.
+
 Nothing else leaves this module: no phone number, name, address, record id, and no customer
 id (the caller names the customer it asked for). What this does not give: it is not
 differential privacy; two tables over different periods or granularities can be subtracted
@@ -185,6 +188,22 @@ def _labels(first: date, last: date, by: str) -> list[str]:
     return labels
 
 
+def _opening(day: date, by: str) -> date:
+    """The first day of `day`'s period."""
+    if by == "week":
+        return max(day - timedelta(days=day.weekday()), EARLIEST)
+    return day.replace(day=1) if by == "month" else day
+
+
+def _closing(day: date, by: str) -> date:
+    """The last day of `day`'s period."""
+    if by == "week":
+        return min(day + timedelta(days=6 - day.weekday()), LATEST)
+    if by == "month":
+        return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return day
+
+
 class _Bucketer:
     """Stored instants -> (period, local day), one zone conversion per UTC hour where it can.
 
@@ -285,6 +304,8 @@ def compute(
         sa.case((is_cdr, r.key_id), else_=None),
         sa.case((is_cdr, r.payload), else_=None),
     ).where(*where)
+    if request.start is not None and request.end is not None:
+        _labels(request.start, request.end, request.by)  # too many periods: refused before reading
     bucket = _Bucketer(tz, request.by)
     counts: dict[tuple[str, str], _Counts] = {}
     seen: set[str] = set()
@@ -316,8 +337,12 @@ def compute(
         read += len(rows)
         if progress is not None:
             progress(read)
-    start = request.start if request.start is not None else first
-    end = request.end if request.end is not None else last
+    # Without dates the table spans whole periods: its bounds are the first and last
+    # periods', not the days of the first and last record (one call's date).
+    start = (
+        request.start if request.start is not None or first is None else _opening(first, request.by)
+    )
+    end = request.end if request.end is not None or last is None else _closing(last, request.by)
     labels = _labels(start, end, request.by) if start is not None and end is not None else []
     listed = list(ALWAYS) + [c for c in register.data_categories if c in seen and c not in ALWAYS]
     listed += sorted(seen - set(listed))

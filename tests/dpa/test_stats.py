@@ -169,7 +169,8 @@ def test_figures_per_local_day_on_the_known_store(settings: Settings, known: lis
 
 def test_figures_per_month_and_week(settings: Settings, known: list[str]) -> None:
     month = compute(settings, by="month")
-    assert (month.start, month.end) == (date(2026, 3, 2), date(2026, 3, 4))
+    # Without dates the table spans whole periods, not the first and last call's days.
+    assert (month.start, month.end) == (date(2026, 3, 1), date(2026, 3, 31))
     march = {
         "records": 41,
         "answered": 27,
@@ -181,6 +182,9 @@ def test_figures_per_month_and_week(settings: Settings, known: list[str]) -> Non
     assert row(month, "total") == march  # one month: the total has no hidden part
     week = compute(settings, by="week")
     assert row(week, "2026-W10")["records"] == 41  # Monday 2 March to Sunday 8 March
+    assert (week.start, week.end) == (date(2026, 3, 2), date(2026, 3, 8))
+    day = compute(settings)
+    assert (day.start, day.end) == (date(2026, 3, 2), date(2026, 3, 4))
 
 
 # ----------------------------------------------------------------------------- suppression
@@ -468,3 +472,27 @@ def test_an_hour_across_local_midnight_is_split_exactly() -> None:
     assert brussels("2026-10-25 00:30:00")[0] == brussels("2026-10-25 01:30:00")[0] == "2026-10-25"
     assert brussels("2026-10-24 21:59:59")[0] == "2026-10-24"
     assert brussels("2026-10-24 22:00:00")[0] == "2026-10-25"
+
+
+@pytest.mark.parametrize(
+    ("day", "by", "bounds"),
+    [
+        pytest.param(
+            date(2026, 12, 17), "month", (date(2026, 12, 1), date(2026, 12, 31)), id="december"
+        ),
+        pytest.param(
+            date(2024, 2, 10), "month", (date(2024, 2, 1), date(2024, 2, 29)), id="leap-february"
+        ),
+        pytest.param(
+            date(2027, 1, 1), "week", (date(2026, 12, 28), date(2027, 1, 3)), id="week-across-years"
+        ),
+        pytest.param(
+            date(2199, 12, 31), "week", (date(2199, 12, 30), date(2199, 12, 31)), id="calendar-end"
+        ),
+        pytest.param(
+            date(1900, 1, 1), "week", (date(1900, 1, 1), date(1900, 1, 7)), id="calendar-start"
+        ),
+    ],
+)
+def test_whole_period_bounds(day: date, by: str, bounds: tuple[date, date]) -> None:
+    assert (stats._opening(day, by), stats._closing(day, by)) == bounds
