@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -127,6 +127,12 @@ class IngestReport:
     # (`dpa ingest rejects`), with their first NAMED_LINES line numbers; None without it.
     rejected: int | None = None
     rejected_lines: tuple[int, ...] = ()
+    # CDRs stored before with other times (read in another zone: the key counts times as
+    # written), with their first NAMED_LINES lines; `retimed`: those given this reading's
+    # times (`retime`), None without it. Anonymised ones are never rewritten.
+    other_times: int = 0
+    other_times_lines: tuple[int, ...] = ()
+    retimed: int | None = None
 
 
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
@@ -293,6 +299,18 @@ class _BatchWriter:
         self.duplicates = 0  # stored before this file
         self.late_duplicates = 0  # of which read after this file's first new record
         self.repeats = 0  # later copies of a record this file stored
+        # CDRs: duplicates stored with another start (collected_at), found by each `write` as
+        # (stored id, its key id, anonymised, the row read now); the caller empties it.
+        self.compare_times = False
+        self.moved: list[tuple[str, int, bool, Row]] = []
+        self._stored_times = (
+            "SELECT id, key_id, collected_at, anonymised_at IS NOT NULL, source_key "
+            + (
+                "FROM records WHERE source_key IN ({})"
+                if self.sqlite
+                else "FROM records WHERE source_key = ANY(%s)"
+            )
+        )
 
     def existing(self, keys: list[object]) -> dict[bytes, bool]:
         """The source keys among `keys` stored already: True when stored by this ingest."""
@@ -326,6 +344,8 @@ class _BatchWriter:
             else:
                 self.repeats += 1
         fresh = batch
+        if existing and self.compare_times:
+            self._compare_times([row for row in batch if existing.get(row[_SOURCE]) is False])  # type: ignore[call-overload]
         if existing:
             fresh = []
             for row in batch:  # in file order
@@ -360,6 +380,27 @@ class _BatchWriter:
                 self._connection.exec_driver_sql(self._insert_subjects, subject_rows)
             if media_rows:
                 self._connection.exec_driver_sql(self._insert_media, media_rows)
+
+    def _compare_times(self, duplicates: list[Row]) -> None:
+        """Note the `duplicates` whose stored start differs from the one read now."""
+        if not duplicates:
+            return
+        keys = [row[_SOURCE] for row in duplicates]
+        if self.sqlite:
+            query = self._stored_times.format(",".join("?" * len(keys)))
+            parameters: tuple[object, ...] = tuple(keys)
+        else:
+            query, parameters = self._stored_times, (keys,)
+        stored = {
+            bytes(key): (record_id, key_id, at, anonymised)
+            for record_id, key_id, at, anonymised, key in self._connection.exec_driver_sql(
+                query, parameters
+            )
+        }
+        for row in duplicates:
+            record_id, key_id, at, anonymised = stored[cast(bytes, row[_SOURCE])]
+            if at != row[4]:
+                self.moved.append((str(record_id), int(key_id), bool(anonymised), row))
 
 
 def media_label(record_id: str, position: int) -> str:
@@ -413,6 +454,7 @@ def ingest(
     strict_time: bool = False,
     source: str | None = None,
     quarantine: rejects.Quarantine | None = None,
+    retime: bool = False,
 ) -> IngestReport:
     """Store every parsed record of one file in the caller's transaction; ledger it once.
 
@@ -428,7 +470,12 @@ def ingest(
     `quarantine` (`--quarantine`) is the collector the parser handed its bad lines to
     (`dpa.rejects`): once the records are read, its lines are stored sealed in the same
     transaction, counted in the report and in the ledger event (`rejected`), which is
-    written when the file stored a record or rejected a line."""
+    written when the file stored a record or rejected a line.
+
+    A CDR stored before with another start (the same call read in another zone: its key
+    counts times as written) is counted in `other_times`; with `retime` its stored times
+    (payload, collected_at, due_at) become this reading's, sealed anew under its own id and
+    key, unless it was anonymised, and the ledger event counts them with their ids' root."""
     customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
@@ -455,6 +502,7 @@ def ingest(
             strict_time=strict_time,
             source=source,
             quarantine=quarantine,
+            retime=retime,
         )
     finally:
         if cache_size is not None:
@@ -482,6 +530,7 @@ def _ingest(
     strict_time: bool,
     source: str | None,
     quarantine: rejects.Quarantine | None,
+    retime: bool,
 ) -> IngestReport:
     customer_id = customer.id
     zone = register.settings.timezone
@@ -498,6 +547,7 @@ def _ingest(
     entropy = _Entropy()
     contract_end_at, window_end_at = customer.contract_end_at, customer.window_end_at
     keys: dict[int, tuple[int, AESGCM]] = {}  # by local year * 12 + month
+    retimes = _Retimes(session, keyring, customer_id, retime)
     try:
         for count, parsed in enumerate(records, start=1):
             if parsed.category != category:
@@ -515,6 +565,7 @@ def _ingest(
                 activity_id = activity.id
                 rule = activity.retention
                 source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
+                writer.compare_times = category == "cdr"
             if category == "cdr":
                 times.check(parsed)
             source_key = source_digest(parsed.source_key)
@@ -547,6 +598,8 @@ def _ingest(
             nonce = entropy.take(12)
             due_at = rule.due_at(parsed.collected_at, contract_end_at, window_end_at, zone)
             plain = orjson.dumps({**parsed.payload, "e164": e164})
+            if writer.compare_times:
+                retimes.read(record_id, parsed.line, plain)
             ad = record_ad(customer_id, category, record_id, key_id)
             batch.append(
                 (
@@ -570,6 +623,7 @@ def _ingest(
             )
             if len(batch) >= BATCH:
                 writer.write(batch, repeated, extras)
+                retimes.settle(writer.moved, category)
                 batch.clear()
                 extras.clear()
                 repeated.clear()
@@ -577,6 +631,7 @@ def _ingest(
             if progress is not None and count % 500 == 0:
                 progress(count)
         writer.write(batch, repeated, extras)
+        retimes.settle(writer.moved, category)
         if progress is not None:
             progress(count)
         rejected = 0 if quarantine is None else len(quarantine)
@@ -607,7 +662,7 @@ def _ingest(
         seq = None
         if quarantine is not None:
             rejects.store(session, keyring, register, customer, quarantine, kind=kind, now=now)
-        if merkle.count or rejected:
+        if merkle.count or rejected or retimes.done.count:
             quarantined = {} if quarantine is None else {"rejected": rejected}
             event = ledger.append(
                 session,
@@ -627,6 +682,7 @@ def _ingest(
                     "merkle_root": root,
                     **times.details(finding),
                     **quarantined,
+                    **retimes.details(),
                 },
             )
             seq = event.seq
@@ -658,7 +714,63 @@ def _ingest(
         time_warnings=tuple(warnings),
         rejected=None if quarantine is None else rejected,
         rejected_lines=() if quarantine is None else tuple(quarantine.lines[:NAMED_LINES]),
+        other_times=retimes.found,
+        other_times_lines=tuple(retimes.lines),
+        retimed=retimes.done.count if retime else None,
     )
+
+
+class _Retimes:
+    """CDRs stored before with other times (`_BatchWriter.moved`): counted, and with `retime`
+    given this reading's times. Keeps the plain payloads of the current batch only."""
+
+    def __init__(self, session: Session, keyring: Keyring, customer_id: str, retime: bool) -> None:
+        self._session = session
+        self._keyring = keyring
+        self._customer_id = customer_id
+        self._retime = retime
+        self._read: dict[str, tuple[int, bytes | None]] = {}  # by new record id: line, plain
+        self.found = 0
+        self.lines: list[int] = []
+        self.done = MerkleBuilder()  # ids of the records retimed
+
+    def read(self, record_id: str, line: int, plain: bytes) -> None:
+        self._read[record_id] = (line, plain if self._retime else None)
+
+    def settle(self, moved: list[tuple[str, int, bool, Row]], category: str) -> None:
+        """Count (and with `retime` rewrite) what the last batch found; forget the batch."""
+        updates: list[tuple[object, ...]] = []
+        for stored_id, key_id, anonymised, row in moved:
+            line, plain = self._read[str(row[_ID])]
+            self.found += 1
+            if len(self.lines) < NAMED_LINES:
+                self.lines.append(line)
+            if plain is None or anonymised:
+                continue
+            aead = self._keyring.cipher(self._session, key_id)
+            nonce = os.urandom(12)
+            ad = record_ad(self._customer_id, category, stored_id, key_id)
+            updates.append((row[4], row[5], nonce + aead.encrypt(nonce, plain, ad), stored_id))
+            self.done.extend([stored_id])
+        if updates:
+            connection = self._session.connection()
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            connection.exec_driver_sql(
+                f"UPDATE records SET collected_at = {mark}, due_at = {mark}, "  # noqa: S608
+                f"payload = {mark} WHERE id = {mark}",
+                updates,
+            )
+        moved.clear()
+        self._read.clear()
+
+    def details(self) -> dict[str, object]:
+        """The ledger's words for it: nothing when no stored call had other times."""
+        if not self.found:
+            return {}
+        details: dict[str, object] = {"other_times": self.found}
+        if self._retime:
+            details |= {"retimed": self.done.count, "retimed_root": self.done.root}
+        return details
 
 
 class _TimeCheck:
@@ -780,13 +892,15 @@ def find_subject(session: Session, digest: bytes) -> list[SubjectHit]:
     ]
 
 
-# Re-keying: records stored under the first identity rule (records.identity 1: a CDR keyed by
-# its uniqueid, a voicemail by its msg_id, a recording by its uniqueid) get the content key of
-# `dpa.identity`, computed from their decrypted payloads (and audio), so a file that was
-# partly dropped can be ingested again and its missing records are added.
+# Re-keying: records stored under an older identity rule (records.identity 1: a CDR keyed by
+# its uniqueid, a voicemail by its msg_id, a recording by its uniqueid; 2: a CDR keyed with its
+# times as UTC instants) get the key of `dpa.identity`, computed from their decrypted payloads
+# (and audio), so a file that was partly dropped can be ingested again and its missing records
+# are added, and a file read again in another zone adds nothing. Rule 2's keys of the other
+# categories are rule 3's: those records only have their rule number raised.
 
 REKEY_BATCH = 2000
-IDENTITY_META = "records_identity"  # dpa_meta: "2" once no record has an older key
+IDENTITY_META = "records_identity"  # dpa_meta: "3" once no record has an older key
 _REKEY_PROGRESS = "records_rekey_progress"  # dpa_meta: counts of an unfinished re-key
 _REKEY_COUNTS = ("rekeyed", "unchanged", "kept_anonymised", "kept_no_media", "kept_shared")
 
@@ -832,11 +946,17 @@ def rekey(
     keyring: Keyring,
     blobs: BlobStore,
     *,
+    zone: str,
     actor: str,
     now: datetime,
     batch: int | None = None,
 ) -> RekeyReport | None:
     """Give every record of an older identity rule its content key; None if there were none.
+
+    A CDR stored without the zone it was read in (before rule 3) is taken to have been read
+    in `zone` (the register's: `--tz`'s default), unless it is FreeSWITCH's (no `amaflags`,
+    which every cdr_csv layout has), whose times stay instants (its JSON documents give
+    epochs; a FreeSWITCH CSV file of that time read again may then be stored again).
 
     One transaction per batch of `batch` (default `REKEY_BATCH`) records (by id), so a run that is stopped keeps what
     it did and the next run goes on; counts of finished batches wait in `dpa_meta` and the
@@ -847,7 +967,7 @@ def rekey(
         done = session.get(Meta, IDENTITY_META)
         if done is not None and done.value == str(identity.IDENTITY):
             return None
-    while _rekey_pass(engine, keyring, blobs, batch or REKEY_BATCH):
+    while _rekey_pass(engine, keyring, blobs, zone, batch or REKEY_BATCH):
         pass  # records written with an older key meanwhile (ids before the last): once more
     with db.session_scope(engine) as session:
         progress = session.get(Meta, _REKEY_PROGRESS)
@@ -860,10 +980,21 @@ def rekey(
     return report if progress is not None else None
 
 
-def _rekey_pass(engine: sa.Engine, keyring: Keyring, blobs: BlobStore, batch: int) -> bool:
+def _rekey_pass(
+    engine: sa.Engine, keyring: Keyring, blobs: BlobStore, zone: str, batch: int
+) -> bool:
     """Re-key every older-rule record by id order; True if some remain (written meanwhile)."""
     r = _RECORDS.c
     older = r.identity < identity.IDENTITY
+    with db.session_scope(engine) as session:
+        # Rule 3 changed CDRs only: the rest of rule 2 keep their keys, in one statement.
+        same = sa.update(_RECORDS).where(r.identity == 2, r.category != "cdr")
+        result = session.execute(same.values(identity=identity.IDENTITY))
+        kept = int(cast("sa.CursorResult[Any]", result).rowcount)
+        if kept:
+            report = _progress(session)
+            report.unchanged += kept
+            session.merge(Meta(key=_REKEY_PROGRESS, value=orjson.dumps(report.as_dict()).decode()))
     columns = (r.id, r.customer_id, r.category, r.key_id, r.source_key, r.payload, r.blob_id)
     last = ""
     while True:
@@ -872,7 +1003,7 @@ def _rekey_pass(engine: sa.Engine, keyring: Keyring, blobs: BlobStore, batch: in
             rows = list(session.execute(query.order_by(r.id).limit(batch)).all())
             if not rows:
                 break
-            _rekey_batch(session, keyring, blobs, rows)
+            _rekey_batch(session, keyring, blobs, zone, rows)
             last = rows[-1].id
     with db.session_scope(engine, read_only=True) as session:
         return session.execute(sa.select(sa.literal(1)).where(older).limit(1)).first() is not None
@@ -885,7 +1016,7 @@ def _progress(session: Session) -> RekeyReport:
 
 
 def _rekey_batch(
-    session: Session, keyring: Keyring, blobs: BlobStore, rows: list[sa.Row[Any]]
+    session: Session, keyring: Keyring, blobs: BlobStore, zone: str, rows: list[sa.Row[Any]]
 ) -> None:
     report = _progress(session)
     digesters: dict[tuple[str, str], Callable[[str], bytes]] = {}
@@ -893,7 +1024,7 @@ def _rekey_batch(
     wanted: list[tuple[str, bytes, bytes]] = []  # (id, old key, new key)
     kept: list[str] = []
     for row in rows:
-        new = _content_key(session, keyring, blobs, index, digesters, row)
+        new = _content_key(session, keyring, blobs, index, digesters, zone, row)
         if new is None:
             if row.anonymised_at is not None:
                 report.kept_anonymised += 1
@@ -938,6 +1069,7 @@ def _content_key(
     blobs: BlobStore,
     index: BlindIndex,
     digesters: dict[tuple[str, str], Callable[[str], bytes]],
+    zone: str,
     row: sa.Row[Any],
 ) -> bytes | None:
     """The record's source key under the content rule; None when it cannot have one."""
@@ -967,8 +1099,10 @@ def _content_key(
         except BlobCorrupt:
             return None
         media = digest.hexdigest()
+    # Every cdr_csv layout has amaflags, FreeSWITCH none: its legacy times stay instants.
+    read_in = zone if row.category == "cdr" and "amaflags" in payload else None
     try:
-        content = identity.source_key(row.category, payload, media)
+        content = identity.source_key(row.category, payload, media, zone=read_in)
     except ValueError:
         return None  # a category without a content rule keeps its key
     scope = (row.customer_id, row.category)

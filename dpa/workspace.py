@@ -249,17 +249,19 @@ def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
             if created:
                 done.append(f"created system keys: {', '.join(created)}")
             try:
-                version = register_mod.current(session).version
+                stored = register_mod.current(session)
+                version, zone = stored.version, stored.register.settings.timezone.key
             except NotInitialised:
                 default = register_mod.default_register()
                 version, _ = register_mod.install(
                     session, default, "default register", actor=actor, now=now
                 )
+                zone = default.settings.timezone.key
                 done.append(f"installed the default register as version {version}")
             keyring = Keyring(key, int(version_row.value))
         # Records keyed by an older identity rule get their content key (batches, resumable).
         rekeyed = ingest.rekey(
-            engine, keyring, BlobStore(settings.home / "blobs"), actor=actor, now=now
+            engine, keyring, BlobStore(settings.home / "blobs"), zone=zone, actor=actor, now=now
         )
         if rekeyed is not None:
             done.append(_rekey_summary(rekeyed))

@@ -109,6 +109,7 @@ def _run(
     zone_evidence: ZoneEvidence | None = None,
     strict_time: bool = False,
     quarantine: rejects_mod.Quarantine | None = None,
+    retime: bool = False,
 ) -> None:
     """Ingest what `parse` reads as one transaction and print its report.
 
@@ -136,6 +137,7 @@ def _run(
                 strict_time=strict_time,
                 source=label,
                 quarantine=quarantine,
+                retime=retime,
             )
     if as_json:
         extra = {"cursor": None} if cursor_field else {}
@@ -154,7 +156,22 @@ def _warn(label: str, report: ingest_mod.IngestReport, customer: str) -> None:
             f"{report.rejected} line(s) rejected ({lines}), kept encrypted: "
             f"see `{_rejects_command(customer)}`"
         )
-    for text in (report.warning, *report.time_warnings, rejected):
+    moved = None
+    if report.other_times:
+        lines = ingest_mod.line_list(list(report.other_times_lines), report.other_times)
+        if report.retimed is None:
+            moved = (
+                f"{report.other_times} call(s) ({lines}) were stored before with other times "
+                "(read in another zone, --tz): kept as stored; --retime gives them this "
+                "reading's times"
+            )
+        elif report.retimed < report.other_times:
+            moved = (
+                f"{report.other_times} call(s) ({lines}) were stored before with other times: "
+                f"{report.retimed} given this reading's, "
+                f"{report.other_times - report.retimed} anonymised ones kept as they are"
+            )
+    for text in (report.warning, *report.time_warnings, moved, rejected):
         if text is not None:
             err_console.print(Text(f"warning: {label}: {text}"), soft_wrap=True)
 
@@ -164,12 +181,15 @@ def _rejects_command(customer: str) -> str:
 
 
 def _report_fields(report: ingest_mod.IngestReport, customer: str) -> dict[str, object]:
-    """The report as JSON; `rejected` and its fields only when --quarantine was given."""
+    """The report as JSON; `rejected` and its fields only when --quarantine was given, the
+    other-times fields only for CDRs."""
     fields = {k: getattr(report, k) for k in report.__slots__}
     if report.rejected is None:
         del fields["rejected"], fields["rejected_lines"]
     else:
         fields["rejects_command"] = _rejects_command(customer)
+    if report.category != "cdr":
+        del fields["other_times"], fields["other_times_lines"], fields["retimed"]
     return fields
 
 
@@ -178,6 +198,8 @@ def _summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
     skipped = f"{report.duplicates} already stored, {report.repeats} repeated in the file"
     if report.rejected is not None:
         skipped += f", {report.rejected} line(s) rejected"
+    if report.retimed:
+        skipped += f", {report.retimed} given this reading's times"
     if report.added == 0:
         event = "" if report.ledger_seq is None else f"; ledger event #{report.ledger_seq}"
         return f"{label}: {report.read} records read, nothing new ({skipped}){event}"
@@ -350,6 +372,16 @@ def cdr(
             "Default: store them and warn.",
         ),
     ] = False,
+    retime: Annotated[
+        bool,
+        typer.Option(
+            "--retime",
+            help="Calls stored before with other times (the file was read earlier in another "
+            "zone; a call is the same call whatever --tz) get this reading's times and due "
+            "dates, sealed anew; anonymised calls are left as they are. Default: keep them "
+            "as stored and warn. On a file read before, add --from-start.",
+        ),
+    ] = False,
     quarantine: QuarantineOpt = False,
     region: RegionOpt = None,
     as_json: bool = JSON_OPTION,
@@ -386,6 +418,7 @@ def cdr(
             region,
             cursor_field=True,
             strict_time=strict_time,
+            retime=retime,
         )
         return
     layout = _columns(columns, fmt)
@@ -408,6 +441,7 @@ def cdr(
             zone_evidence=evidence,
             strict_time=strict_time,
             quarantine=kept,
+            retime=retime,
         )
         return
     _cdr_with_cursor(
@@ -424,6 +458,7 @@ def cdr(
         region=region,
         strict_time=strict_time,
         quarantine=quarantine,
+        retime=retime,
     )
 
 
@@ -457,6 +492,7 @@ def _cdr_with_cursor(
     region: str | None,
     strict_time: bool = False,
     quarantine: bool = False,
+    retime: bool = False,
 ) -> None:
     """One run on a regular CDR CSV file (Asterisk cdr_csv or FreeSWITCH mod_cdr_csv): the
     lines appended since the cursor, stored with the cursor's advance in one transaction (a
@@ -548,6 +584,7 @@ def _cdr_with_cursor(
                         strict_time=strict_time,
                         source=label,
                         quarantine=kept,
+                        retime=retime,
                     )
             state = _layout_state(known[-1]) if known else run.state
             cursors.advance(session, run, now=moment, state=state)

@@ -356,16 +356,22 @@ def _record(name: str, line: int, row: list[str], layout: _Layout, clock: _Clock
     start = _time(name, line, clock, payload["start"], "start")
     if start is None:
         raise FileLineError(name, line, "start time is empty")
-    payload["start"] = clock.iso(start)
-    for key in layout.optional_times:
-        moment = _time(name, line, clock, payload[key], key)
-        payload[key] = None if moment is None else clock.iso(moment)
+    moments = [(key, _time(name, line, clock, payload[key], key)) for key in layout.optional_times]
     for field in layout.seconds:
         payload[field] = whole_seconds(name, line, payload[field], field)
+    # The call's content with its times as written, not its uniqueid (since Asterisk 12
+    # several CDRs share one) nor the instants --tz makes of its times.
+    payload["start"] = payload["start"].strip()
+    for key, moment in moments:
+        payload[key] = None if moment is None else payload[key].strip()
+    source_key = identity.cdr_key(payload)
+    payload["start"] = clock.iso(start)
+    for key, moment in moments:
+        payload[key] = None if moment is None else clock.iso(moment)
+    payload["tz"] = clock.zone
     return ParsedRecord(
         line=line,
-        # The call's content, not its uniqueid: since Asterisk 12 several CDRs share one.
-        source_key=identity.source_key("cdr", payload),
+        source_key=source_key,
         category="cdr",
         collected_at=clock.instant(start),
         payload=payload,
@@ -405,6 +411,7 @@ class _Clock:
 
     def __init__(self, tz: ZoneInfo) -> None:
         self._tz = tz
+        self.zone = tz.key  # the name a stored call keeps (`tz`), so its key can be rebuilt
         self._minutes: dict[str, tuple[datetime, str] | None] = {}
 
     def read(self, text: str) -> _Time:

@@ -125,7 +125,7 @@ _TIME_VARIABLES = frozenset(v for sources in _TIME_SOURCES.values() for v in sou
 _START_VARIABLES = frozenset(_TIME_SOURCES["start"])
 _SECONDS = ("duration", "billsec")
 # Payload names a template cannot also use as a variable's own name.
-_RESERVED = frozenset({*_RENAMED.values(), *_MOMENTS, "disposition", "e164", "cost"})
+_RESERVED = frozenset({*_RENAMED.values(), *_MOMENTS, "disposition", "e164", "cost", "tz"})
 # The channel variables a JSON CDR's payload keeps (its other ~200 are SIP, RTP and SDP
 # details of the platform, not of the call).
 _JSON_VARIABLES = (
@@ -592,8 +592,9 @@ def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> P
         else:
             payload[key] = value
     times: dict[str, datetime | None] = {}
+    written: dict[str, str] = {}  # the moments read from wall-clock stamps, as written
     for moment in _MOMENTS:
-        times[moment] = _moment(name, line, clock, values, moment)
+        times[moment] = _moment(name, line, clock, values, moment, written)
         if times[moment] is not None or any(v in values for v in _TIME_SOURCES[moment]):
             instant = times[moment]
             payload[moment] = None if instant is None else instant.isoformat()
@@ -607,9 +608,14 @@ def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> P
     disposition = _disposition(payload, values)
     if disposition is not None:
         payload["disposition"] = disposition
+    if written:
+        # Times as written (`dpa.identity`): stamps as their text, so reading the file in
+        # another zone (--tz) is the same calls; the zone is kept to rebuild the key.
+        payload["tz"] = clock.zone
+    source_key = identity.source_key("cdr", payload)
     return ParsedRecord(
         line=line,
-        source_key=identity.source_key("cdr", payload),
+        source_key=source_key,
         category="cdr",
         collected_at=start,
         payload=payload,
@@ -618,9 +624,16 @@ def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> P
 
 
 def _moment(
-    name: str, line: int, clock: _Clock, values: Mapping[str, str], moment: str
+    name: str,
+    line: int,
+    clock: _Clock,
+    values: Mapping[str, str],
+    moment: str,
+    written: dict[str, str],
 ) -> datetime | None:
-    """A moment of the call from its most exact variable; None when unset (empty or 0)."""
+    """A moment of the call from its most exact variable; None when unset (empty or 0).
+
+    A moment read from a wall-clock stamp is noted in `written` (its text)."""
     uepoch, epoch, stamp = _TIME_SOURCES[moment]
     what = f"{moment} time"
     for variable, scale in ((epoch, 1), (uepoch, _MICRO)):
@@ -630,6 +643,7 @@ def _moment(
     text = values.get(stamp, "").strip()
     if not text:
         return None
+    written[moment] = text
     try:
         return clock.read(text)
     except ValueError:
@@ -686,6 +700,7 @@ class _Clock:
 
     def __init__(self, tz: ZoneInfo) -> None:
         self._tz = tz
+        self.zone = tz.key
         self._minutes: dict[str, datetime | None] = {}
 
     def read(self, text: str) -> datetime:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dpa import ingest
+from dpa import identity, ingest
 from dpa.workspace import Workspace
 from tests.conftest import Run
 
@@ -61,7 +61,9 @@ def test_calls_sharing_a_uniqueid_are_all_stored(ws: Workspace, cli: Cli) -> Non
     assert (again["added"], again["duplicates"], again["warning"]) == (0, 7, None)
     assert _stored(ws) == 7
     with ws.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT DISTINCT identity FROM records")).scalars().all() == [2]
+        assert conn.execute(sa.text("SELECT DISTINCT identity FROM records")).scalars().all() == [
+            identity.IDENTITY
+        ]
     events = json.loads(cli("audit", "log", "--action", "ingest", "--json").stdout)
     assert [(e["details"]["read"], e["details"]["records"]) for e in events] == [(7, 7)]
     assert events[0]["details"]["repeats_in_file"] == 0

@@ -9,6 +9,7 @@ adds the calls the first rule dropped, nothing twice. Both backends (the `ws` fi
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from dpa import identity, ingest
 from dpa.config import Settings
@@ -119,7 +121,7 @@ def test_first_rule_installation_is_refused_then_upgraded_and_completed(
     assert "re-keyed 3 of 3 records by their content" in upgraded.stdout
     digest = _digester(ws, "cdr")
     for row in _rows(ws, "cdr"):
-        assert row.identity == 2
+        assert row.identity == identity.IDENTITY
         content = identity.source_key("cdr", {
             k: v for k, v in _payload(ws, "cdr", row).items() if k != "e164"
         })  # fmt: skip
@@ -131,7 +133,7 @@ def test_first_rule_installation_is_refused_then_upgraded_and_completed(
     events = json.loads(cli("audit", "log", "--action", "records", "--json").stdout)
     assert [e["action"] for e in events] == ["records.rekey"]
     assert events[0]["details"] == {
-        "identity": 2, "records": 3, "rekeyed": 3, "unchanged": 0, "kept_anonymised": 0,
+        "identity": identity.IDENTITY, "records": 3, "rekeyed": 3, "unchanged": 0, "kept_anonymised": 0,
         "kept_no_media": 0, "kept_shared": 0,
     }  # fmt: skip
     assert "nothing changed" in cli("init").stdout
@@ -167,7 +169,7 @@ def test_every_category_gets_its_content_key(ws: Workspace, cli: Cli) -> None:
         digest = _digester(ws, category)
         rows = _rows(ws, category)
         assert {bytes(r.source_key) for r in rows} == {digest(k) for k in keys}, category
-        assert {r.identity for r in rows} == {2}
+        assert {r.identity for r in rows} == {identity.IDENTITY}
     assert _cli_ingest(cli, "voicemail", str(SPOOL))["added"] == 0
     assert _cli_ingest(cli, "recording", *map(str, RECORDINGS))["added"] == 0
     assert _cli_ingest(cli, "contacts", str(CONTACTS))["added"] == 0
@@ -221,7 +223,7 @@ def test_shared_content_anonymised_and_interrupted_runs(
     monkeypatch.setattr(ingest, "_rekey_batch", stop_after_one)
     with pytest.raises(KeyboardInterrupt):
         init(settings, actor="test", now=NOW)
-    assert sorted(r.identity for r in _rows(ws, "cdr")) == [1, 1, 2, 2]
+    assert sorted(r.identity for r in _rows(ws, "cdr")) == [1, 1, 3, 3]
     with ws.session() as session:
         progress = session.get(Meta, "records_rekey_progress")
         assert progress is not None and json.loads(progress.value)["rekeyed"] == 2
@@ -230,12 +232,12 @@ def test_shared_content_anonymised_and_interrupted_runs(
     report = init(settings, actor="test", now=NOW)
     assert any("kept both" in line for line in report.done)
     rows = _rows(ws, "cdr")
-    assert len(rows) == 4 and {r.identity for r in rows} == {2}
+    assert len(rows) == 4 and {r.identity for r in rows} == {identity.IDENTITY}
     assert bytes(next(r for r in rows if r.id == "f" * 32).source_key) == b"\x01" * 16
     events = json.loads(cli("audit", "log", "--action", "records.rekey", "--json").stdout)
     assert len(events) == 1
     assert events[0]["details"] == {
-        "identity": 2, "records": 4, "rekeyed": 2, "unchanged": 0, "kept_anonymised": 1,
+        "identity": identity.IDENTITY, "records": 4, "rekeyed": 2, "unchanged": 0, "kept_anonymised": 1,
         "kept_no_media": 0, "kept_shared": 1,
     }  # fmt: skip
     cli("customer", "list")
@@ -245,6 +247,52 @@ def test_shared_content_anonymised_and_interrupted_runs(
 def test_a_fresh_installation_needs_no_rekey(ws: Workspace, cli: Cli) -> None:
     with ws.session() as session:
         done = session.get(Meta, ingest.IDENTITY_META)
-        assert done is not None and done.value == "2"
+        assert done is not None and done.value == str(identity.IDENTITY)
     assert "records" not in cli("init").stdout
     assert json.loads(cli("audit", "log", "--action", "records", "--json").stdout) == []
+
+
+def test_second_rule_cdrs_are_keyed_by_their_times_as_written(
+    ws: Workspace, cli: Cli, clock: time_machine.Coordinates
+) -> None:
+    """Rule 2 keyed a CDR with its times as UTC instants, so a file read again in another
+    zone was stored again. Re-keyed, its calls are found whatever --tz reads them."""
+    _add(cli)
+    _cli_ingest(cli, "cdr", str(FREEPBX))
+    _cli_ingest(cli, "voicemail", str(SPOOL))
+    digest = _digester(ws, "cdr")
+    with ws.session() as session:
+        ciphers = {row.key_id: ws.keyring.cipher(session, row.key_id) for row in _rows(ws, "cdr")}
+    stored = [(row, _payload(ws, "cdr", row)) for row in _rows(ws, "cdr")]
+    with ws.engine.begin() as conn:
+        for row, payload in stored:
+            del payload["tz"]  # rule 2 did not keep the zone
+            read = {k: v for k, v in payload.items() if k != "e164"}
+            old = hashlib.sha256()
+            for part in (b"cdr", identity.canonical(read)):
+                old.update(len(part).to_bytes(8, "big") + part)
+            nonce = os.urandom(12)
+            sealed = nonce + ciphers[row.key_id].encrypt(
+                nonce, orjson.dumps(payload), record_ad("acme", "cdr", row.id, row.key_id)
+            )
+            conn.execute(
+                sa.text("UPDATE records SET source_key = :k, payload = :p WHERE id = :i"),
+                {"k": digest(old.hexdigest()), "p": sealed, "i": row.id},
+            )
+        conn.execute(sa.text("UPDATE records SET identity = 2"))
+        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": ingest.IDENTITY_META})
+    cli("customer", "list", code=2)  # refused until `dpa init` re-keys
+    cli("init")
+    events = json.loads(cli("audit", "log", "--action", "records.rekey", "--json").stdout)
+    voicemail = len(_rows(ws, "voicemail"))
+    assert events[-1]["details"] | {"records": 0} == {
+        "identity": 3, "records": 0, "rekeyed": 7, "unchanged": voicemail,
+        "kept_anonymised": 0, "kept_no_media": 0, "kept_shared": 0,
+    }  # fmt: skip
+    # The register's zone was the guess; the same file in that zone or any other adds nothing.
+    clock.shift(60)
+    assert _cli_ingest(cli, "cdr", str(FREEPBX), "--from-start")["added"] == 0
+    clock.shift(60)
+    utc = _cli_ingest(cli, "cdr", str(FREEPBX), "--from-start", "--tz", "UTC")
+    assert (utc["added"], utc["duplicates"], utc["other_times"]) == (0, 7, 7)
+    assert _cli_ingest(cli, "voicemail", str(SPOOL))["added"] == 0

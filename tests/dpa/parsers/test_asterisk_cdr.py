@@ -50,7 +50,8 @@ def test_fields_by_name() -> None:
     assert record.payload["disposition"] == "ANSWERED"
     assert record.payload["start"] == "2026-03-28T09:15:02+00:00"
     assert record.collected_at == datetime(2026, 3, 28, 9, 15, 2, tzinfo=UTC)
-    assert len(record.payload) == 18
+    assert len(record.payload) == 18 + 1  # the fields, and the zone they were read in
+    assert record.payload["tz"] == "Europe/Brussels"
 
 
 def test_quoted_comma_in_clid_stays_in_one_field() -> None:

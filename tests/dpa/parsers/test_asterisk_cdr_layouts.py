@@ -62,7 +62,7 @@ def test_every_cdr_csv_layout_is_detected(tmp_path: Path, layout: tuple[str, ...
     parsed = _parse(tmp_path, f"{_line(layout, userfield)}\n{_line(layout, userfield)}\n")
     assert len(parsed) == 2
     record = parsed[0]
-    assert tuple(record.payload) == layout
+    assert tuple(record.payload) == (*layout, "tz")
     assert record.payload["src"] == "0470555101"
     assert record.payload["start"] == "2026-03-30T07:12:01+00:00"
     assert record.payload["duration"] == 159
@@ -84,7 +84,7 @@ def test_an_empty_uniqueid_column_of_17_is_a_userfield(tmp_path: Path) -> None:
 def test_real_stock_layout(tmp_path: Path) -> None:
     records = list(parse_cdr_csv(REAL / "cdr-csv-18-TelephonySwitching.csv", BXL))
     assert len(records) == 12
-    assert all(tuple(r.payload) == FIELDS for r in records)
+    assert all(tuple(r.payload) == (*FIELDS, "tz") for r in records)
     unanswered = [r for r in records if r.payload["disposition"] in ("NO ANSWER", "FAILED")]
     assert len(unanswered) == 4 and all(r.payload["answer"] is None for r in unanswered)
     assert records[2].payload["lastdata"] == '"eletrolatinooooo"'
@@ -101,7 +101,7 @@ def test_real_calls_sharing_a_uniqueid_are_distinct_records() -> None:
 def test_real_newcdrcolumns_with_system_names() -> None:
     records = list(parse_cdr_csv(REAL / "cdr-csv-21-newcdrcolumns.csv", BXL))
     assert len(records) == 15
-    assert all(tuple(r.payload) == KNOWN for r in records)
+    assert all(tuple(r.payload) == (*KNOWN, "tz") for r in records)
     uniqueids = Counter(r.payload["uniqueid"] for r in records)
     assert len(uniqueids) == 9  # 15 CDRs: the first identity rule stored 9
     assert len({r.source_key for r in records}) == 15
@@ -115,7 +115,7 @@ def test_real_cdr_custom_sample_mapping() -> None:
     records = list(parse_cdr_csv(REAL / "cdr-custom-19-sample-mapping.csv", BXL))
     assert len(records) == 6
     first = records[0]
-    assert tuple(first.payload) == CUSTOM_SAMPLE
+    assert tuple(first.payload) == (*CUSTOM_SAMPLE, "tz")
     assert first.payload["clid"] == '"" <client1>'
     assert (first.payload["src"], first.payload["dst"]) == ("client1", "6789")
     assert (first.payload["duration"], first.payload["billsec"], first.payload["sequence"]) == (
@@ -130,7 +130,7 @@ def test_a_header_line_gives_the_layout_and_is_skipped(tmp_path: Path) -> None:
     header = ",".join(name.upper() if name == "src" else name for name in order)
     records = _parse(tmp_path, f"{header}\n{_line(order)}\n")
     assert len(records) == 1 and records[0].line == 2
-    assert tuple(records[0].payload) == order
+    assert tuple(records[0].payload) == (*order, "tz")
     assert records[0].payload["duration"] == 159
 
 
@@ -231,5 +231,5 @@ def test_a_freepbx_cdr_report_export_with_calldate(tmp_path: Path) -> None:
              "uniqueid", "cnum", "did")  # fmt: skip
     call = {**CALL, "cnum": "0470555101", "did": "025551234"}
     records = _parse(tmp_path, f"{header}\n{_line(order, call)}\n")
-    assert tuple(records[0].payload) == order
+    assert tuple(records[0].payload) == (*order, "tz")
     assert records[0].phones == ("0470555101", "600", "025551234")
