@@ -13,7 +13,23 @@ from typing import Annotated
 import typer
 
 from dpa import __version__
-from dpa.cli import audit, customer, export, hold, ingest, keys, register, retention, subject
+from dpa.cli import (
+    audit,
+    customer,
+    export,
+    hold,
+    ingest,
+    ingest_callbacks,
+    ingest_captures,
+    ingest_fax,
+    ingest_iddocs,
+    ingest_iplogs,
+    keys,
+    register,
+    retention,
+    stats,
+    subject,
+)
 from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json, say
 from dpa.config import Settings
 from dpa.workspace import init as init_workspace
@@ -36,6 +52,9 @@ app.add_typer(hold.app, name="hold")
 app.add_typer(export.app, name="export")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.command(name="stats")(stats.stats)
+# Further `dpa ingest` commands, each in its own module, registered on `ingest.app`.
+_INGEST_MODULES = (ingest_callbacks, ingest_captures, ingest_fax, ingest_iddocs, ingest_iplogs)
 
 
 def _version(value: bool) -> None:

@@ -70,7 +70,10 @@ from dpa.parsers.freeswitch import check_columns as freeswitch_columns
 from dpa.register import Register
 from dpa.workspace import Workspace
 
-app = typer.Typer(help="Ingest platform files: CDRs, voicemail, recordings, contacts (encrypted).")
+app = typer.Typer(
+    help="Ingest platform files, encrypted: CDRs, voicemail, recordings, contacts, faxes, "
+    "identity documents, IP address logs, signalling captures, the call-back list."
+)
 
 CustomerOpt = Annotated[str, typer.Option("--customer", help="The customer the data belongs to.")]
 

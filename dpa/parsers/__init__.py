@@ -6,30 +6,51 @@ One module per format, each a generator of `ParsedRecord`:
 * `freeswitch`: FreeSWITCH mod_cdr_csv files and mod_json_cdr documents;
 * `voicemail`: an Asterisk app_voicemail spool (`msgNNNN.txt` plus audio);
 * `recordings`: call recordings named the FreePBX/MixMonitor way, or with a JSON sidecar;
-* `contacts`: a customer's contact list as a headered CSV.
+* `contacts`: a customer's contact list: a headered CSV, Google or Outlook CSV, vCard;
+* `fax`: received faxes: Asterisk/FreePBX TIFFs and mailed PDFs with sidecars, HylaFAX
+  xferfaxlog `RECV` lines with their recvq files;
+* `iddocs`: identity documents (image or PDF) with a dpa or Veriff sidecar;
+* `iplogs`: Asterisk security events, PJSIP/chan_sip registrations, Common/Combined access
+  logs: one `ip_address` record per event;
+* `captures`: SIP/RTP captures (pcap, pcapng; SIP over UDP, TCP, HEP3), one record per file;
+* `callbacks`: the call-back (to-react) list as CSV, and entries derived from stored CDRs.
 """
 
 from __future__ import annotations
 
 from dpa.parsers.asterisk_cdr import parse_cdr_csv
 from dpa.parsers.base import ParsedRecord
+from dpa.parsers.callbacks import missed_calls, parse_callback_csv
+from dpa.parsers.captures import parse_captures
 from dpa.parsers.contacts import parse_contacts_csv
+from dpa.parsers.fax import HylafaxScan, parse_fax_files, parse_hylafax
 from dpa.parsers.freeswitch import (
     json_cdr_files,
     parse_freeswitch_csv,
     parse_freeswitch_json,
     read_freeswitch_json,
 )
+from dpa.parsers.iddocs import parse_id_documents
+from dpa.parsers.iplogs import detect_format, parse_ip_log
 from dpa.parsers.recordings import parse_recordings
 from dpa.parsers.voicemail import parse_voicemail_spool
 
 __all__ = [
+    "HylafaxScan",
     "ParsedRecord",
+    "detect_format",
     "json_cdr_files",
+    "missed_calls",
+    "parse_callback_csv",
+    "parse_captures",
     "parse_cdr_csv",
     "parse_contacts_csv",
+    "parse_fax_files",
     "parse_freeswitch_csv",
     "parse_freeswitch_json",
+    "parse_hylafax",
+    "parse_id_documents",
+    "parse_ip_log",
     "parse_recordings",
     "parse_voicemail_spool",
     "read_freeswitch_json",

@@ -82,7 +82,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote
 
-import dpkt  # type: ignore[import-untyped]
+import dpkt
 
 from dpa import identity
 from dpa.errors import FileLineError, InputError
