@@ -16,6 +16,10 @@ records (a refused or failed run moves neither). A run that finds no new call pr
 pipe, a FreeSWITCH JSON CDR file or folder). FreeSWITCH mod_json_cdr takes a file or a
 folder; a folder is one transaction and one ledger event, like a voicemail spool
 (mod_json_cdr writes one file per call leg: a ledger event per file would be one per call).
+
+The commands of the other intakes (`dpa/cli/ingest_*.py`) register on `app` and share this
+module's options and `run_ingest` (one transaction, the report printed), `zone_option`
+(`--tz`), `report_fields`, `summary` and `warn`.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ RegionOpt = Annotated[
 ]
 
 
-def _run(
+def run_ingest(
     ctx: typer.Context,
     label: str,
     kind: str,
@@ -113,12 +117,18 @@ def _run(
     strict_time: bool = False,
     quarantine: rejects_mod.Quarantine | None = None,
     retime: bool = False,
+    extra: Callable[[], dict[str, object]] | None = None,
+    extra_line: Callable[[], str] | None = None,
 ) -> None:
     """Ingest what `parse` reads as one transaction and print its report.
 
     `cursor_field` (`dpa ingest cdr`): the JSON report has `"cursor": null`, a full read.
     `zone_evidence` (filled by `parse`), `strict_time` and `quarantine` (the collector
-    `parse` hands bad lines to): see `dpa.ingest.ingest`."""
+    `parse` hands bad lines to): see `dpa.ingest.ingest`. What a command tells beyond the
+    report (`dpa ingest ip-log`: the file's line counts, which its parser fills while it is
+    read) is asked for once the records are stored: `extra()` gives fields added to the
+    `--json` report, `extra_line()` a line printed after the summary. Neither may name
+    personal data."""
     region = None if region is None else check_region(region)  # before anything is opened
     moment = now()
     with workspace() as ws, ws.session() as session:
@@ -143,14 +153,17 @@ def _run(
                 retime=retime,
             )
     if as_json:
-        extra = {"cursor": None} if cursor_field else {}
-        print_json({"file": label, **_report_fields(report, customer), **extra})
+        cursor: dict[str, object] = {"cursor": None} if cursor_field else {}
+        more = {} if extra is None else extra()
+        print_json({"file": label, **report_fields(report, customer), **cursor, **more})
     else:
-        say(_summary(label, customer, report))
-    _warn(label, report, customer)
+        say(summary(label, customer, report))
+        if extra_line is not None:
+            say(extra_line())
+    warn(label, report, customer)
 
 
-def _warn(label: str, report: ingest_mod.IngestReport, customer: str) -> None:
+def warn(label: str, report: ingest_mod.IngestReport, customer: str) -> None:
     """The report's warnings on stderr: the overlap, each time finding, then the rejects."""
     rejected = None
     if report.rejected:
@@ -183,7 +196,7 @@ def _rejects_command(customer: str) -> str:
     return f"dpa ingest rejects --customer {customer}"
 
 
-def _report_fields(report: ingest_mod.IngestReport, customer: str) -> dict[str, object]:
+def report_fields(report: ingest_mod.IngestReport, customer: str) -> dict[str, object]:
     """The report as JSON; `rejected` and its fields only when --quarantine was given, the
     other-times fields only for CDRs."""
     fields = {k: getattr(report, k) for k in report.__slots__}
@@ -196,7 +209,7 @@ def _report_fields(report: ingest_mod.IngestReport, customer: str) -> dict[str, 
     return fields
 
 
-def _summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
+def summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
     """One line per file: what was read, stored and skipped (counts, no personal data)."""
     skipped = f"{report.duplicates} already stored, {report.repeats} repeated in the file"
     if report.rejected is not None:
@@ -213,13 +226,20 @@ def _summary(label: str, customer: str, report: ingest_mod.IngestReport) -> str:
     )
 
 
-def _zone(name: str | None, register: Register) -> ZoneInfo:
+def zone_option(name: str | None, register: Register) -> ZoneInfo:
+    """The zone `--tz` names (typer.BadParameter for an unknown one), else the register's."""
     if name is None:
         return register.settings.timezone
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown timezone {name!r}", param_hint="--tz") from None
+
+
+# The old private names, still imported by ingest_fax, ingest_iddocs and ingest_captures:
+# they go once those modules import `run_ingest` and `zone_option`.
+_run = run_ingest
+_zone = zone_option
 
 
 ExistingFile = Annotated[
@@ -411,12 +431,12 @@ def cdr(
                 "applies to CSV formats, not freeswitch-json (a JSON CDR is a document, not lines)",
                 param_hint="--quarantine",
             )
-        _run(
+        run_ingest(
             ctx,
             str(file),
             kind,
             customer,
-            lambda r: parse_freeswitch_json(json_cdr_files(file), _zone(tz, r)),
+            lambda r: parse_freeswitch_json(json_cdr_files(file), zone_option(tz, r)),
             as_json,
             region,
             cursor_field=True,
@@ -432,12 +452,12 @@ def cdr(
         options: dict[str, object] = {} if evidence is None else {"zone_evidence": evidence}
         if kept is not None:
             options["on_bad_line"] = kept
-        _run(
+        run_ingest(
             ctx,
             str(file),
             kind,
             customer,
-            lambda r: _CSV_PARSERS[fmt](file, _zone(tz, r), layout, **options),
+            lambda r: _CSV_PARSERS[fmt](file, zone_option(tz, r), layout, **options),
             as_json,
             region,
             cursor_field=True,
@@ -513,7 +533,7 @@ def _cdr_with_cursor(
     earlier: ingest_mod.IngestReport | None = None
     with workspace() as ws, ws.session() as session:
         register = ws.register(session)
-        zone = _zone(tz, register)
+        zone = zone_option(tz, register)
         ingest_mod.collecting(session, customer, moment)  # before a cursor is written
         key = ws.keyring.system_key(session, "blind-index")
         with cursors.resume(
@@ -603,21 +623,21 @@ def _cdr_with_cursor(
         cursor["rotated_copy"] = {
             "file": str(tail.path),
             "first_line": tail.first_line,
-            "records": None if earlier is None else _report_fields(earlier, customer),
+            "records": None if earlier is None else report_fields(earlier, customer),
         }
         if not as_json and earlier is not None:
             say(f"{tail.path}: lines {tail.first_line} on, appended before the rotation:")
-            say(_summary(str(tail.path), customer, earlier))
+            say(summary(str(tail.path), customer, earlier))
     if as_json:
-        print_json({"file": label, **_report_fields(report, customer), "cursor": cursor})
+        print_json({"file": label, **report_fields(report, customer), "cursor": cursor})
     elif report.read == 0 and not report.rejected:
         say(f"{label}: {run.summary()}: nothing new")
     else:
-        say(_summary(label, customer, report))
+        say(summary(label, customer, report))
         say(f"{label}: {run.summary()}")
     if run.predecessor is not None and earlier is not None:
-        _warn(str(run.predecessor.path), earlier, customer)
-    _warn(label, report, customer)
+        warn(str(run.predecessor.path), earlier, customer)
+    warn(label, report, customer)
 
 
 def _rotated_tail(
@@ -739,7 +759,7 @@ def voicemail(
 ) -> None:
     """An Asterisk voicemail spool (or a context, mailbox or folder of one, relative paths
     welcome): every message with all its audio formats, and the mailbox greetings."""
-    _run(
+    run_ingest(
         ctx,
         str(directory),
         "asterisk-voicemail",
@@ -777,12 +797,12 @@ def recording(
         )
     when: Literal["mtime"] | None = "mtime" if collected_at == "mtime" else None
     label = f"{len(files)} recording path(s)"  # their names carry phone numbers: never echoed
-    _run(
+    run_ingest(
         ctx,
         label,
         "call-recording",
         customer,
-        lambda r: parse_recordings(files, _zone(tz, r), collected_at=when),
+        lambda r: parse_recordings(files, zone_option(tz, r), collected_at=when),
         as_json,
         region,
     )
@@ -801,7 +821,7 @@ def contacts(
     --quarantine reads the simple CSV only (Google and Outlook records may span lines)."""
     collected = modified_at(file)
     kept = rejects_mod.Quarantine(str(file), "phone_number") if quarantine else None
-    _run(
+    run_ingest(
         ctx,
         str(file),
         "contacts-csv",

@@ -30,12 +30,12 @@ from dpa.cli.ingest import (
     CustomerOpt,
     QuarantineOpt,
     RegionOpt,
-    _report_fields,
-    _run,
-    _summary,
-    _warn,
-    _zone,
     app,
+    report_fields,
+    run_ingest,
+    summary,
+    warn,
+    zone_option,
 )
 from dpa.customers import check_region, region_of
 from dpa.errors import InputError, IntegrityFailure
@@ -139,12 +139,12 @@ def callback_list(
             if given:
                 raise typer.BadParameter("applies to --from-missed-calls only", param_hint=option)
         kept = rejects_mod.Quarantine(str(file), CATEGORY) if quarantine else None
-        _run(
+        run_ingest(
             ctx,
             str(file),
             CSV_KIND,
             customer,
-            lambda r: parse_callback_csv(file, _zone(tz, r), on_bad_line=kept),
+            lambda r: parse_callback_csv(file, zone_option(tz, r), on_bad_line=kept),
             as_json,
             region,
             quarantine=kept,
@@ -223,13 +223,13 @@ def _derive(
         else:
             report = _nothing(register)
     if as_json:
-        print_json({"file": label, "cdrs_read": len(cdrs), **_report_fields(report, customer)})
+        print_json({"file": label, "cdrs_read": len(cdrs), **report_fields(report, customer)})
     elif report.read == 0:
         say(f"{label}: {len(cdrs)} CDRs read, no missed call to list")
     else:
         say(f"{label}: {len(cdrs)} CDRs read")
-        say(_summary(label, customer, report))
-    _warn(label, report, customer)
+        say(summary(label, customer, report))
+    warn(label, report, customer)
 
 
 def stored_cdrs(

@@ -13,21 +13,17 @@ from typing import Annotated
 
 import typer
 
-from dpa import ingest as ingest_mod
 from dpa import rejects as rejects_mod
-from dpa.cli._common import JSON_OPTION, actor, counting, now, print_json, say, workspace
+from dpa.cli._common import JSON_OPTION
 from dpa.cli.ingest import (
     CustomerOpt,
     ExistingFile,
     QuarantineOpt,
     RegionOpt,
-    _report_fields,
-    _summary,
-    _warn,
-    _zone,
     app,
+    run_ingest,
+    zone_option,
 )
-from dpa.customers import check_region
 from dpa.parsers.iplogs import FORMATS, LineCount, detect_format, parse_ip_log
 
 __all__ = ["KINDS", "ip_log"]
@@ -80,43 +76,23 @@ def ip_log(
             f"unknown format {file_format!r}: one of {', '.join(FORMATS)}", param_hint="--format"
         )
     fmt = file_format if file_format is not None else detect_format(file)
-    checked_region = None if region is None else check_region(region)
     label = str(file)
     kept = rejects_mod.Quarantine(label, "ip_address") if quarantine else None
-    lines = LineCount()
-    moment = now()
-    with workspace() as ws, ws.session() as session:
-        register = ws.register(session)
-        zone = _zone(tz, register)
-        with counting(f"ingesting {label}", quiet=as_json) as progress:
-            report = ingest_mod.ingest(
-                session,
-                ws.keyring,
-                ws.blobs,
-                register,
-                parse_ip_log(file, fmt, zone, year=year, count=lines, on_bad_line=kept),
-                customer_id=customer,
-                kind=KINDS[fmt],
-                actor=actor(ctx),
-                now=moment,
-                progress=progress,
-                region=checked_region,
-                source=label,
-                quarantine=kept,
-            )
-    if as_json:
-        print_json(
-            {
-                "file": label,
-                "format": fmt,
-                **_report_fields(report, customer),
-                "lines": lines.as_dict(),
-            }
-        )
-    else:
-        say(_summary(label, customer, report))
-        say(_lines(label, fmt, lines))
-    _warn(label, report, customer)
+    lines = LineCount()  # filled while the file is read
+    run_ingest(
+        ctx,
+        label,
+        KINDS[fmt],
+        customer,
+        lambda r: parse_ip_log(
+            file, fmt, zone_option(tz, r), year=year, count=lines, on_bad_line=kept
+        ),
+        as_json,
+        region,
+        quarantine=kept,
+        extra=lambda: {"format": fmt, "lines": lines.as_dict()},
+        extra_line=lambda: _lines(label, fmt, lines),
+    )
 
 
 def _lines(label: str, fmt: str, lines: LineCount) -> str:
