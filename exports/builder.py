@@ -10,7 +10,8 @@ nothing in it, and the manifest counts the records and files actually written:
     README.txt              what each file is, in plain language
     data/<category>.jsonl   one JSON object per record
     data/<category>.csv     the same records as a table (readable column names)
-    media/<category>/<record id>.<ext>   the original audio and image files
+    media/<category>/<record id>.<ext>   the original files: audio, fax pages, documents, captures
+                                         (a subject export leaves captures out: other legs)
     media/<category>/<record id>-<n>.<ext>   a record's further files (a voicemail's other formats)
 
 Records are read in batches, decrypted and written one at a time, and the ZIP is written
@@ -55,7 +56,7 @@ from dpa import register as register_mod
 from dpa.blobs import BlobCorrupt
 from dpa.customers import status
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
-from dpa.identifiers import normalise_email, normalise_phone
+from dpa.identifiers import normalise_email, normalise_ip, normalise_phone
 from dpa.ingest import BlindIndex, media_label
 from dpa.keyring import Keyring, record_ad
 from dpa.models import Customer, Export, Record, RecordMedia
@@ -80,7 +81,7 @@ class ExportRequest:
 
     customer_id: str
     categories: tuple[str, ...] = ()  # empty: every category the customer has
-    subject: str | None = None  # a phone number (any spelling) or e-mail address
+    subject: str | None = None  # a phone number (any spelling), e-mail or IP address
     date_from: date | None = None  # collected on or after (local day)
     date_to: date | None = None  # collected on or before (local day)
 
@@ -294,10 +295,12 @@ class _Plan:
             )
             digest = index.lookup(request.subject)
             if digest is None:
-                raise InputError("--subject is not a phone number or e-mail address")
-            e164 = normalise_phone(
-                request.subject, register.settings.default_region
-            ) or normalise_email(request.subject)
+                raise InputError("--subject is not a phone number, e-mail or IP address")
+            e164 = (
+                normalise_ip(request.subject)
+                or normalise_phone(request.subject, register.settings.default_region)
+                or normalise_email(request.subject)
+            )
         start = (
             None
             if request.date_from is None
@@ -568,8 +571,10 @@ class _Package:
             finally:  # also when the package fails half-way: no spool, no worker left behind
                 lines.close()
                 spool.close()
+            # A subject export leaves out files holding other people's data (captures).
+            files = plan.subject_e164 is None or category not in formats.SUBJECT_WITHOUT_MEDIA
             for activity, _, media in parts:
-                if media:
+                if media and files:
                     yield from self._media(category, activity)
                 self.counts.append(
                     manifest.CategoryCount(

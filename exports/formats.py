@@ -35,10 +35,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dpa.errors import IntegrityFailure
+from dpa.parsers.base import callerid_number
 from dpa.parsers.contacts import CANONICAL_COLUMNS
 
 __all__ = [
     "MASKED_DIGITS",
+    "SUBJECT_WITHOUT_MEDIA",
     "Batch",
     "Job",
     "Localiser",
@@ -291,6 +293,128 @@ def _contact(record: StoredRecord, local: Localiser) -> list[Any]:
     ]
 
 
+def _fax(record: StoredRecord, local: Localiser) -> list[Any]:
+    p = record.payload
+    return [
+        record.id,
+        local(p.get("start")),
+        _e164(p, p.get("caller")),
+        _e164(p, p.get("callee")),
+        p.get("station_id"),
+        p.get("pages"),
+        p.get("status"),
+        p.get("duration"),
+        p.get("call_id"),
+        record.media,
+    ]
+
+
+def _id_document(record: StoredRecord, local: Localiser) -> list[Any]:
+    p = record.payload
+
+    def when(value: Any) -> Any:
+        # A sidecar that gave a date only keeps it a date: no time of day is invented.
+        return value if isinstance(value, str) and len(value) == 10 else local(value)
+
+    return [
+        record.id,
+        local(record.collected_at),
+        p.get("holder"),
+        " ".join(str(_e164(p, n)) for n in p.get("phones") or ()) or None,
+        " ".join(p.get("emails") or ()) or None,
+        p.get("document_type"),
+        p.get("document_number"),
+        p.get("issuing_country"),
+        p.get("outcome"),
+        when(p.get("verified_at")),
+        when(p.get("uploaded_at")),
+        p.get("verified_by"),
+        p.get("service"),
+        p.get("session_id"),
+        record.media,
+    ]
+
+
+def _ip_event(record: StoredRecord, local: Localiser) -> list[Any]:
+    p = record.payload
+    detail: Mapping[str, Any] = p.get("detail") or {}
+    return [
+        record.id,
+        local(p.get("at")),
+        p.get("format"),
+        p.get("event"),
+        p.get("outcome"),
+        p.get("account"),
+        p.get("remote_address"),
+        p.get("remote_port"),
+        p.get("transport"),
+        p.get("local_address"),
+        p.get("service"),
+        p.get("request"),
+        p.get("status"),
+        p.get("user_agent"),
+        p.get("contact"),
+        p.get("expires"),
+        p.get("reason"),
+        ", ".join(p.get("forwarded_for") or ()) or None,
+        "; ".join(f"{k}={v}" for k, v in sorted(detail.items())) or None,
+    ]
+
+
+def _parties(p: Mapping[str, Any], call: Mapping[str, Any]) -> list[str]:
+    """A captured call's parties (From, To, P-Asserted-Identity), E.164 where ingest found it."""
+    found: list[str] = []
+    for raw in (call.get("from"), call.get("to"), *(call.get("pai") or ())):
+        number = _e164(p, raw)
+        if number and number not in found:
+            found.append(number)
+    return found
+
+
+def _capture(record: StoredRecord, local: Localiser) -> list[Any]:
+    p = record.payload
+    calls: list[Mapping[str, Any]] = p.get("calls") or []
+    parties: list[str] = []
+    for call in calls:
+        parties.extend(n for n in _parties(p, call) if n not in parties)
+    return [
+        record.id,
+        local(p.get("first_packet_at")),
+        local(p.get("last_packet_at")),
+        p.get("format"),
+        p.get("packets"),
+        len(calls),
+        " ".join(str(c.get("call_id")) for c in calls) or None,
+        " ".join(parties) or None,
+        " ".join(str(c.get("final_status") or "") for c in calls) or None,
+        record.media,
+    ]
+
+
+def _callback_caller(p: Mapping[str, Any]) -> str | None:
+    caller = p.get("caller")
+    if not caller:
+        return None
+    return _e164(p, callerid_number(caller) or caller.strip())
+
+
+def _callback(record: StoredRecord, local: Localiser) -> list[Any]:
+    p = record.payload
+    derived: list[str] = p.get("derived_from") or []
+    return [
+        record.id,
+        local(p.get("missed_at")),
+        _callback_caller(p),
+        p.get("caller"),
+        _e164(p, p.get("called_number")),
+        p.get("status"),
+        p.get("handled_by"),
+        p.get("note"),
+        "missed calls (CDRs)" if "disposition" in p else "list",
+        " ".join(derived) or None,
+    ]
+
+
 def _generic(batch: Batch, local: Localiser) -> list[Sequence[Any]]:
     return [batch.ids, local.column(batch.collected), batch.media]
 
@@ -366,6 +490,95 @@ _LAYOUTS: dict[str, tuple[tuple[str, ...], Columns]] = {
     ),
     "phone_number": (("record_id", "collected_at", *CANONICAL_COLUMNS), _by_record(_contact)),
 }
+_LAYOUTS["fax"] = (
+    (
+        "record_id",
+        "received_at",
+        "caller_number",
+        "called_number",
+        "remote_station_id",
+        "pages",
+        "status",
+        "duration_seconds",
+        "call_id",
+        "fax_file",
+    ),
+    _by_record(_fax),
+)
+_LAYOUTS["passport_photo"] = (
+    (
+        "record_id",
+        "collected_at",
+        "holder",
+        "phone_numbers",
+        "email_addresses",
+        "document_type",
+        "document_number",
+        "issuing_country",
+        "outcome",
+        "verified_at",
+        "uploaded_at",
+        "verified_by",
+        "service",
+        "service_session_id",
+        "document_file",
+    ),
+    _by_record(_id_document),
+)
+_LAYOUTS["ip_address"] = (
+    (
+        "record_id",
+        "event_time",
+        "log_format",
+        "event",
+        "outcome",
+        "account",
+        "remote_address",
+        "remote_port",
+        "transport",
+        "local_address",
+        "service",
+        "request",
+        "status",
+        "user_agent",
+        "contact",
+        "expires_seconds",
+        "reason",
+        "forwarded_for",
+        "detail",
+    ),
+    _by_record(_ip_event),
+)
+_LAYOUTS["signalling_audio"] = (
+    (
+        "record_id",
+        "first_packet_at",
+        "last_packet_at",
+        "format",
+        "packets",
+        "sip_calls",
+        "call_ids",
+        "parties",
+        "final_statuses",
+        "capture_file",
+    ),
+    _by_record(_capture),
+)
+_LAYOUTS["callback_list"] = (
+    (
+        "record_id",
+        "missed_at",
+        "caller_number",
+        "caller_id",
+        "called_number",
+        "status",
+        "handled_by",
+        "note",
+        "source",
+        "derived_from_cdrs",
+    ),
+    _by_record(_callback),
+)
 _GENERIC: tuple[tuple[str, ...], Columns] = (
     ("record_id", "collected_at", "media_file"),
     _generic,
@@ -402,27 +615,143 @@ def _subject_cdr(record: StoredRecord, local: Localiser, subject: str) -> dict[s
     }
 
 
+def _shown(number: str | None) -> str | None:
+    """Another person's number as a subject export shows it: masked when it is E.164."""
+    return mask_number(number) if number and number.startswith("+") else number
+
+
+def _subject_fax(record: StoredRecord, local: Localiser, subject: str) -> dict[str, Any]:
+    p = record.payload
+    caller, callee = _e164(p, p.get("caller")), _e164(p, p.get("callee"))
+    if callee == subject:
+        direction, other = "received", caller
+    elif caller == subject:
+        direction, other = "sent", callee
+    else:
+        direction, other = "unknown", caller if caller != subject else callee
+    # The remote station id (TSI) is left out: it is usually the sender's own fax number.
+    return {
+        "record_id": record.id,
+        "received_at": local(p.get("start")),
+        "direction": direction,
+        "your_number": subject,
+        "other_party": _shown(other),
+        "pages": p.get("pages"),
+        "status": p.get("status"),
+        "fax_file": record.media,
+    }
+
+
+def _subject_capture(record: StoredRecord, local: Localiser, subject: str) -> dict[str, Any]:
+    p = record.payload
+    calls: list[Mapping[str, Any]] = p.get("calls") or []
+    # The calls the subject took part in (all of them when found by an IP address).
+    mine = [c for c in calls if subject in _parties(p, c)] or calls
+    others: list[str] = []
+    views: list[dict[str, Any]] = []
+    for call in mine:
+        shown = [_shown(n) or n for n in _parties(p, call) if n != subject]
+        others.extend(n for n in shown if n not in others)
+        views.append(
+            {
+                "call_id": call.get("call_id"),
+                "started_at": local(call.get("started_at")),
+                "final_status": call.get("final_status"),
+                "other_parties": shown,
+            }
+        )
+    # The capture file itself is left out: it holds the other legs' signalling and audio,
+    # which cannot be masked without rewriting it (the provider can release it on review).
+    return {
+        "record_id": record.id,
+        "first_packet_at": local(p.get("first_packet_at")),
+        "last_packet_at": local(p.get("last_packet_at")),
+        "call_ids": " ".join(str(v["call_id"]) for v in views) or None,
+        "your_number": subject,
+        "other_parties": " ".join(others) or None,
+        "final_statuses": " ".join(str(v["final_status"] or "") for v in views) or None,
+        "capture_file": None,
+        "calls": views,
+    }
+
+
+def _subject_callback(record: StoredRecord, local: Localiser, subject: str) -> dict[str, Any]:
+    p = record.payload
+    # Who handled the call is a member of staff, another person: left out.
+    return {
+        "record_id": record.id,
+        "missed_at": local(p.get("missed_at")),
+        "your_number": _callback_caller(p),
+        "called_number": _e164(p, p.get("called_number")),
+        "status": p.get("status"),
+        "note": p.get("note"),
+    }
+
+
+SubjectView = Callable[[StoredRecord, Localiser, str], dict[str, Any]]
+# Categories whose records hold another person's data, shown from the subject's side in a
+# subject export (Art. 15/20): their CSV columns and their view.
+_SUBJECT_VIEWS: dict[str, tuple[tuple[str, ...], SubjectView]] = {
+    "cdr": (_SUBJECT_CDR, _subject_cdr),
+    "fax": (
+        (
+            "record_id",
+            "received_at",
+            "direction",
+            "your_number",
+            "other_party",
+            "pages",
+            "status",
+            "fax_file",
+        ),
+        _subject_fax,
+    ),
+    "signalling_audio": (
+        (
+            "record_id",
+            "first_packet_at",
+            "last_packet_at",
+            "call_ids",
+            "your_number",
+            "other_parties",
+            "final_statuses",
+            "capture_file",
+        ),
+        _subject_capture,
+    ),
+    "callback_list": (
+        ("record_id", "missed_at", "your_number", "called_number", "status", "note"),
+        _subject_callback,
+    ),
+}
+# Categories whose files a subject export leaves out (they hold other people's data).
+SUBJECT_WITHOUT_MEDIA = frozenset({"signalling_audio"})
+
+
 def columns(category: str, *, subject: str | None = None) -> tuple[str, ...]:
-    """The CSV header of a category (a subject export shows CDRs from the subject's side)."""
-    if category == "cdr" and subject is not None:
-        return _SUBJECT_CDR
+    """The CSV header of a category (a subject export shows some from the subject's side)."""
+    if subject is not None and category in _SUBJECT_VIEWS:
+        return _SUBJECT_VIEWS[category][0]
     return _LAYOUTS.get(category, _GENERIC)[0]
 
 
 class Sheet:
     """How one category's records read in a package: JSON lines and CSV rows.
 
-    A subject export shows CDRs from the subject's side (`subject` is their E.164 number or
-    e-mail address); every other category reads the same in both kinds of export.
+    A subject export shows CDRs, faxes, captures and call-back entries from the subject's
+    side (`subject` is their E.164 number, e-mail or IP address), other people masked or left
+    out; every other category reads the same in both kinds of export.
     """
 
     def __init__(self, category: str, tz: ZoneInfo, *, subject: str | None = None) -> None:
         self.category = category
         self.local = Localiser(tz)
-        self.subject = subject if category == "cdr" else None
+        self.subject = subject if category in _SUBJECT_VIEWS else None
         self.columns = columns(category, subject=subject)
         self._table = _LAYOUTS.get(category, _GENERIC)[1]
+        self._media = subject is None or category not in SUBJECT_WITHOUT_MEDIA
         if self.subject is not None:
+            self._view = _SUBJECT_VIEWS[category][1]
             self._table = self._subject_table
 
     def write(self, batch: Batch) -> tuple[bytes, str]:
@@ -443,8 +772,9 @@ class Sheet:
         dumps = orjson.dumps
         data = batch.stored
         if self.subject is not None:
-            subject = self.subject
-            data = [dumps(_subject_cdr(r, self.local, subject)) for r in batch.records()]
+            subject, view = self.subject, self._view
+            data = [dumps(view(r, self.local, subject)) for r in batch.records()]
+        media = batch.media if self._media else [None] * len(batch.ids)
         head = b'{"record_id":%b,"category":%b,"activity":%b,' % (
             b"%b",
             dumps(batch.category).replace(b"%", b"%%"),
@@ -458,7 +788,7 @@ class Sheet:
                     map(dumps, batch.ids),
                     map(dumps, self.local.column(batch.collected)),
                     map(_JSON_BOOL.__getitem__, batch.anonymised),
-                    map(dumps, batch.media),
+                    map(dumps, media),
                     data,
                     strict=True,
                 ),
@@ -467,8 +797,8 @@ class Sheet:
 
     def _subject_table(self, batch: Batch, local: Localiser) -> list[Sequence[Any]]:
         assert self.subject is not None
-        views = [_subject_cdr(r, local, self.subject) for r in batch.records()]
-        return [[view[c] for view in views] for c in _SUBJECT_CDR]
+        views = [self._view(r, local, self.subject) for r in batch.records()]
+        return [[view[c] for view in views] for c in self.columns]
 
 
 class Job(NamedTuple):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,11 @@ SAMPLES = (
     "voicemail",
     "recordings",
     "contacts.csv",
+    "fax",
+    "iddocs",
+    "iplogs/security",
+    "callbacks/list-en.csv",
+    "real/captures/call.pcap",
 )
 
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
@@ -36,6 +42,10 @@ _ORIGTIME = re.compile(r"^origtime=([0-9]+)$", re.MULTILINE)
 _ORIGDATE = re.compile(r"^origdate=.*$", re.MULTILINE)
 _MSG_ID = re.compile(r"^msg_id=([0-9]+)-", re.MULTILINE)
 _NAME_TIME = re.compile(r"-([0-9]{8})-([0-9]{6})-")
+# A date and time in a log line or a CSV cell: `2026-11-18 08:02:11`, `2026-11-18T08:02:11`.
+_TIMESTAMP = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})([ T])([0-9]{2}:[0-9]{2}:[0-9]{2})")
+_SIDECAR_TIMES = ("start", "verified_at", "uploaded_at")
+_PCAP_MAGIC = b"\xd4\xc3\xb2\xa1"  # little-endian, microseconds (as tcpdump writes it here)
 # Asterisk's origdate, written in UTC: "Sat Mar 28 09:20:00 AM UTC 2026".
 _ORIGDATE_FORMAT = "%a %b %d %I:%M:%S %p UTC %Y"
 
@@ -79,10 +89,36 @@ def _recording_name(name: str, months: int) -> str:
 
 def _sidecar(text: str, months: int) -> str:
     data = json.loads(text)
-    if isinstance(data, dict) and isinstance(data.get("start"), str):
-        start = datetime.fromisoformat(data["start"]) + relativedelta(months=months)
-        data["start"] = start.isoformat()
+    for key in _SIDECAR_TIMES:
+        if isinstance(data, dict) and isinstance(data.get(key), str):
+            moment = datetime.fromisoformat(data[key]) + relativedelta(months=months)
+            data[key] = moment.isoformat()
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _timestamps(text: str, months: int) -> str:
+    """Every `YYYY-MM-DD HH:MM:SS` (or with a `T`) moved, its spelling and what follows kept."""
+
+    def move(found: re.Match[str]) -> str:
+        moment = datetime.fromisoformat(f"{found[1]}T{found[3]}") + relativedelta(months=months)
+        return f"{moment:%Y-%m-%d}{found[2]}{moment:%H:%M:%S}"
+
+    return _TIMESTAMP.sub(move, text)
+
+
+def _pcap(data: bytes, months: int) -> bytes:
+    """A classic pcap file with every packet's time moved as its first packet's moves."""
+    if data[:4] != _PCAP_MAGIC:
+        raise ValueError("not a little-endian microsecond pcap file")
+    out, offset, shift = bytearray(data), 24, None
+    while offset < len(data):
+        seconds, _, captured, _ = struct.unpack_from("<IIII", data, offset)
+        if shift is None:
+            first = datetime.fromtimestamp(seconds, UTC)
+            shift = int(((first + relativedelta(months=months)) - first).total_seconds())
+        struct.pack_into("<I", out, offset, seconds + shift)
+        offset += 16 + captured
+    return bytes(out)
 
 
 def move_samples(out: Path, months: int, source: Path = DATA) -> None:
@@ -100,8 +136,12 @@ def move_samples(out: Path, months: int, source: Path = DATA) -> None:
                 target.write_bytes(_cdr(path.read_text("utf-8"), months).encode())
             elif path.suffix == ".txt" and relative.parts[0] == "voicemail":
                 target.write_bytes(_voicemail_message(path.read_text("utf-8"), months).encode())
-            elif path.suffix == ".json" and relative.parts[0] == "recordings":
+            elif path.suffix == ".json" and relative.parts[0] in ("recordings", "fax", "iddocs"):
                 target.write_bytes(_sidecar(path.read_text("utf-8"), months).encode())
+            elif relative.parts[0] in ("iplogs", "callbacks") and path.name != "README.md":
+                target.write_bytes(_timestamps(path.read_text("utf-8"), months).encode())
+            elif path.suffix == ".pcap":
+                target.write_bytes(_pcap(path.read_bytes(), months))
             else:
                 shutil.copyfile(path, target)
 
