@@ -4,26 +4,23 @@ Two sources, one category (`callback_list`, ClientCom terms 7.1):
 
 - a CSV export of the list (`dpa.parsers.callbacks.parse_callback_csv`), with `--quarantine`;
 - `--from-missed-calls HOURS`: the customer's stored CDRs (not anonymised, collected in the
-  last `--days`) are opened in this command's transaction and the missed inbound calls
-  nobody reacted to within HOURS become entries (`dpa.parsers.callbacks.missed_calls`), stored
-  in the same transaction. Entries are known by their content, so a run repeated the next
-  day stores only calls it had not listed; a call whose window has not ended yet waits for a
-  later run.
+  last `--days`) are opened in this command's transaction (`dpa.records.stored_cdrs`) and
+  the missed inbound calls nobody reacted to within HOURS become entries
+  (`dpa.parsers.callbacks.missed_calls`), stored in the same transaction. Entries are known
+  by their content, so a run repeated the next day stores only calls it had not listed; a
+  call whose window has not ended yet waits for a later run.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
-import sqlalchemy as sa
 import typer
-from cryptography.exceptions import InvalidTag
-from sqlmodel import Session
 
 from dpa import ingest as ingest_mod
+from dpa import records
 from dpa import rejects as rejects_mod
 from dpa.cli._common import JSON_OPTION, actor, counting, now, print_json, say, workspace
 from dpa.cli.ingest import (
@@ -38,16 +35,13 @@ from dpa.cli.ingest import (
     zone_option,
 )
 from dpa.customers import check_region, region_of
-from dpa.errors import InputError, IntegrityFailure
-from dpa.keyring import Keyring, record_ad
+from dpa.errors import InputError
 from dpa.merkle import EMPTY_ROOT
-from dpa.models import Record
 from dpa.parsers.callbacks import CATEGORY, MAX_HOURS, missed_calls, parse_callback_csv
 from dpa.register import Register
 
-__all__ = ["CDR_FIELDS", "DEFAULT_DAYS", "callback_list", "stored_cdrs"]
+__all__ = ["CDR_FIELDS", "DEFAULT_DAYS", "callback_list"]
 
-_RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 DEFAULT_DAYS = 30  # the default register keeps the list 30 days: older calls would be due at once
 MAX_DAYS = 3660
 # What `missed_calls` reads of a CDR; the rest of the payload is not kept in memory.
@@ -193,7 +187,8 @@ def _derive(
         register = ws.register(session)
         row = ingest_mod.collecting(session, customer, moment)
         read_in = region or region_of(row, register.settings.default_region)
-        cdrs = stored_cdrs(session, ws.keyring, customer, moment - timedelta(days=days))
+        since = moment - timedelta(days=days)
+        cdrs = records.stored_cdrs(session, ws.keyring, customer, since, CDR_FIELDS)
         entries = list(
             missed_calls(
                 cdrs,
@@ -230,42 +225,6 @@ def _derive(
         say(f"{label}: {len(cdrs)} CDRs read")
         say(summary(label, customer, report))
     warn(label, report, customer)
-
-
-def stored_cdrs(
-    session: Session, keyring: Keyring, customer: str, since: datetime
-) -> dict[str, dict[str, Any]]:
-    """The customer's CDRs collected from `since` on and not anonymised, opened: record id to
-    the payload fields `missed_calls` reads (`CDR_FIELDS`), in collection order.
-
-    Every payload is checked against its record id, category and key (`keyring.record_ad`):
-    one that does not decrypt stops the command (IntegrityFailure), as in an export."""
-    r = _RECORDS.c
-    query = (
-        sa.select(r.id, r.key_id, r.payload)
-        .where(
-            r.customer_id == customer,
-            r.category == "cdr",
-            r.anonymised_at.is_(None),
-            r.collected_at >= since,
-        )
-        .order_by(r.collected_at, r.id)
-    )
-    out: dict[str, dict[str, Any]] = {}
-    for record_id, key_id, sealed in session.execute(query):
-        aead = keyring.cipher(session, key_id)
-        try:
-            plain = aead.decrypt(
-                sealed[:12], sealed[12:], record_ad(customer, "cdr", record_id, key_id)
-            )
-        except InvalidTag:
-            raise IntegrityFailure(
-                f"record {record_id} does not decrypt under its key (altered or moved); "
-                "nothing was stored"
-            ) from None
-        payload = orjson.loads(plain)
-        out[record_id] = {name: payload[name] for name in CDR_FIELDS if name in payload}
-    return out
 
 
 def _nothing(register: Register) -> ingest_mod.IngestReport:
