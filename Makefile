@@ -45,6 +45,16 @@ run: $(STAMP)
 	$(DPA) ingest voicemail $(SAMPLES)/voicemail --customer acme
 	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer acme
 	$(DPA) ingest contacts $(SAMPLES)/contacts.csv --customer globex
+	@echo "   the rest of Annex 1: a received fax, an identity document, the PBX's security log (IP addresses), a SIP capture, the call-back list"
+	$(DPA) ingest fax $(SAMPLES)/fax --customer acme
+	$(DPA) ingest id-document $(SAMPLES)/iddocs --customer acme
+	$(DPA) ingest ip-log $(SAMPLES)/iplogs/security --customer acme
+	$(DPA) ingest capture $(SAMPLES)/real/captures/call.pcap --customer acme
+	$(DPA) ingest callback-list $(SAMPLES)/callbacks/list-en.csv --customer acme
+	@echo "   and the call-back list's missed calls from acme's CDRs: inbound calls nobody answered or called back within 24 hours"
+	$(DPA) ingest callback-list --from-missed-calls 24 --inbound-context from-pstn --days 366 --customer acme
+	@echo; echo "== dpa stats: call volumes and answer rates without personal data (ClientCom 7.7): cells under 10 records suppressed"
+	$(DPA) stats --customer acme --by month
 	@echo; echo "== a third customer gave notice in $(call month,-3): its contract ended $(call last_day,-3), its window closed $(call last_day,-1)"
 	$(DPA) customer add initech --name "Initech SRL" --contract monthly --started $(call month,-42)-01
 	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer initech
@@ -52,6 +62,7 @@ run: $(STAMP)
 	$(DPA) customer terminate initech --on $(call month,-3)-10
 	@echo; echo "== dpa subject find: one caller, whatever the spelling, through the blind index"
 	$(DPA) subject find "0032 470 12 34 56"
+	$(DPA) subject find 203.0.113.7
 	@echo; echo "== acme gave notice last month: its contract ended $(call last_day,-1), then a two-month export window (until $(call last_day,1))"
 	$(DPA) customer terminate acme --on $(call month,-1)-10
 	$(DPA) ingest cdr $(SAMPLES)/asterisk/Master.csv --customer acme; test $$? -eq 3  # refused: exit 3, export only
