@@ -68,6 +68,15 @@ def _activity(register: Register, activity: Activity) -> dict[str, Any]:
             "anchor": rule.anchor,
             "action": rule.action,
             "keep": list(rule.keep),
+            "generalise": rule.granularities,
+            # What the kept records are after the rule acts (GDPR Art. 4(5), recital 26): the
+            # summary says it in words, in every format.
+            "kept_data": {
+                "delete": None,
+                "pseudonymise": "personal data (pseudonymised)",
+                "anonymise": "claimed anonymous (the justification says why)",
+            }[rule.action],
+            "written_as": rule.written_as,
             "justification": rule.justification,
         },
         "security_measures": [

@@ -13,14 +13,14 @@ __all__ = ["ErasureBatch"]
 
 @dataclass(frozen=True, slots=True)
 class ErasureBatch:
-    """One batch of one sweep: records of one customer and activity, deleted or anonymised."""
+    """One batch of one sweep: records of one customer and activity, deleted or kept in part."""
 
     customer_id: str
     category: str
     activity: str
     legal_basis: str
     rule: str  # the retention rule that made them due, in words
-    action: str  # "delete" or "anonymise"
+    action: str  # "delete", "pseudonymise" or "anonymise" (dpa.register.model)
     count: int
     merkle_root: str
     ledger_seq: int

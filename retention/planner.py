@@ -32,7 +32,7 @@ class PlanRow:
     activity: str
     legal_basis: str
     rule: str
-    action: str  # what a sweep would do now: delete or anonymise
+    action: str  # what a sweep would do now: delete, pseudonymise or anonymise
     records: int
     due: int  # due at the plan's moment and not held
     held: int  # due but kept by a legal hold
@@ -62,7 +62,7 @@ class Plan:
 
     @property
     def due(self) -> int:
-        """Records a sweep at this moment would delete or anonymise."""
+        """Records a sweep at this moment would delete or keep in part."""
         return sum(row.due for row in self.rows)
 
     @property

@@ -1,4 +1,4 @@
-"""Sweeps: delete or anonymise what is due, in batches, crash-safe; shred keys; purge customers.
+"""Sweeps: delete (or keep in part) what is due, in batches, crash-safe; shred keys; purge customers.
 
 One sweep, as of one moment:
 
@@ -10,7 +10,7 @@ One sweep, as of one moment:
 2. for every customer, category and activity with due records that no hold keeps, takes
    batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent sweeps share the work and
    never take a record twice; on SQLite each batch holds the write lock, so they queue). In
-   one transaction a batch deletes (or anonymises) its records, queues their blob files in the
+   one transaction a batch deletes (or pseudonymises, or anonymises) its records, queues their blob files in the
    trash, writes one ledger event (count, Merkle root of the sorted ids, activity, legal basis,
    the rule that made them due) and destroys every bucket key left without records
    (crypto-shredding, ledgered). Only after the commit are the blob files removed. A crash
@@ -24,11 +24,28 @@ One sweep, as of one moment:
    queued in each batch's own transaction and sent after the sweep, so a recipient that is
    down never holds up deletion and a crash loses no notice.
 
-Anonymising (the `keep` list of a rule, e.g. a CDR's billing copy) re-encrypts the payload
-with only the kept fields, drops every blind-index digest (the three columns and the
-`record_subjects` rows, so `dpa subject find` no longer finds it) and every blob (the
-record's own and its `record_media` files), and makes the record due at the customer's
-window end.
+Keeping part of a record (a rule that pseudonymises or anonymises: its `keep` list, coarsened
+as its `generalise` says, see `dpa.register.model`) re-encrypts the payload with only the kept
+fields, each generalised (a value that cannot be is dropped, and counted), erases every file
+of the record ("keep the outcome, erase the image": its blob and its `record_media` files go
+to the trash, `blob_id` is cleared), drops every blind-index digest (the three columns and
+the `record_subjects` rows, so `dpa subject find` no longer finds it), sets `anonymised_at`
+and makes the record due at the customer's window end. When the rule generalises a time,
+the record's collection time (`collected_at`, in clear beside the payload: a CDR's start)
+is coarsened to the coarsest time granularity the rule names, so the metadata say no more
+than the payload. An anonymising rule coarsens `collected_at` to the month when it names no
+time, and replaces the record's `source_key` (the keyed digest of its original content)
+with random bytes, so nothing stored links it back to the call; the same platform file read
+again is then stored anew, under the rule's due time, and swept again.
+
+Pseudonymised records keep their customer: that is the link their purpose needs (the
+billing copy reconciles the customer's invoices; an identity check's outcome proves the
+customer's subscriber was checked). They do not keep the digests of the people they were
+about (the parties' numbers, the holder's phones and e-mails): the kept fields name none of
+them, so an access or erasure request made by number or e-mail does not find them, and
+requests by the customer do (exports, purge at the window end). The ledger event names the
+action done (`pseudonymise` or `anonymise`), with the fields kept, their granularities, the
+files erased and whether the kept data remain personal data.
 """
 
 from __future__ import annotations
@@ -66,7 +83,8 @@ from dpa.models import (
     SubjectEvent,
     Sweep,
 )
-from dpa.register import Register
+from dpa.register import Register, RetentionRule
+from dpa.register.model import period_start
 from dpa.workspace import Workspace
 from retention import certificates, notify
 from retention.batches import ErasureBatch
@@ -94,7 +112,8 @@ class SweepReport:
     dry_run: bool
     batches: list[ErasureBatch] = field(default_factory=list)
     deleted: int = 0
-    anonymised: int = 0
+    pseudonymised: int = 0  # kept in part, still personal data (dpa.register.model)
+    anonymised: int = 0  # kept in part under a rule that claims they identify no one
     held_back: int = 0
     keys_destroyed: int = 0
     customers_purged: list[str] = field(default_factory=list)
@@ -172,10 +191,12 @@ def run(
                 report.batches.append(done)
                 if done.action == "delete":
                     report.deleted += done.count
+                elif done.action == "pseudonymise":
+                    report.pseudonymised += done.count
                 else:
                     report.anonymised += done.count
                 if progress is not None:
-                    progress(report.deleted + report.anonymised)
+                    progress(report.deleted + report.pseudonymised + report.anonymised)
             if stop():
                 report.stopped_early = True
                 break
@@ -230,11 +251,12 @@ def _dry_run(
 
     result = plan(session, register, as_of=now)
     report.deleted = sum(row.due for row in result.rows if row.action == "delete")
+    report.pseudonymised = sum(row.due for row in result.rows if row.action == "pseudonymise")
     report.anonymised = sum(row.due for row in result.rows if row.action == "anonymise")
     report.held_back = result.held
     # Customers whose every record this sweep would delete, and whom no hold keeps.
     left = {
-        row.customer_id for row in result.rows if row.records > row.due or row.action == "anonymise"
+        row.customer_id for row in result.rows if row.records > row.due or row.action != "delete"
     }
     report.customers_purged = [c for c in purgeable(session, now) if c not in left]
     return report
@@ -272,11 +294,11 @@ def _one_batch(
         rule_text = "no activity in the register processes these records any more"
     if closed:
         rule_text = f"window closed on {customer.window_end_at:%Y-%m-%d} ({rule_text})"
-    # Payloads are read only to anonymise them; the index (customer, category, activity, id)
-    # serves this query in id order, so a batch costs its own size, not what is left.
+    # Payloads are read only to keep part of them; the index (customer, category, activity,
+    # id) serves this query in id order, so a batch costs its own size, not what is left.
     columns = [r.id, r.key_id, r.blob_id, r.subject_a, r.subject_b, r.subject_c]
-    if action == "anonymise":
-        columns.append(r.payload)
+    if action != "delete":
+        columns += [r.payload, r.collected_at]
     query = (
         sa.select(*columns)
         .where(
@@ -300,11 +322,21 @@ def _one_batch(
     if blob_ids:
         session.execute(sa.insert(_TRASH), [{"blob_id": b, "queued_at": now} for b in blob_ids])
     _drop_side_rows(session, owners)
+    details: dict[str, Any] = {
+        "sweep": report.sweep_id,
+        "category": group.category,
+        "records": len(ids),
+        "merkle_root": root,
+        "rule": rule_text,
+        "as_of": now.isoformat(),
+        "blobs": len(blob_ids),
+    }
     if action == "delete":
         _delete(session, ids)
     else:
         assert rule is not None
-        _anonymise(session, keyring, group, rows, rule.keep, customer.window_end_at, now)
+        details |= _keep(session, keyring, register, group, rows, rule, customer.window_end_at, now)
+        details["files_erased"] = len(blob_ids)
     event = ledger.append(
         session,
         action=action,
@@ -313,15 +345,7 @@ def _one_batch(
         customer_id=group.customer_id,
         activity=group.activity,
         legal_basis=basis,
-        details={
-            "sweep": report.sweep_id,
-            "category": group.category,
-            "records": len(ids),
-            "merkle_root": root,
-            "rule": rule_text,
-            "as_of": now.isoformat(),
-            "blobs": len(blob_ids),
-        },
+        details=details,
     )
     # Who was touched, for `dpa audit log --subject` (kept beside the ledger until the purge):
     # a person is linked to the first event of each sweep, customer, category and activity
@@ -385,7 +409,7 @@ def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str],
 
 def _drop_side_rows(session: Session, owners: list[str]) -> None:
     """Delete the further subjects and files of these records (both go when a record is
-    deleted or anonymised: anonymising drops every digest and every blob)."""
+    deleted or kept in part: keeping part of a record drops every digest and every blob)."""
     if owners:
         session.execute(sa.delete(_SUBJECTS).where(_SUBJECTS.c.record_id.in_(owners)))
         session.execute(sa.delete(_MEDIA).where(_MEDIA.c.record_id.in_(owners)))
@@ -399,16 +423,22 @@ def _delete(session: Session, ids: list[str]) -> None:
     connection.exec_driver_sql(statement, tuple(ids))
 
 
-def _anonymise(
+def _keep(
     session: Session,
     keyring: Keyring,
+    register: Register,
     group: _Group,
     rows: Sequence[sa.Row[Any]],
-    keep: Sequence[str],
+    rule: RetentionRule,
     window_end: datetime | None,
     now: datetime,
-) -> None:
+) -> dict[str, Any]:
+    """Pseudonymise or anonymise `rows` as `rule` says; return what the ledger says of it."""
     r = _RECORDS.c
+    tz = register.settings.timezone
+    anonymise = rule.action == "anonymise"
+    coarse_time = rule.time_granularity or ("month" if anonymise else None)
+    dropped: dict[str, int] = {}
     changes: list[dict[str, object]] = []
     for row in rows:
         aead = keyring.cipher(session, row.key_id)
@@ -420,25 +450,54 @@ def _anonymise(
                 f"record {row.id} does not decrypt under its key: it was altered or moved; "
                 "nothing of this batch was changed"
             ) from None
-        kept = {name: payload[name] for name in keep if name in payload}
+        kept = rule.apply(payload, tz)
+        for name, count in kept.dropped.items():
+            dropped[name] = dropped.get(name, 0) + count
         nonce = os.urandom(12)
-        sealed = nonce + aead.encrypt(nonce, json.dumps(kept, separators=(",", ":")).encode(), ad)
-        changes.append({"rid": row.id, "payload": sealed})
-    update = (
-        sa.update(_RECORDS)
-        .where(r.id == sa.bindparam("rid"))
-        .values(
-            payload=sa.bindparam("payload"),
-            subject_a=None,
-            subject_b=None,
-            subject_c=None,
-            blob_id=None,
-            blob_size=None,
-            anonymised_at=now,
-            due_at=window_end,
+        plain = json.dumps(kept.payload, separators=(",", ":")).encode()
+        change: dict[str, object] = {
+            "rid": row.id,
+            "payload": nonce + aead.encrypt(nonce, plain, ad),
+        }
+        change["collected"] = (
+            row.collected_at
+            if coarse_time is None
+            else period_start(row.collected_at, coarse_time, tz)
         )
-    )
+        if anonymise:
+            # Random, so nothing stored can be matched with the call's content again; 16 bytes
+            # as every source key (unique in the table).
+            change["source"] = os.urandom(16)
+        changes.append(change)
+    values: dict[str, Any] = {
+        "payload": sa.bindparam("payload"),
+        "collected_at": sa.bindparam("collected"),
+        "subject_a": None,
+        "subject_b": None,
+        "subject_c": None,
+        "blob_id": None,
+        "blob_size": None,
+        "anonymised_at": now,
+        "due_at": window_end,
+    }
+    if anonymise:
+        values["source_key"] = sa.bindparam("source")
+    update = sa.update(_RECORDS).where(r.id == sa.bindparam("rid")).values(**values)
     session.connection().execute(update, changes)
+    said: dict[str, Any] = {
+        "keep": list(rule.keep),
+        "generalise": rule.granularities,
+        "collected_at": coarse_time or "unchanged",
+        "subjects": "unlinked",
+        "personal_data": rule.keeps_personal_data,
+    }
+    if anonymise:
+        said["source_key"] = "replaced"
+    if rule.written_as is not None:
+        said["written_as"] = rule.written_as
+    if dropped:
+        said["not_generalisable"] = dict(sorted(dropped.items()))
+    return said
 
 
 def _shred(
@@ -713,7 +772,10 @@ def _finish(
         sweep = session.get(Sweep, report.sweep_id)
         assert sweep is not None
         sweep.status, sweep.finished_at = status, now
-        sweep.deleted, sweep.anonymised = report.deleted, report.anonymised
+        # The sweeps table has one column for records kept in part: both kinds go in it (the
+        # ledger's events and the retention.sweep event tell them apart).
+        sweep.deleted = report.deleted
+        sweep.anonymised = report.pseudonymised + report.anonymised
         sweep.keys_destroyed, sweep.customers_purged = (
             report.keys_destroyed,
             len(report.customers_purged),
@@ -728,6 +790,7 @@ def _finish(
                 "sweep": report.sweep_id,
                 "status": status,
                 "deleted": report.deleted,
+                "pseudonymised": report.pseudonymised,
                 "anonymised": report.anonymised,
                 "held_back": report.held_back,
                 "keys_destroyed": report.keys_destroyed,

@@ -3,13 +3,37 @@
 Each value checks what it can on its own when built (an Art. 6(1) letter, a retention rule's
 anchor and action, a period within `dpa.periods.MAX_YEARS`); `dpa.register.validation`
 checks the document as a whole and builds these. Pure: no I/O.
+
+**What a rule keeps, and what that makes the kept data.** A rule ends in one of three actions:
+
+- `delete`: the record goes;
+- `pseudonymise`: the record stays with only the `keep` fields, each as stored or coarsened
+  as `generalise` says. It still belongs to its customer and points at one call, document or
+  message (with the customer's own bill, a kept start and billsec name one call): it remains
+  personal data (GDPR Art. 4(5), recital 26), and the Art. 30 record says so;
+- `anonymise`: the same, but the rule claims that what it keeps identifies nobody, so it
+  must coarsen (`generalise`) what it keeps. dpa checks the form of that claim, not its
+  truth: per-record coarsening cannot prove that no record singles out one person (a customer
+  with one call a day); the rule's `justification` must say why it holds.
+
+`generalise` maps a kept field to its granularity: `hour`, `day` or `month` for a time (the
+local hour, day or month in the register's timezone that contains it, written as the UTC
+instant that period began, in the form every stored time has: `2026-03-28T23:00:00+00:00`
+is 29 March in Brussels; a date without a time keeps its day, or becomes its month's first
+day), or a whole number N of at least 2 for a number (rounded down to a multiple of N: with
+60, a 61-second call is 60). A value that cannot be read as its granularity asks (a time
+without an offset, a word where a number should be) is dropped (null), never kept as it was.
+
+A schema 1 register's `anonymise` rule kept its fields exactly (there was no `generalise`):
+it is read as `pseudonymise`, which is what it did, and reported so (`written_as`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,6 +47,8 @@ __all__ = [
     "Anchor",
     "Category",
     "Contact",
+    "Generalised",
+    "Granularity",
     "LegalBasis",
     "Provider",
     "Recipient",
@@ -32,10 +58,15 @@ __all__ = [
     "Role",
     "SecurityMeasure",
     "Transfer",
+    "period_start",
 ]
 
 Anchor = Literal["collected", "contract_end", "window_end"]
-Action = Literal["delete", "anonymise"]
+Action = Literal["delete", "pseudonymise", "anonymise"]
+Granularity = Literal["hour", "day", "month"] | int
+TIME_GRANULARITIES: tuple[str, ...] = ("hour", "day", "month")
+MIN_BUCKET = 2  # a bucket of 1 would coarsen nothing
+MAX_BUCKET = 1_000_000_000
 Role = Literal["processor", "controller"]
 
 _ANCHOR_WORDS = {
@@ -135,24 +166,163 @@ class LegalBasis:
 
 
 @dataclass(frozen=True, slots=True)
+class Generalised:
+    """A payload as a keeping rule leaves it, and the values it had to drop."""
+
+    payload: dict[str, Any]
+    dropped: dict[str, int] = field(default_factory=dict)  # field -> values set to null
+
+
+def _coarse_time(value: Any, granularity: str, tz: ZoneInfo) -> str | None:
+    """The start of the local hour, day or month in `tz` that holds `value` (ISO text).
+
+    A date keeps its form (`YYYY-MM-DD`, the month's first day for `month`); a time becomes
+    the UTC instant its local period began, as `2026-03-28T23:00:00+00:00`. None when the
+    value is not ISO 8601 text, or is a time without an offset (its instant is unknown).
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None
+        return (day.replace(day=1) if granularity == "month" else day).isoformat()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    return period_start(moment, granularity, tz).isoformat()
+
+
+def period_start(moment: datetime, granularity: str, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which the local hour, day or month of `moment` (aware) began in `tz`."""
+    local = moment.astimezone(tz)
+    if granularity == "hour":
+        # replace() keeps `fold`: the second 02:00-03:00 of an autumn night stays the second.
+        # A local hour that begins in a spring gap begins when the gap ends (fold 0 takes the
+        # offset before it), which is the first instant of that hour on the clock.
+        begun = local.replace(minute=0, second=0, microsecond=0)
+    else:
+        day = local.date().replace(day=1) if granularity == "month" else local.date()
+        # Midnight in a gap (zones that change at 00:00) is the gap's end, for the same reason.
+        begun = datetime.combine(day, time(0), tzinfo=tz)
+    return begun.astimezone(UTC)
+
+
+def _coarse_number(value: Any, bucket: int) -> Any:
+    """`value` rounded down to a multiple of `bucket`, in its own type; None if not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value // bucket * bucket
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        return float(value // bucket * bucket)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        if not number.is_finite():
+            return None
+        return str((number / bucket).to_integral_value(rounding=ROUND_FLOOR) * bucket)
+    return None
+
+
+def _granularity_words(name: str, granularity: Granularity) -> str:
+    if isinstance(granularity, int):
+        return f"{name} in steps of {granularity}"
+    return f"{name} to the {granularity}"
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionRule:
-    """How long records are kept: a duration after an anchor, then delete or anonymise."""
+    """How long records are kept: a duration after an anchor, then delete, pseudonymise or
+    anonymise (keep only `keep`, coarsened as `generalise` says)."""
 
     duration: Duration
     anchor: Anchor
     action: Action
     keep: tuple[str, ...] = ()
+    generalise: tuple[tuple[str, Granularity], ...] = ()
     justification: str | None = None
+    # The action as the document wrote it, when dpa reads it as another: a schema 1
+    # `anonymise` that keeps its fields exactly is `pseudonymise`.
+    written_as: Action | None = None
 
     def __post_init__(self) -> None:
         if self.anchor not in _ANCHOR_WORDS:
             raise ValueError(f"unknown retention anchor {self.anchor!r}")
-        if self.action not in ("delete", "anonymise"):
+        if self.action not in ("delete", "pseudonymise", "anonymise"):
             raise ValueError(f"unknown retention action {self.action!r}")
-        if self.action == "anonymise" and not self.keep:
-            raise ValueError("an anonymising rule must say which fields it keeps")
-        if self.action == "delete" and self.keep:
-            raise ValueError("a deleting rule keeps nothing; remove 'keep' or anonymise")
+        if self.action == "delete":
+            if self.keep or self.generalise:
+                raise ValueError("a deleting rule keeps nothing; remove 'keep' or keep fields")
+            return
+        if not self.keep:
+            raise ValueError(f"a rule that would {self.action} must say which fields it keeps")
+        for name, granularity in self.generalise:
+            if name not in self.keep:
+                raise ValueError(f"generalises {name!r}, which it does not keep")
+            if isinstance(granularity, bool) or not (
+                granularity in TIME_GRANULARITIES
+                or (isinstance(granularity, int) and MIN_BUCKET <= granularity <= MAX_BUCKET)
+            ):
+                raise ValueError(
+                    f"{name!r}: a granularity is hour, day, month or a whole number from "
+                    f"{MIN_BUCKET} to {MAX_BUCKET}"
+                )
+        if len({name for name, _ in self.generalise}) != len(self.generalise):
+            raise ValueError("generalises a field twice")
+        if self.action == "anonymise" and not self.generalise:
+            raise ValueError(
+                "an anonymising rule must generalise what it keeps; one that keeps its fields "
+                "exactly pseudonymises"
+            )
+
+    @property
+    def keeps_personal_data(self) -> bool:
+        """Whether the records this rule keeps remain personal data (they do unless anonymised)."""
+        return self.action == "pseudonymise"
+
+    @property
+    def granularities(self) -> dict[str, Granularity]:
+        """`generalise` as a mapping, field to granularity."""
+        return dict(self.generalise)
+
+    @property
+    def time_granularity(self) -> str | None:
+        """The coarsest time granularity the rule names (what a kept record's collection time
+        is coarsened to), or None."""
+        named = [g for _, g in self.generalise if isinstance(g, str)]
+        return max(named, key=TIME_GRANULARITIES.index) if named else None
+
+    def apply(self, payload: Mapping[str, Any], tz: ZoneInfo) -> Generalised:
+        """What a keeping rule leaves of `payload`: the `keep` fields, coarsened; pure."""
+        if self.action == "delete":
+            raise ValueError("a deleting rule keeps nothing")
+        coarse = self.granularities
+        kept: dict[str, Any] = {}
+        dropped: dict[str, int] = {}
+        for name in self.keep:
+            if name not in payload:
+                continue
+            value = payload[name]
+            granularity = coarse.get(name)
+            if granularity is not None and value is not None:
+                if isinstance(granularity, str):
+                    value = _coarse_time(value, granularity, tz)
+                else:
+                    value = _coarse_number(value, granularity)
+                if value is None:
+                    dropped[name] = dropped.get(name, 0) + 1
+            kept[name] = value
+        return Generalised(kept, dropped)
 
     def due_at(
         self,
@@ -183,8 +353,25 @@ class RetentionRule:
             if self.anchor == "window_end" and self.duration.amount == 0
             else f"{self.duration} {_ANCHOR_WORDS[self.anchor]}"
         )
-        then = "delete" if self.action == "delete" else f"anonymise (keep {', '.join(self.keep)})"
-        return f"{when}, then {then}"
+        return f"{when}, then {self.outcome}"
+
+    @property
+    def outcome(self) -> str:
+        """The action in words: what goes, what stays and whether it is still personal data."""
+        if self.action == "delete":
+            return "delete"
+        coarse = self.granularities
+        fields = ", ".join(
+            _granularity_words(name, coarse[name]) if name in coarse else name for name in self.keep
+        )
+        if self.action == "anonymise":
+            return f"anonymise (keep {fields}; claimed to identify no one)"
+        also = (
+            "; written 'anonymise' in a schema 1 register, read as pseudonymise"
+            if self.written_as == "anonymise"
+            else ""
+        )
+        return f"pseudonymise (keep {fields}; the kept data remain personal data{also})"
 
 
 @dataclass(frozen=True, slots=True)

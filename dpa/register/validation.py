@@ -11,7 +11,13 @@ in the document (`activities[2].retention.anchor`):
 3. semantic checks: duplicate ids, references to undeclared categories, recipients or
    security measures, a data category claimed by two activities or by none, a timezone that
    is not an IANA zone, an unreadable sweep schedule, a period longer than
-   `dpa.periods.MAX_YEARS`, a contract policy that cannot be built.
+   `dpa.periods.MAX_YEARS`, a contract policy that cannot be built, a retention rule that
+   generalises a field it does not keep, and (schema 2) an `anonymise` rule that keeps its
+   fields exactly or gives no justification.
+
+Schema 1 registers still load: their `anonymise` rules kept fields exactly, which is
+pseudonymisation, and they are read (and reported) as `pseudonymise` (see
+`dpa.register.model`).
 
 Only a document that passes all three is built into a `Register`.
 """
@@ -36,9 +42,11 @@ from dpa.crontab import crontab_trigger
 from dpa.errors import InputError, Problem, RegisterInvalid
 from dpa.periods import Duration
 from dpa.register.model import (
+    Action,
     Activity,
     Category,
     Contact,
+    Granularity,
     LegalBasis,
     Provider,
     Recipient,
@@ -96,6 +104,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
             return "must not be empty"
         case "minItems":
             return f"needs at least {expected} item(s)"
+        case "minProperties":
+            return f"needs at least {expected} field(s)"
+        case "anyOf" | "oneOf":
+            hint = schema.get("description")
+            return f"has the wrong form ({hint})" if hint else "has the wrong form"
         case "uniqueItems":
             return "lists an item twice"
         case "minimum":
@@ -190,6 +203,7 @@ _REFERENCE_NOUNS = {
 
 def _semantic_problems(doc: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
+    version = doc["schema_version"]
     declared: dict[str, set[str]] = {}
     for section in (
         "contract_policies",
@@ -227,12 +241,7 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[Problem]:
                 )
             else:
                 owner[category] = activity["id"]
-        retention = activity["retention"]
-        if retention["action"] == "delete" and retention.get("keep"):
-            problems.append(
-                Problem(f"{where}.retention.keep", "a deleting rule keeps nothing; remove 'keep'")
-            )
-        problems += _duration_problems(f"{where}.retention.duration", retention["duration"])
+        problems += _retention_problems(f"{where}.retention", activity["retention"], version)
     for index, category in enumerate(doc["data_categories"]):
         if category["id"] not in owner:
             problems.append(
@@ -262,6 +271,74 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[Problem]:
         if name in settings:
             problems += _duration_problems(f"settings.{name}", settings[name])
     return problems
+
+
+def _retention_problems(where: str, retention: Mapping[str, Any], version: int) -> list[Problem]:
+    problems = _duration_problems(f"{where}.duration", retention["duration"])
+    action = retention["action"]
+    keep = retention.get("keep", [])
+    generalise: Mapping[str, Any] = retention.get("generalise", {})
+    if action == "delete":
+        for name in ("keep", "generalise"):
+            if name in retention:
+                problems.append(
+                    Problem(f"{where}.{name}", f"a deleting rule keeps nothing; remove {name!r}")
+                )
+        return problems
+    for name in generalise:
+        if name not in keep:
+            problems.append(
+                Problem(
+                    f"{where}.generalise.{name}",
+                    f"generalises {name!r}, which 'keep' does not list; "
+                    "generalise only what the rule keeps",
+                )
+            )
+    if action == "anonymise" and version >= 2:
+        if not generalise:
+            problems.append(
+                Problem(
+                    f"{where}.generalise",
+                    "an anonymising rule must say how coarsely it keeps its fields (e.g. "
+                    "start: day): kept exactly, a call's time and length single it out and, "
+                    "with the customer's bill, its caller (GDPR recital 26); a rule that keeps "
+                    "fields exactly is 'pseudonymise'",
+                )
+            )
+        if not retention.get("justification"):
+            problems.append(
+                Problem(
+                    f"{where}.justification",
+                    "an anonymising rule must say why what it keeps identifies no one "
+                    "(GDPR recital 26); dpa coarsens the fields but cannot check that claim",
+                )
+            )
+    return problems
+
+
+def _rule(retention: Mapping[str, Any], version: int) -> RetentionRule:
+    """The rule a document's retention block means (a schema 1 `anonymise` that generalises
+    nothing kept its fields exactly: it is read as `pseudonymise`)."""
+    action: Action = retention["action"]
+    generalise: tuple[tuple[str, Granularity], ...] = tuple(
+        (
+            str(name),
+            cast(Granularity, granularity if isinstance(granularity, str) else int(granularity)),
+        )
+        for name, granularity in retention.get("generalise", {}).items()
+    )
+    written_as: Action | None = None
+    if action == "anonymise" and version < 2 and not generalise:
+        action, written_as = "pseudonymise", "anonymise"
+    return RetentionRule(
+        duration=Duration.parse(retention["duration"]),
+        anchor=retention["anchor"],
+        action=action,
+        keep=tuple(retention.get("keep", ())),
+        generalise=generalise,
+        justification=retention.get("justification"),
+        written_as=written_as,
+    )
 
 
 @cache
@@ -337,13 +414,7 @@ def _build(doc: Mapping[str, Any], sha256: str) -> Register:
                 data_categories=tuple(a["data_categories"]),
                 subject_categories=tuple(a["subject_categories"]),
                 recipients=tuple(a["recipients"]),
-                retention=RetentionRule(
-                    duration=Duration.parse(a["retention"]["duration"]),
-                    anchor=a["retention"]["anchor"],
-                    action=a["retention"]["action"],
-                    keep=tuple(a["retention"].get("keep", ())),
-                    justification=a["retention"].get("justification"),
-                ),
+                retention=_rule(a["retention"], doc["schema_version"]),
                 security_measures=tuple(a["security_measures"]),
                 transfers=tuple(Transfer(**t) for t in a.get("transfers", ())),
                 source=a.get("source"),

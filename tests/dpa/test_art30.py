@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import time_machine
+import yaml
 
 from dpa import register
 from dpa.art30 import CSV_COLUMNS
+from dpa.resources import default_register_text
 from dpa.workspace import Workspace
 from tests.conftest import Run
 
@@ -132,3 +134,62 @@ def test_csv_defuses_spreadsheet_formulas(ws: Workspace, cli: Cli) -> None:
     rows = list(csv.DictReader(io.StringIO(cli("register", "export", "--format", "csv").stdout)))
     names = {r["controller_name"] for r in rows if r["controller_id"] == "evil"}
     assert names == {'\'=HYPERLINK("http://x")'}
+
+
+def test_the_record_says_what_kept_data_are(ws: Workspace, cli: Cli, tmp_path: Path) -> None:
+    md = cli("register", "export", "--format", "md").stdout
+    assert (
+        "12 months after collection, then pseudonymise (keep start to the day, billsec, "
+        "disposition, cost; the kept data remain personal data)"
+    ) in md
+    cli("register", "export", "--format", "json", "-o", str(tmp_path / "record.json"))
+    record = json.loads((tmp_path / "record.json").read_text())
+    activities = {
+        a["id"]: a
+        for a in record["processor_record"]["categories_of_processing"]
+        + record["controller_record"]["activities"]
+    }
+    cdr = activities["call_history"]["retention"]
+    assert (cdr["action"], cdr["kept_data"], cdr["generalise"]) == (
+        "pseudonymise",
+        "personal data (pseudonymised)",
+        {"start": "day"},
+    )
+    identity = activities["identity_check"]["retention"]
+    assert identity["action"] == "pseudonymise"
+    assert identity["keep"] == [
+        "document_type",
+        "issuing_country",
+        "outcome",
+        "verified_at",
+        "verified_by",
+        "service",
+    ]
+    assert activities["messaging"]["retention"]["kept_data"] is None
+    rows = list(csv.DictReader(io.StringIO(cli("register", "export", "--format", "csv").stdout)))
+    assert {r["retention_action"] for r in rows if r["activity_id"] == "call_history"} == {
+        "pseudonymise"
+    }
+    assert all(
+        "remain personal data" in r["retention"]
+        for r in rows
+        if r["activity_id"] in ("call_history", "identity_check")
+    )
+
+
+def test_an_old_anonymise_rule_is_reported_as_pseudonymise(
+    ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    doc = yaml.safe_load(default_register_text())
+    doc["schema_version"] = 1
+    doc["activities"][2]["retention"] = {
+        "duration": "12 months",
+        "anchor": "collected",
+        "action": "anonymise",
+        "keep": ["start", "duration", "billsec", "disposition", "cost"],
+    }
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(doc))
+    cli("register", "load", str(tmp_path / "old.yaml"))
+    md = cli("register", "export", "--format", "md").stdout
+    assert "written 'anonymise' in a schema 1 register, read as pseudonymise" in md
+    assert "then anonymise" not in md

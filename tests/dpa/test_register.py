@@ -77,12 +77,12 @@ def test_default_register_encodes_annex_1_and_the_call_back_list() -> None:
         pytest.param(
             "call_recording", "processor", "30 days", "collected", "delete", id="recording"
         ),
-        pytest.param("cdr", "processor", "12 months", "collected", "anonymise", id="cdr"),
+        pytest.param("cdr", "processor", "12 months", "collected", "pseudonymise", id="cdr"),
         pytest.param("callback_list", "processor", "30 days", "collected", "delete", id="callback"),
         pytest.param("phone_number", "controller", "0 days", "window_end", "delete", id="account"),
         pytest.param("ip_address", "controller", "6 months", "collected", "delete", id="ip"),
         pytest.param(
-            "passport_photo", "controller", "30 days", "collected", "delete", id="passport"
+            "passport_photo", "controller", "30 days", "collected", "pseudonymise", id="passport"
         ),
         pytest.param(
             "signalling_audio", "processor", "14 days", "collected", "delete", id="signalling"
@@ -102,9 +102,163 @@ def test_default_retention_follows_the_domain_table(
     )
 
 
-def test_cdr_anonymisation_keeps_only_billing_fields() -> None:
+def test_the_cdr_billing_copy_is_pseudonymised_to_the_day_and_says_why() -> None:
     rule = register.default_register().activity_for("cdr").retention
-    assert set(rule.keep) == {"start", "duration", "billsec", "disposition", "cost"}
+    assert rule.action == "pseudonymise" and rule.written_as is None
+    assert rule.keep == ("start", "billsec", "disposition", "cost")
+    assert rule.granularities == {"start": "day"}
+    assert rule.keeps_personal_data
+    assert rule.justification is not None
+    assert "ECA art. 122" in rule.justification and "pseudonymised" in rule.justification
+    assert str(rule) == (
+        "12 months after collection, then pseudonymise (keep start to the day, billsec, "
+        "disposition, cost; the kept data remain personal data)"
+    )
+
+
+def test_identity_checks_keep_the_outcome_the_parser_writes_and_erase_the_image() -> None:
+    from dpa.parsers.iddocs import OUTCOME_FIELDS
+
+    rule = register.default_register().activity_for("passport_photo").retention
+    assert (rule.action, str(rule.duration), rule.anchor) == (
+        "pseudonymise",
+        "30 days",
+        "collected",
+    )
+    assert rule.keep == OUTCOME_FIELDS
+    assert rule.granularities == {"verified_at": "day"}
+    assert rule.justification is not None and "image" in rule.justification
+
+
+def _schema_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` as a schema 1 register wrote its CDR rule (keep, no generalise)."""
+    doc["schema_version"] = 1
+    doc["activities"][2]["retention"] = {
+        "duration": "12 months",
+        "anchor": "collected",
+        "action": "anonymise",
+        "keep": ["start", "duration", "billsec", "disposition", "cost"],
+        "justification": "Billing until the bill can no longer be contested.",
+    }
+    return doc
+
+
+def test_a_schema_1_anonymise_rule_loads_and_is_read_as_pseudonymise() -> None:
+    reg = register.from_document(_schema_1(_doc()), "old")
+    rule = reg.activity_for("cdr").retention
+    assert (rule.action, rule.written_as, rule.generalise) == ("pseudonymise", "anonymise", ())
+    assert rule.keeps_personal_data
+    assert str(rule).endswith(
+        "then pseudonymise (keep start, duration, billsec, disposition, cost; the kept data "
+        "remain personal data; written 'anonymise' in a schema 1 register, read as "
+        "pseudonymise)"
+    )
+
+
+def test_a_schema_1_anonymise_rule_that_generalises_stays_anonymise() -> None:
+    doc = _schema_1(_doc())
+    doc["activities"][2]["retention"]["generalise"] = {"start": "month", "billsec": 60}
+    rule = register.from_document(doc, "old").activity_for("cdr").retention
+    assert (rule.action, rule.written_as) == ("anonymise", None)
+    assert not rule.keeps_personal_data
+
+
+def test_a_stored_schema_1_register_still_loads_in_a_workspace(
+    ws: Workspace, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    path = _write(tmp_path, _schema_1(_doc()), "old.yaml")
+    assert "as register version 2" in cli("register", "load", str(path)).stdout
+    with ws.session(read_only=True) as session:
+        rule = register.current(session).register.activity_for("cdr").retention
+    assert (rule.action, rule.written_as) == ("pseudonymise", "anonymise")
+
+
+def _anonymous_cdrs(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["activities"][2]["retention"] = {
+        "duration": "12 months",
+        "anchor": "collected",
+        "action": "anonymise",
+        "keep": ["start", "billsec", "disposition"],
+        "generalise": {"start": "month", "billsec": 60},
+        "justification": "Monthly counts of calls by length band; no customer has fewer than 50.",
+    }
+    return doc
+
+
+def test_an_anonymising_rule_that_generalises_and_says_why_is_valid() -> None:
+    rule = register.from_document(_anonymous_cdrs(_doc()), "t").activity_for("cdr").retention
+    assert rule.action == "anonymise" and rule.granularities == {"start": "month", "billsec": 60}
+    assert rule.time_granularity == "month"
+    assert "anonymise (keep start to the month, billsec in steps of 60, disposition" in str(rule)
+
+
+def _retention(d: dict[str, Any]) -> dict[str, Any]:
+    return d["activities"][2]["retention"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(
+            lambda d: _retention(d).pop("generalise"),
+            "activities[2].retention.generalise: an anonymising rule must say how coarsely",
+            id="anonymise-without-generalise",
+        ),
+        pytest.param(
+            lambda d: _retention(d).pop("justification"),
+            "activities[2].retention.justification: an anonymising rule must say why",
+            id="anonymise-without-justification",
+        ),
+        pytest.param(
+            lambda d: _retention(d)["generalise"].update(cost="day"),
+            "activities[2].retention.generalise.cost: generalises 'cost', which 'keep' does not",
+            id="generalises-what-it-does-not-keep",
+        ),
+        pytest.param(
+            lambda d: _retention(d)["generalise"].update(start="week"),
+            "activities[2].retention.generalise.start: has the wrong form (hour, day or month",
+            id="unknown-granularity",
+        ),
+        pytest.param(
+            lambda d: _retention(d)["generalise"].update(billsec=1),
+            "activities[2].retention.generalise.billsec: has the wrong form",
+            id="bucket-of-one",
+        ),
+        pytest.param(
+            lambda d: _retention(d)["generalise"].update(billsec=True),
+            "activities[2].retention.generalise.billsec: has the wrong form",
+            id="bucket-true",
+        ),
+        pytest.param(
+            lambda d: _retention(d).update(generalise={}),
+            "activities[2].retention.generalise: needs at least 1 field(s)",
+            id="empty-generalise",
+        ),
+        pytest.param(
+            lambda d: _retention(d).update(action="delete", keep=None) and None,
+            "activities[2].retention.keep: must be of type array",
+            id="delete-with-null-keep",
+        ),
+        pytest.param(
+            lambda d: (_retention(d).pop("keep"), _retention(d).update(action="delete")),
+            "activities[2].retention.generalise: a deleting rule keeps nothing; remove "
+            "'generalise'",
+            id="delete-with-generalise",
+        ),
+        pytest.param(
+            lambda d: _retention(d).update(action="forget"),
+            "activities[2].retention.action: must be one of delete, pseudonymise, anonymise",
+            id="unknown-action",
+        ),
+    ],
+)
+def test_keeping_rules_are_checked_with_paths(
+    mutate: Callable[[dict[str, Any]], Any], expected: str
+) -> None:
+    doc = _anonymous_cdrs(_doc())
+    mutate(doc)
+    problems = _problems(doc)
+    assert any(p.startswith(expected) for p in problems), problems
 
 
 def test_schema_file_has_id_and_version() -> None:

@@ -1,4 +1,4 @@
-"""Sweeps: what is due goes (deleted or anonymised), ledgered, keys shredded, customers purged."""
+"""Sweeps: what is due goes (deleted or kept in part), ledgered, keys shredded, customers purged."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ CONTACTS = DATA / "contacts.csv"
 RECORDINGS = sorted(str(p) for p in (DATA / "recordings").iterdir() if p.suffix == ".wav")
 CALLER = "+32470123456"  # appears in the sample CDRs, voicemail and contacts
 # The samples were collected in March 2026: by 2026-11 recordings (30 days) and voicemail
-# (90 days) are due, CDRs (12 months, then anonymised) are not.
+# (90 days) are due, CDRs (12 months, then pseudonymised) are not.
 NOVEMBER = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LATE_2027 = datetime(2027, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -96,13 +96,13 @@ def test_dry_run_changes_nothing(cli: Cli, settings: Settings) -> None:
     assert _counts(settings) == before
 
 
-def test_anonymised_cdrs_keep_billing_fields_and_are_no_longer_found(
+def test_pseudonymised_cdrs_keep_billing_fields_and_are_no_longer_found(
     cli: Cli, settings: Settings, ws: Workspace
 ) -> None:
     _setup(cli)
     assert "cdr" in cli("subject", "find", CALLER).stdout
     report = _sweep(settings, LATE_2027)
-    assert report.anonymised == 12
+    assert (report.pseudonymised, report.anonymised) == (12, 0)
     assert "cdr" not in cli("subject", "find", CALLER).stdout
     with ws.session(read_only=True) as s:
         rows = s.execute(
@@ -120,10 +120,11 @@ def test_anonymised_cdrs_keep_billing_fields_and_are_no_longer_found(
                 row.payload[:12], row.payload[12:], record_ad("acme", "cdr", row.id, row.key_id)
             )
         )
-    assert set(payload) <= {"start", "duration", "billsec", "disposition", "cost"}
-    assert {"src", "dst", "clid", "channel", "e164"}.isdisjoint(payload)
-    # Anonymised is not due again while the contract runs.
-    assert _sweep(settings, LATE_2027).anonymised == 0
+    assert set(payload) <= {"start", "billsec", "disposition", "cost"}
+    assert {"src", "dst", "clid", "channel", "e164", "duration"}.isdisjoint(payload)
+    # Kept in part, it is not due again while the contract runs.
+    again = _sweep(settings, LATE_2027)
+    assert (again.pseudonymised, again.anonymised) == (0, 0)
 
 
 def test_bucket_keys_are_destroyed_when_their_last_record_goes(
@@ -258,7 +259,7 @@ def test_register_load_recomputes_due_times(cli: Cli, settings: Settings, tmp_pa
     cli("register", "load", str(path))
     event = json.loads(cli("audit", "log", "--action", "register.load", "--json").stdout)[-1]
     assert event["details"]["records_due_changed"] == 12  # the CDRs
-    assert _sweep(settings, datetime(2026, 12, 1, tzinfo=UTC)).anonymised == 12
+    assert _sweep(settings, datetime(2026, 12, 1, tzinfo=UTC)).pseudonymised == 12
 
 
 @pytest.mark.parametrize(

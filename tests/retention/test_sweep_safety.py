@@ -1,7 +1,7 @@
 """`dpa retention sweep` killed at random, and two sweeps at once: every due record goes exactly once.
 
 The installation holds a few thousand due records of three customers, ingested through the
-CLI from generated platform files: `alpha` (active) has CDRs of early 2025 (due, anonymised)
+CLI from generated platform files: `alpha` (active) has CDRs of early 2025 (due, pseudonymised)
 and voicemail and recordings of spring 2026 with their audio (due, deleted with their blob
 files); `bravo` gave notice in 2025, so its window has closed and everything it has is deleted
 and the customer purged; `charlie` has CDRs of October 2026 (not due) and recordings under a
@@ -9,7 +9,7 @@ legal hold (due but held). Neither sweep may touch charlie. The test and every s
 clock stopped at 23 November 2026, so this holds whatever day the suite runs.
 
 The ledger proves what went: each batch event carries the count and the Merkle root of the
-sorted ids of its records. After every kill the ids gone (or anonymised) must split into
+sorted ids of its records. After every kill the ids gone (or kept in part) must split into
 consecutive runs of the sorted ids whose counts and roots are exactly those of the events:
 no record gone without its event, no event for a record still there, none counted twice.
 
@@ -186,7 +186,8 @@ def _batch_events(ws: Workspace) -> int:
         return int(
             connection.execute(
                 sa.text(
-                    "SELECT count(*) FROM ledger_events WHERE action IN ('delete', 'anonymise')"
+                    "SELECT count(*) FROM ledger_events "
+                    "WHERE action IN ('delete', 'pseudonymise', 'anonymise')"
                 )
             ).scalar_one()
         )
@@ -276,10 +277,10 @@ def _recordings(root: Path, count: int, start: datetime, seed: int) -> None:
 
 # What the installation holds, by (customer, category): (records, due, what the sweep does).
 EXPECTED = {
-    ("alpha", "cdr"): (1400, 1400, "anonymise"),
+    ("alpha", "cdr"): (1400, 1400, "pseudonymise"),
     ("alpha", "voicemail"): (250, 250, "delete"),
     ("alpha", "call_recording"): (150, 150, "delete"),
-    ("bravo", "cdr"): (900, 900, "delete"),  # anonymised while active; its window has closed
+    ("bravo", "cdr"): (900, 900, "delete"),  # pseudonymised while active; its window has closed
     ("bravo", "voicemail"): (150, 150, "delete"),
     ("bravo", "phone_number"): (6, 6, "delete"),
     ("charlie", "cdr"): (300, 0, ""),
@@ -384,7 +385,7 @@ def _state(ws: Workspace) -> State:
         events = [
             (e.seq, e.action, str(e.customer_id), json.loads(e.details))
             for e in ledger.events(session)
-            if e.action in ("delete", "anonymise")
+            if e.action in ("delete", "pseudonymise", "anonymise")
         ]
         verdict = ledger.verify(session)
     files = {p.name for p in (ws.settings.home / "blobs").rglob("*") if p.is_file()}
@@ -567,7 +568,8 @@ def test_two_sweeps_at_once_erase_every_due_record_exactly_once(
     assert codes == [0, 0], first_out.read_text() + second_out.read_text()
     reports = [json.loads(first_out.read_text()), json.loads(second_out.read_text())]
     assert sum(r["deleted"] for r in reports) == DUE - 1400
-    assert sum(r["anonymised"] for r in reports) == 1400
+    assert sum(r["pseudonymised"] for r in reports) == 1400
+    assert sum(r["anonymised"] for r in reports) == 0
     assert sum(len(r["customers_purged"]) for r in reports) == 1
     state = _state(ws)
     sweep_ids = {str(details["sweep"]) for _, _, _, details in state.events}
