@@ -10,6 +10,8 @@ anonymising rule (start to the hour, billsec in minutes), a schema 1 register's 
 from __future__ import annotations
 
 import json
+import shutil
+import wave
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -423,3 +425,52 @@ def test_an_identity_check_keeps_the_outcome_and_erases_the_image(
     with ws.session(read_only=True) as s:
         trash = s.execute(sa.text("SELECT count(*) FROM blob_trash")).scalar_one()
     assert trash == 0
+
+
+def _wav(path: Path, frames: bytes) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(frames)
+
+
+def test_every_file_of_a_kept_record_is_erased(
+    cli: Cli, ws: Workspace, settings: Any, tmp_path: Path
+) -> None:
+    """A voicemail in three formats (one blob, two record_media files) kept in part."""
+    doc = _default()
+    doc["activities"][0]["retention"] = {
+        "duration": "90 days",
+        "anchor": "collected",
+        "action": "pseudonymise",
+        "keep": ["mailbox", "folder"],
+    }
+    _load(cli, tmp_path, doc)
+    inbox = tmp_path / "spool" / "default" / "1001" / "INBOX"
+    inbox.mkdir(parents=True)
+    shutil.copy(DATA / "voicemail" / "default" / "1001" / "INBOX" / "msg0000.txt", inbox)
+    _wav(inbox / "msg0000.wav", bytes(range(256)) * 8)
+    _wav(inbox / "msg0000.WAV", bytes(reversed(range(256))) * 4)
+    (inbox / "msg0000.gsm").write_bytes(bytes([0xD0 | (i % 16) for i in range(33 * 5)]))
+    add_customer(cli, samples=())
+    cli("ingest", "voicemail", str(tmp_path / "spool"), "--customer", "acme")
+    (before,) = _records(ws, "voicemail").values()
+    with ws.session(read_only=True) as s:
+        media = list(
+            s.execute(
+                sa.text("SELECT blob_id FROM record_media WHERE record_id = :r"),
+                {"r": before["id"]},
+            ).scalars()
+        )
+    blobs = [before["blob_id"], *media]
+    assert len(blobs) == 3 and all(ws.blobs.exists(b) for b in blobs)
+    assert sweeper.run(ws, actor="test", now=LATE_2027).pseudonymised == 1
+    (after,) = _records(ws, "voicemail").values()
+    assert after["payload"] == {k: before["payload"][k] for k in ("mailbox", "folder")}
+    assert after["blob_id"] is None and after["blob_size"] is None
+    assert _side_rows(ws, "record_media", [after["id"]]) == 0
+    assert not any(ws.blobs.exists(b) for b in blobs)
+    (event,) = _events(cli, "pseudonymise")
+    assert event["details"]["files_erased"] == 3
+    assert event["details"]["generalise"] == {} and event["details"]["collected_at"] == "unchanged"
