@@ -195,7 +195,10 @@ def _coarse_time(value: Any, granularity: str, tz: ZoneInfo) -> str | None:
         return None
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None
-    return period_start(moment, granularity, tz).isoformat()
+    try:
+        return period_start(moment, granularity, tz).isoformat()
+    except OverflowError:  # a time at the calendar's very edge (year 1 or 9999)
+        return None
 
 
 def period_start(moment: datetime, granularity: str, tz: ZoneInfo) -> datetime:

@@ -474,3 +474,8 @@ def test_every_file_of_a_kept_record_is_erased(
     (event,) = _events(cli, "pseudonymise")
     assert event["details"]["files_erased"] == 3
     assert event["details"]["generalise"] == {} and event["details"]["collected_at"] == "unchanged"
+
+
+def test_a_time_at_the_calendars_edge_is_dropped_not_a_crash() -> None:
+    kept = _rule(start="month").apply({"start": "0001-01-01T00:30:00+00:00"}, BRUSSELS)
+    assert (kept.payload, kept.dropped) == ({"start": None}, {"start": 1})
