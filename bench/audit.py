@@ -1,9 +1,11 @@
 """Benchmark: the DPO's audit report against a raw `SELECT category, count(*) ... GROUP BY`.
 
-    python bench/audit.py [--records N] [--events M] [--repeat K] [--keep DIR]
+    python bench/audit.py [--backend sqlite|postgresql|both] [--records N] [--events M]
+                          [--repeat K] [--quick] [--keep DIR]
 
-One store of N records (default 1,000,000) and about M ledger events (default 100,000), set
-up once in its own process (not timed): a fresh installation on the embedded SQLite default,
+On each backend (PostgreSQL: a throwaway server, as the tests start one), one store of N
+records (default 1,000,000) and about M ledger events (default 100,000), set up once in its
+own process (not timed): a fresh installation,
 eight customers (two terminated with their window long closed and not purged, one
 terminated with its window still open), a few thousand bucket keys, three legal holds, N
 rows inserted straight into `records` with one executemany per 100,000 (properly shaped:
@@ -14,15 +16,18 @@ with `dpa.ledger.event_hash` and inserted 20,000 per executemany (ingests, sweep
 anonymisations spread over the same 36 months), so the chain verifies.
 Then, K times (default 3), each in its own process so peak memory is its own:
 1. the baseline: `SELECT category, count(*) FROM records GROUP BY category` on the same
-   database file through raw `sqlite3` (the pragmas dpa sets), all rows fetched (timed);
+   database through raw `sqlite3` (the pragmas dpa sets) or psycopg, all rows fetched (timed);
 2. dpa: `dpa.audit.report.build` and `as_json` in one read-only session, as `dpa audit
-   report --format json` runs them (timed from opening the session, after `Workspace.open`).
-Prints both times, their ratio, the peak resident memory, and a breakdown from one more
+   report --format json` runs them (timed from opening the session, after `Workspace.open`);
+3. dpa as a whole process: `dpa audit report --format json` (timed from spawn to exit, its
+   peak memory from getrusage of that child).
+Prints the times, their ratios, the peak resident memory, and a breakdown from one more
 process: the ledger verify (and how much of it is reading the rows), each check of
 `dpa.audit.findings.CHECKS` (the overdue check includes the tally of the store by customer,
 category and due month that the register check and the timeline reuse), and the report's
 own queries (window ends, erasures, summary), so what dominates is visible.
-Target (issue): ratio at most 5.
+`--quick`: 20,000 records and 2,000 events, one repeat (a smoke run).
+Target (issue): ratio at most 5 (in-process).
 """
 
 from __future__ import annotations
@@ -30,8 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -74,24 +77,6 @@ CUSTOMERS = (
 NOTICE_DAYS_AGO = {"c06": 10, "c07": 400, "c08": 200}
 
 
-def _database(workdir: Path) -> Path:
-    import sqlalchemy as sa
-
-    database = sa.engine.make_url(_harness.settings(workdir).database_url).database
-    assert database is not None
-    return Path(database)
-
-
-def _raw_connect(path: Path) -> sqlite3.Connection:
-    """The pragmas dpa sets on its own SQLite connections (dpa/db.py)."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA wal_autocheckpoint=16384")
-    db.execute("PRAGMA foreign_keys=ON")
-    return db
-
-
 def _text(moment: datetime) -> str:
     """An instant as dpa stores it on SQLite: naive UTC text with microseconds."""
     return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
@@ -103,7 +88,7 @@ def _pick(rng: random.Random, shares: tuple[tuple[Any, float], ...]) -> Callable
     return lambda: rng.choices(names, weights)[0]
 
 
-def setup(workdir: Path, records: int, events: int) -> None:
+def setup(target: _harness.Target, records: int, events: int) -> None:
     """The installation, its customers, keys, holds, records and ledger (not timed)."""
     from dpa import customers, ledger
     from dpa.models import LedgerEvent, Sweep
@@ -111,7 +96,7 @@ def setup(workdir: Path, records: int, events: int) -> None:
     from retention import holds
 
     rng = random.Random(42)
-    settings = _harness.settings(workdir)
+    settings = _harness.settings(target)
     now = datetime.now(UTC)
     began = time.perf_counter()
     init(settings, actor="bench", now=now)
@@ -167,8 +152,9 @@ def setup(workdir: Path, records: int, events: int) -> None:
         about = {c[0]: c for c in CATEGORIES}
         ingested_at = _text(now)
         span_s = SPAN * MONTH.total_seconds()
-        db = _raw_connect(_database(workdir))
-        db.execute("PRAGMA cache_size=-262144")  # setup only: 256 MiB for the random indexes
+        db = _harness.Raw(target, own=True)
+        if db.backend == "sqlite":  # setup only: 256 MiB for the random indexes
+            db.execute("PRAGMA cache_size=-262144")
         base_ms = int(first.timestamp() * 1000)
         for start in range(0, records, ROW_BATCH):
             rows = []
@@ -203,7 +189,7 @@ def setup(workdir: Path, records: int, events: int) -> None:
                         None,
                     )
                 )
-            db.execute("BEGIN")
+            db.begin()
             db.executemany(
                 "INSERT INTO records (id, customer_id, category, activity, collected_at,"
                 " due_at, key_id, source_key, subject_a, subject_b, subject_c, payload,"
@@ -211,8 +197,9 @@ def setup(workdir: Path, records: int, events: int) -> None:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
-            db.execute("COMMIT")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.commit()
+        if db.backend == "sqlite":
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         print(f"setup: {records:,} records in {time.perf_counter() - mark:.1f} s", file=sys.stderr)
 
@@ -275,7 +262,7 @@ def setup(workdir: Path, records: int, events: int) -> None:
             seq, prev = ledger.head(session)
         todo = events - seq
         step = span_s / max(todo, 1)
-        db = _raw_connect(_database(workdir))
+        db = _harness.Raw(target, own=True)
         for start in range(0, todo, EVENT_BATCH):
             rows = []
             for i in range(start, min(start + EVENT_BATCH, todo)):
@@ -311,41 +298,50 @@ def setup(workdir: Path, records: int, events: int) -> None:
                         prev,
                     )
                 )
-            db.execute("BEGIN")
+            db.begin()
             db.executemany(
                 "INSERT INTO ledger_events (seq, at, actor, action, customer_id, activity,"
                 " legal_basis, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
-            db.execute("COMMIT")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.commit()
+        if db.backend == "sqlite":
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         print(
             f"setup: holds and {todo:,} ledger events in {time.perf_counter() - mark:.1f} s",
             file=sys.stderr,
         )
-    size = sum(p.stat().st_size for p in _database(workdir).parent.glob("*.sqlite3*"))
+    if target.url is None:
+        size = sum(p.stat().st_size for p in settings.home.glob("*.sqlite3*"))
+    else:
+        db = _harness.Raw(target, own=True)
+        size = db.fetchall("SELECT pg_database_size(current_database())")[0][0]
+        db.execute("ANALYZE")  # as autovacuum would have by now: the planner's statistics
+        db.commit()
+        db.close()
     print(json.dumps({"seconds": time.perf_counter() - began, "db_mb": size / 2**20}))
 
 
-def measure_raw(workdir: Path) -> dict[str, Any]:
+def measure_raw(target: _harness.Target) -> dict[str, Any]:
     """The baseline: one grouped count over `records`, every row fetched."""
-    db = _raw_connect(_database(workdir))
+    db = _harness.Raw(target, own=True)
     began = time.perf_counter()
-    rows = db.execute(BASELINE).fetchall()
+    rows = db.fetchall(BASELINE)
     seconds = time.perf_counter() - began
-    plan = " / ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN " + BASELINE))
+    explain = "EXPLAIN QUERY PLAN " if db.backend == "sqlite" else "EXPLAIN "
+    plan = " / ".join(str(r[-1]).strip() for r in db.fetchall(explain + BASELINE))
     db.close()
     return {"seconds": seconds, "records": sum(n for _, n in rows), "plan": plan}
 
 
-def measure_dpa(workdir: Path) -> dict[str, Any]:
+def measure_dpa(target: _harness.Target) -> dict[str, Any]:
     """dpa's report, as `dpa audit report --format json` builds it, in a read-only session."""
     from dpa import register as register_mod
     from dpa.audit import report as audit
     from dpa.workspace import Workspace
 
-    with Workspace.open(_harness.settings(workdir)) as ws:
+    with Workspace.open(_harness.settings(target)) as ws:
         now = datetime.now(UTC)
         began = time.perf_counter()
         with ws.session(read_only=True) as session:
@@ -364,7 +360,7 @@ def measure_dpa(workdir: Path) -> dict[str, Any]:
     }
 
 
-def breakdown(workdir: Path) -> dict[str, Any]:
+def breakdown(target: _harness.Target) -> dict[str, Any]:
     """Time each part of `build`: the verify and each check wrapped in place, then the
     report's own queries run again on their own (mirroring dpa/audit/report.py)."""
     import sqlalchemy as sa
@@ -393,12 +389,15 @@ def breakdown(workdir: Path) -> dict[str, Any]:
     ledger.verify = timed("ledger.verify (walk + hash)", ledger.verify)  # type: ignore[assignment]
     audit.run_checks = lambda ctx: run_checks(ctx, checks)  # type: ignore[assignment]
 
-    with Workspace.open(_harness.settings(workdir)) as ws:
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    sqlite = target.url is None
+    with Workspace.open(_harness.settings(target)) as ws:
         now = datetime.now(UTC)
         with ws.session(read_only=True) as session:
             stored = timed("register (load)", register_mod.current)(session)
             result = timed("build (total)", audit.build)(
-                session, stored.register, stored.version, as_of=now, now=now
+                session, stored.register, stored.version, as_of=now, now=now, blobs=ws.blobs
             )
             timed("as_json (schema check)", audit.as_json)(result)
 
@@ -447,6 +446,19 @@ def breakdown(workdir: Path) -> dict[str, Any]:
                 lambda: session.execute(
                     sa.select(
                         l.action,
+                        sa.func.to_char(l.at, sa.literal_column("'YYYY-MM'")),
+                        sa.func.sum(
+                            sa.cast(sa.cast(l.details, JSONB)["records"].astext, sa.Integer)
+                        ),
+                    )
+                    .where(l.action.in_(["delete", "anonymise"]))
+                    .group_by(l.action, sa.func.to_char(l.at, sa.literal_column("'YYYY-MM'")))
+                ).all(),
+            )() if not sqlite else timed(
+                "erasures: one SQL aggregate (json_extract)",
+                lambda: session.execute(
+                    sa.select(
+                        l.action,
                         sa.func.strftime("%Y-%m", l.at),
                         sa.func.sum(sa.func.json_extract(l.details, "$.records")),
                     )
@@ -477,33 +489,35 @@ def breakdown(workdir: Path) -> dict[str, Any]:
                 )
             )
             sql = piece.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
-            plan = session.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}")).all()
-            plans = {"a tally's range count": " / ".join(row[-1] for row in plan)}
+            explain = "EXPLAIN QUERY PLAN" if sqlite else "EXPLAIN"
+            plan = session.execute(sa.text(f"{explain} {sql}")).all()
+            plans = {"a tally's range count": " / ".join(str(row[-1]).strip() for row in plan)}
         return {"parts": parts, "events": result.summary["ledger_events"], "plans": plans}
 
 
-def child(mode: str, workdir: Path, records: int, events: int) -> None:
+def child(args: argparse.Namespace) -> None:
     """Run one step in this process and print its measurement as JSON."""
-    if mode == "setup":
-        setup(workdir, records, events)
+    target = _harness.target_of(args)
+    if args.child == "setup":
+        setup(target, args.records, args.events)
         return
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if mode == "raw":
-        result = measure_raw(workdir)
-    elif mode == "dpa":
-        result = measure_dpa(workdir)
+    base = _harness.peak_mb()
+    if args.child == "raw":
+        result = measure_raw(target)
+    elif args.child == "dpa":
+        result = measure_dpa(target)
     else:
-        result = breakdown(workdir)
-    result["base_mb"] = base / 1024
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = breakdown(target)
+    result["base_mb"] = base
+    result["peak_mb"] = _harness.peak_mb()
     print(json.dumps(result))
 
 
-def _step(mode: str, workdir: Path, records: int, events: int) -> dict[str, Any]:
+def _step(mode: str, target: _harness.Target, records: int, events: int) -> dict[str, Any]:
     return _harness.last_json(
         _harness.run(
             __file__,
-            *("--child", mode, "--dir", str(workdir)),
+            *("--child", mode, *target.args()),
             *("--records", str(records), "--events", str(events)),
             show_stderr=mode == "setup",
         )
@@ -514,54 +528,88 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    _harness.add_backend_arguments(parser)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", choices=["setup", "raw", "dpa", "breakdown"])
-    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 20,000 records")
+    parser.add_argument(
+        "--child", choices=["setup", "raw", "dpa", "breakdown"], help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--keep",
         type=Path,
         metavar="DIR",
-        help="set up in DIR and keep it; a later run with the same DIR (and sizes) reuses it",
+        help="SQLite only: set up in DIR and keep it; a later run with the same DIR (and sizes)"
+        " reuses it",
     )
+    _harness.add_target_arguments(parser)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.dir, args.records, args.events)
+        child(args)
         return
-    with tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp:
-        workdir = args.keep or Path(tmp)
-        if args.keep and (workdir / "setup.json").exists():  # set up by an earlier run
-            made = json.loads((workdir / "setup.json").read_text())
-        else:
-            made = _step("setup", workdir, args.records, args.events)
-            (workdir / "setup.json").write_text(json.dumps(made))
+    if args.quick:
+        args.records, args.events, args.repeat = 20_000, 2_000, 1
+    if args.keep and args.backend != "sqlite":
+        parser.error("--keep needs --backend sqlite")
+    with (
+        tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp,
+        _harness.databases(Path(tmp)) as dbs,
+    ):
+        for backend in _harness.backends(args.backend):
+            if args.keep:
+                target = _harness.Target("sqlite", args.keep / "home")
+            else:
+                target = dbs.new(backend, "audit")
+            run_backend(target, args)
+            if not args.keep:
+                dbs.drop(target)
+
+
+def run_backend(target: _harness.Target, args: argparse.Namespace) -> None:
+    """Set up (or reuse), measure K times, the whole process once, and the breakdown."""
+    kept = args.keep / "setup.json" if args.keep else None
+    if kept is not None and kept.exists():  # set up by an earlier run
+        made = json.loads(kept.read_text())
+    else:
+        made = _step("setup", target, args.records, args.events)
+        if kept is not None:
+            kept.write_text(json.dumps(made))
+    print(
+        f"audit report over {args.records:,} records and {args.events:,} ledger events"
+        f" ({target.backend}, {made['db_mb']:.0f} MB; setup {made['seconds']:.0f} s, not timed),"
+        " each measurement in its own process"
+    )
+    ratios = []
+    for run in range(1, args.repeat + 1):
+        raw = _step("raw", target, args.records, args.events)
+        dpa = _step("dpa", target, args.records, args.events)
+        assert raw["records"] == dpa["records"] == args.records, (raw, dpa)
+        assert dpa["ledger_ok"] and dpa["events"] == args.events, dpa
+        ratio = dpa["seconds"] / raw["seconds"]
+        ratios.append(ratio)
         print(
-            f"audit report over {args.records:,} records and {args.events:,} ledger events"
-            f" (SQLite, {made['db_mb']:.0f} MB; setup {made['seconds']:.0f} s, not timed),"
-            " each measurement in its own process"
+            f"  run {run}: raw GROUP BY {raw['seconds']:6.3f} s,"
+            f" dpa report in-process {dpa['seconds']:6.3f} s, ratio {ratio:5.2f}"
+            f"  (peak memory dpa {dpa['peak_mb']:.0f} MB, at start {dpa['base_mb']:.0f} MB;"
+            f" raw {raw['peak_mb']:.0f} MB)"
         )
-        ratios = []
-        for run in range(1, args.repeat + 1):
-            raw = _step("raw", workdir, args.records, args.events)
-            dpa = _step("dpa", workdir, args.records, args.events)
-            assert raw["records"] == dpa["records"] == args.records, (raw, dpa)
-            assert dpa["ledger_ok"] and dpa["events"] == args.events, dpa
-            ratio = dpa["seconds"] / raw["seconds"]
-            ratios.append(ratio)
-            print(
-                f"  run {run}: raw GROUP BY {raw['seconds']:6.3f} s,"
-                f" dpa report {dpa['seconds']:6.3f} s, ratio {ratio:5.2f}"
-                f"  (peak memory dpa {dpa['peak_mb']:.0f} MB, at start {dpa['base_mb']:.0f} MB;"
-                f" raw {raw['peak_mb']:.0f} MB)"
-            )
-        print(f"  baseline: {BASELINE}  [plan: {raw['plan']}]")
-        print(f"  findings: {', '.join(dpa['findings'])}")
-        print(
-            f"  ratio dpa / raw, median of {len(ratios)}: {statistics.median(ratios):.2f}"
-            "  (target <= 5)"
-        )
-        parts = _step("breakdown", workdir, args.records, args.events)
+    print(f"  baseline: {BASELINE}  [plan: {raw['plan']}]")
+    print(f"  findings: {', '.join(dpa['findings'])}")
+    print(
+        f"  ratio dpa / raw, median of {len(ratios)}: {statistics.median(ratios):.2f}"
+        "  (target <= 5)"
+    )
+    print(f"  {_harness.startup(target)}")
+    whole = _harness.dpa_process(target, "audit", "report", "--format", "json", ok=(0, 1))
+    document = json.loads(whole["stdout"])
+    assert document["summary"]["records"] == args.records, document["summary"]
+    print(
+        f"  dpa audit report --format json, whole process: {whole['seconds']:6.3f} s,"
+        f" ratio {whole['seconds'] / raw['seconds']:5.2f} to the last raw run,"
+        f" peak memory {whole['peak_mb']:.0f} MB (exit {whole['code']}: findings)"
+    )
+    parts = _step("breakdown", target, args.records, args.events)
     timed = parts["parts"]
     build = timed.pop("build (total)")
     inside = ["ledger.verify (walk + hash)", *(n for n in timed if n.startswith("check "))]

@@ -1,28 +1,36 @@
 """Benchmark: a portability export of one customer's N CDRs and M voicemail messages.
 
-    python bench/export.py [--small N] [--large N] [--voicemail M] [--profile]
+    python bench/export.py [--backend sqlite|postgresql|both] [--calls N] [--large L]
+                           [--voicemail M] [--quick] [--profile] [traffic options]
 
-For N = 100,000 and N = 1,000,000 (--small, --large) with M = 200 voicemail messages, each
-step in its own process, so the peak memory of the export is its own and not its setup's:
-1. setup (not timed): a fresh installation on the embedded SQLite default, one customer, N
-   CDR lines (bench/ingest.py's Master.csv generator) ingested through `dpa.ingest.ingest`
-   in files of 200,000 lines, and M voicemail messages with small audio (an Asterisk spool
-   built from tests/data/voicemail's samples) through `parse_voicemail_spool`;
-2. the baseline (timed, its own process): the customer's rows read with raw `sqlite3` in
-   id order and their sealed bytes dumped to a file, which shows how fast the machine is
-   in this run (a virtual machine's CPUs can vary by a quarter from minute to minute);
-3. the export (timed): `exports.builder.create` for the customer, default scope, to an
-   X25519 recipient whose key the bench generates;
+Realistic traffic (bench/traffic.py; defaults: issue 14's busy customer, N = 200,000 calls
+over 90 days) and M = 200 voicemail messages; on each backend, each step in its own process,
+so the peak memory of the export is its own and not its setup's:
+1. setup (not timed): a fresh installation, one customer, the N CDR lines ingested through
+   `dpa.ingest.ingest` in files of 200,000 lines, and M voicemail messages with small audio
+   (an Asterisk spool built from tests/data/voicemail's samples) through
+   `parse_voicemail_spool`; then a copy of the installation (the SQLite file, or on
+   PostgreSQL `CREATE DATABASE ... TEMPLATE`) for the whole-process run;
+2. the baseline (timed, its own process): the customer's rows read with raw `sqlite3` (or
+   psycopg) in id order and their sealed bytes dumped to a file, which shows how fast the
+   machine is in this run (a virtual machine's CPUs can vary by a quarter from minute to
+   minute);
+3. the export in-process (timed): `exports.builder.create` for the customer, default scope,
+   to an X25519 recipient whose key the bench generates;
 4. the check (not timed, a process of its own): the package decrypted with pyrage (or the `age`
-   CLI), the ZIP opened, the manifest's counts and the JSONL lines compared with N and M.
+   CLI), the ZIP opened, the manifest's counts and the JSONL lines compared with N and M;
+5. the export as a whole process: `dpa export create --customer acme --recipient ... --json`
+   on the copy, timed from spawn to exit, its records counted from its report.
+Then the in-process export alone at L = 1,000,000 calls (--large; 0 skips it), for how peak
+memory grows with N.
 Prints seconds, CDR records per second, the ratio to the baseline, CPU time (the exporting
 process, and the worker processes that open and format the batches of a big export), peak
 memory (of the exporting process with its workers, shared pages counted once, sampled every
-50 ms; and of the exporting process alone) and the package size at both N, and the ratio of
-the two peaks. `--profile` runs cProfile on the export of the small N instead and prints
-the top 30 functions by own time.
-Targets: at least 50,000 CDRs/s; peak memory under 200 MB at 1,000,000 and at most 1.3
-times the 100,000 peak.
+50 ms; and of the exporting process alone) and the package size, and the ratio of the two
+peaks. `--profile` runs cProfile on the in-process export of N instead and prints the top 30
+functions by own time. On PostgreSQL the server's memory is not counted.
+Targets (issue 14): at least 50,000 CDRs/s; peak memory under 200 MB and at most 1.3 times
+from N to L.
 """
 
 from __future__ import annotations
@@ -30,17 +38,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -50,7 +56,7 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness  # bench/ is not a package: found through sys.path
-from ingest import make_cdr_file
+import traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "voicemail" / "default" / "1001"
@@ -114,19 +120,16 @@ def _split(source: Path, lines: int) -> list[Path]:
     return parts
 
 
-def setup(workdir: Path, cdrs: int, messages: int) -> None:
-    """A fresh installation, one customer, `cdrs` CDRs and `messages` voicemail messages."""
+def setup(target: _harness.Target, cdr: Path, cdrs: int, messages: int) -> None:
+    """A fresh installation, one customer, the calls of `cdr` and `messages` voicemail messages."""
     from dpa import ingest
     from dpa.parsers import parse_cdr_csv, parse_voicemail_spool
     from dpa.workspace import Workspace
 
-    cdr = workdir / "Master.csv"
-    make_cdr_file(cdr, cdrs)
     parts = _split(cdr, FILE_LINES)
-    cdr.unlink()
-    spool = _spool(workdir / "spool", messages)
+    spool = _spool(target.home.with_name(target.home.name + "-spool"), messages)
     now = datetime.now(UTC)
-    settings = _harness.install(workdir, started_on=STARTED_ON, now=now)
+    settings = _harness.install(target, started_on=STARTED_ON, now=now)
     with Workspace.open(settings) as ws:
         with ws.session() as session:
             tz = ws.register(session).settings.timezone
@@ -155,84 +158,17 @@ def setup(workdir: Path, cdrs: int, messages: int) -> None:
     shutil.rmtree(spool)
 
 
-def _tree(pid: int) -> list[int]:
-    """A process and all its descendants (Linux /proc)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue  # the process ended meanwhile
-    return found
-
-
-def _pss_kib(pid: int) -> int:
-    """Proportional set size: a page shared by several processes (the workers are forked
-    from one server process) is split among them, so a sum over processes counts it once."""
-    try:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    return next(
-        (int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0
-    )
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-class _Tree:
-    """Peak memory (PSS) of this process with its descendants, and their CPU time.
-
-    Sampled every 50 ms in a thread: the export's worker processes are not this process's
-    own children (they are forked by a server process), so `getrusage` does not see them.
-    """
-
-    def __init__(self) -> None:
-        self.peak_kib = 0
-        self._ticks: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            others = _tree(os.getpid())[1:]
-            for pid in others:
-                self._ticks[pid] = max(self._ticks.get(pid, 0), _cpu_ticks(pid))
-            self.peak_kib = max(self.peak_kib, sum(map(_pss_kib, [os.getpid(), *others])))
-
-    @property
-    def others_cpu_seconds(self) -> float:
-        return sum(self._ticks.values()) / os.sysconf("SC_CLK_TCK")
-
-    def __enter__(self) -> _Tree:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def export(workdir: Path, recipient: str) -> dict[str, float | str]:
+def export(target: _harness.Target, recipient: str) -> dict[str, Any]:
     """`exports.builder.create` of the customer's whole data, default scope."""
     from dpa.workspace import Workspace
     from exports import builder
     from exports.age import X25519Recipient
 
     key = X25519Recipient.parse(recipient)
-    with Workspace.open(_harness.settings(workdir)) as ws:
+    with Workspace.open(_harness.settings(target)) as ws:
         _ = ws.keyring  # opened before the clock starts, as a long-running service would have
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        with _Tree() as tree:
+        base = _harness.peak_mb()
+        with _harness.Tree() as tree:
             began, cpu = time.perf_counter(), time.process_time()
             report = builder.create(
                 ws,
@@ -253,12 +189,12 @@ def export(workdir: Path, recipient: str) -> dict[str, float | str]:
         "media_files": report.media_files,
         "size": report.size,
         "path": str(report.path),
-        "base_mb": base / 1024,
+        "base_mb": base,
     }
 
 
-def raw(workdir: Path) -> dict[str, float]:
-    """The baseline: the customer's stored rows read with raw `sqlite3` and their bytes dumped.
+def raw(target: _harness.Target) -> dict[str, float]:
+    """The baseline: the customer's stored rows read with a raw driver and their bytes dumped.
 
     Every row the export reads, in the same order and batches, its sealed payload written to
     a scratch file as it is: what an export costs before decrypting, formatting, compressing,
@@ -266,16 +202,22 @@ def raw(workdir: Path) -> dict[str, float]:
     """
     import sqlite3
 
-    database = _harness.settings(workdir).home / "dpa.sqlite3"
+    import psycopg  # noqa: F401 (imported before the clock starts, as sqlite3 is)
+    import sqlalchemy  # noqa: F401 (pg_connect reads the URL with it)
+
+    query = "SELECT id, payload FROM records WHERE customer_id = ? ORDER BY id"
     began = time.perf_counter()
-    connection = sqlite3.connect(database)
+    if target.url is None:
+        connection: Any = sqlite3.connect(_harness.settings(target).home / "dpa.sqlite3")
+        cursor = connection.execute(query, (CUSTOMER,))
+    else:
+        connection = _harness.pg_connect(target.url)
+        cursor = connection.cursor(name="bench_raw")  # server-side, as a big read should be
+        cursor.execute(query.replace("?", "%s"), (CUSTOMER,))
     rows = 0
-    with tempfile.TemporaryFile(dir=workdir) as dump:
-        cursor = connection.execute(
-            "SELECT id, payload FROM records WHERE customer_id = ? ORDER BY id", (CUSTOMER,)
-        )
+    with tempfile.TemporaryFile(dir=target.home) as dump:
         while batch := cursor.fetchmany(2000):
-            dump.write(b"".join(payload for _, payload in batch))
+            dump.write(b"".join(bytes(payload) for _, payload in batch))
             rows += len(batch)
         dump.flush()
         os.fsync(dump.fileno())
@@ -339,15 +281,16 @@ def verify(package: Path, identity: str, cdrs: int, messages: int) -> dict[str, 
 
 def child(args: argparse.Namespace) -> None:
     """Run one step in this process; the export and the check print JSON."""
+    target = _harness.target_of(args)
     if args.child == "setup":
-        setup(args.dir, args.cdrs, args.voicemail)
+        setup(target, args.file, args.calls, args.voicemail)
         return
     if args.child == "raw":
-        print(json.dumps(raw(args.dir)))
+        print(json.dumps(raw(target)))
         return
     if args.child == "verify":
         identity = sys.stdin.readline().strip()  # never on a command line
-        print(json.dumps(verify(Path(args.package), identity, args.cdrs, args.voicemail)))
+        print(json.dumps(verify(Path(args.package), identity, args.calls, args.voicemail)))
         return
     if args.child == "profile":
         import cProfile
@@ -357,20 +300,22 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-        result = export(args.dir, args.recipient)
+        result = export(target, args.recipient)
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("tottime").print_stats(30)
     else:
-        result = export(args.dir, args.recipient)
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = export(target, args.recipient)
+    result["peak_mb"] = _harness.peak_mb()
     print(json.dumps(result))
 
 
-def _step(mode: str, workdir: Path, cdrs: int, messages: int, *extra: str, stdin: str = "") -> str:
+def _step(
+    mode: str, target: _harness.Target, cdrs: int, messages: int, *extra: str, stdin: str = ""
+) -> str:
     return _harness.run(
         __file__,
-        *("--child", mode, "--dir", str(workdir), "--cdrs", str(cdrs)),
+        *("--child", mode, *target.args(), "--calls", str(cdrs)),
         *("--voicemail", str(messages), *extra),
         stdin=stdin,
         show_stderr=mode == "profile",
@@ -390,84 +335,141 @@ def _keypair() -> tuple[str, str]:
     return str(X25519Recipient(public)), identity
 
 
-def measure(cdrs: int, messages: int, *, profile: bool = False) -> dict[str, float]:
-    """Set up (one process), export (another), check the package (a third)."""
+def measure(
+    dbs: _harness.Databases,
+    backend: str,
+    params: traffic.Traffic,
+    messages: int,
+    *,
+    profile: bool = False,
+    process: bool = True,
+) -> dict[str, Any]:
+    """Set up (one process), read raw (another), export (another), check the package (a
+    fourth); then (`process`) export with the `dpa` command on a copy."""
+    cdrs = params.calls
     recipient, identity = _keypair()
-    with tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp:
-        workdir = Path(tmp)
-        began = time.perf_counter()
-        _step("setup", workdir, cdrs, messages)
-        setup_seconds = time.perf_counter() - began
-        baseline = _harness.last_json(_step("raw", workdir, cdrs, messages))
-        mode = "profile" if profile else "export"
-        out = _step(mode, workdir, cdrs, messages, "--recipient", recipient)
-        result = _harness.last_json(out)
-        package = str(result.pop("path"))
-        _step("verify", workdir, cdrs, messages, "--package", package, stdin=identity + "\n")
+    target = dbs.new(backend, "export")
+    cdr = target.home.with_name(target.home.name + ".csv")
+    traffic.write(cdr, params)
+    began = time.perf_counter()
+    _step("setup", target, cdrs, messages, "--file", str(cdr))
+    setup_seconds = time.perf_counter() - began
+    cdr.unlink()
+    copy = dbs.clone(target, "process") if process and not profile else None
+    baseline = _harness.last_json(_step("raw", target, cdrs, messages))
+    mode = "profile" if profile else "export"
+    result = _harness.last_json(_step(mode, target, cdrs, messages, "--recipient", recipient))
+    package = str(result.pop("path"))
+    _step("verify", target, cdrs, messages, "--package", package, stdin=identity + "\n")
+    dbs.drop(target)
     assert result["records"] == cdrs + messages and result["media_files"] == messages, result
     assert baseline["rows"] == cdrs + messages, baseline
     result["setup_seconds"] = setup_seconds
     result["raw_seconds"] = baseline["seconds"]
-    return dict(result)
+    if copy is not None:
+        result["startup"] = _harness.startup(copy)
+        run = _harness.dpa_process(
+            copy, "export", "create", "--customer", CUSTOMER, "--recipient", recipient, "--json",
+            tree=True,
+        )  # fmt: skip
+        made = json.loads(run["stdout"])
+        assert made["records"] == cdrs + messages, made
+        run.pop("stdout")
+        result["process"] = run
+        dbs.drop(copy)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--small", type=int, default=100_000, help="the small N (CDRs)")
-    parser.add_argument("--large", type=int, default=1_000_000, help="the large N (CDRs)")
-    parser.add_argument("--voicemail", type=int, default=200, help="M voicemail messages")
+    _harness.add_backend_arguments(parser)
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile the export of the small N (to stderr)"
+        "--large", type=int, default=1_000_000, help="L calls, peak memory only (0: skip)"
     )
-    parser.add_argument("--child", choices=["setup", "raw", "export", "profile", "verify"])
-    parser.add_argument("--dir", type=Path)
-    parser.add_argument("--cdrs", type=int)
-    parser.add_argument("--recipient")
-    parser.add_argument("--package")
+    parser.add_argument("--voicemail", type=int, default=200, help="M voicemail messages")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5,000 and 20,000")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the in-process export of N (to stderr)"
+    )
+    traffic.add_arguments(parser)
+    parser.add_argument(
+        "--child", choices=["setup", "raw", "export", "profile", "verify"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--recipient", help=argparse.SUPPRESS)
+    parser.add_argument("--package", help=argparse.SUPPRESS)
+    _harness.add_target_arguments(parser)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
-    m = args.voicemail
-    if args.profile:
-        result = measure(args.small, m, profile=True)
-        print(f"export of {args.small:,} CDRs + {m:,} voicemail messages under cProfile:")
-        print(f"  {result['seconds']:.2f} s ({args.small / result['seconds']:,.0f} CDRs/s)")
-        return
+    if args.quick:
+        args.calls, args.large = _harness.QUICK_CALLS, 4 * _harness.QUICK_CALLS
+    params = traffic.from_args(args)
+    n, m = params.calls, args.voicemail
+    with (
+        tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp,
+        _harness.databases(Path(tmp)) as dbs,
+    ):
+        if args.profile:
+            for backend in _harness.backends(args.backend):
+                r = measure(dbs, backend, params, m, profile=True)
+                print(f"{backend}: export of {n:,} CDRs + {m:,} voicemail messages under cProfile:")
+                print(f"  {r['seconds']:.2f} s ({n / r['seconds']:,.0f} CDRs/s)")
+            return
+        print(
+            f"export of one customer's N CDRs + {m:,} voicemail messages (X25519 recipient),"
+            f" setup, export and check each in its own process; {traffic.describe(params)}"
+        )
+        for backend in _harness.backends(args.backend):
+            print(f"  {backend}:")
+            r = measure(dbs, backend, params, m)
+            report(n, m, r)
+            if args.large:
+                big = measure(
+                    dbs, backend, traffic.from_args(args, calls=args.large), m, process=False
+                )
+                report(args.large, m, big)
+                growth = big["tree_peak_mb"] / r["tree_peak_mb"]
+                print(
+                    f"    peak memory with the workers: {big['tree_peak_mb']:.0f} MB at"
+                    f" {args.large:,}, {r['tree_peak_mb']:.0f} MB at {n:,}"
+                    f"  (x{growth:.2f}; target < 200 MB and <= x1.3)"
+                )
+
+
+def report(n: int, m: int, r: dict[str, Any]) -> None:
+    print(f"    N = {n:,}")
     print(
-        f"export of one customer's N CDRs + {m:,} voicemail messages (SQLite, X25519 recipient),"
-        " setup, export and check each in its own process"
+        f"      raw read of the same rows (sealed bytes dumped): {r['raw_seconds']:.2f} s"
+        f"  ({n / r['raw_seconds']:,.0f} rows/s)"
     )
-    peaks = {}
-    for n in (args.small, args.large):
-        r = measure(n, m)
-        peaks[n] = r["tree_peak_mb"]
-        print(f"  N = {n:,}")
-        print(
-            f"    export: {r['seconds']:7.2f} s  ({n / r['seconds']:,.0f} CDRs/s; target >= 50,000);"
-            f" CPU {r['cpu_seconds']:.2f} s in the exporting process,"
-            f" {r['children_cpu_seconds']:.2f} s in {r['workers']:.0f} worker processes"
-        )
-        print(
-            f"    raw read of the same rows (sqlite3, sealed bytes dumped): {r['raw_seconds']:.2f} s;"
-            f" export / raw: {r['seconds'] / r['raw_seconds']:.1f}"
-        )
-        print(
-            f"    peak memory: {r['tree_peak_mb']:.0f} MB with the workers (PSS)"
-            f" (the exporting process alone {r['peak_mb']:.0f} MB, {r['base_mb']:.0f} MB at the"
-            f" start)  package {r['size'] / 2**20:,.1f} MiB"
-        )
-        print(
-            f"    checked: decrypted, manifest and JSONL hold {n:,} CDRs and {m:,} voicemail"
-            f" messages with {m:,} audio files  (setup {r['setup_seconds']:.0f} s, not timed)"
-        )
-    growth = peaks[args.large] / peaks[args.small]
     print(
-        f"  peak memory with the workers: {peaks[args.large]:.0f} MB at {args.large:,},"
-        f" {peaks[args.small]:.0f} MB"
-        f" at {args.small:,}  (x{growth:.2f}; target < 200 MB and <= x1.3)"
+        f"      dpa in-process (builder.create): {r['seconds']:7.2f} s  ({n / r['seconds']:,.0f}"
+        f" CDRs/s; target >= 50,000)  ratio {r['seconds'] / r['raw_seconds']:.1f};"
+        f" CPU {r['cpu_seconds']:.2f} s in the exporting process,"
+        f" {r['children_cpu_seconds']:.2f} s in {r['workers']:.0f} worker processes"
+    )
+    print(
+        f"        peak memory: {r['tree_peak_mb']:.0f} MB with the workers (PSS)"
+        f" (the exporting process alone {r['peak_mb']:.0f} MB, {r['base_mb']:.0f} MB at the"
+        f" start)  package {r['size'] / 2**20:,.1f} MiB"
+    )
+    if "process" in r:
+        print(f"      {r['startup']}")
+        p = r["process"]
+        print(
+            f"      dpa export create, whole process: {p['seconds']:7.2f} s"
+            f"  ({n / p['seconds']:,.0f} CDRs/s; target >= 50,000)"
+            f"  ratio {p['seconds'] / r['raw_seconds']:.1f};"
+            f" peak memory {p['tree_peak_mb']:.0f} MB with the workers (PSS),"
+            f" {p['peak_mb']:.0f} MB the process alone"
+        )
+    print(
+        f"      checked: decrypted, manifest and JSONL hold {n:,} CDRs and {m:,} voicemail"
+        f" messages with {m:,} audio files  (setup {r['setup_seconds']:.0f} s, not timed)"
     )
 
 

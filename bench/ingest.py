@@ -1,15 +1,25 @@
-"""Benchmark: CDR ingest into the encrypted store against a raw plaintext SQLite insert.
+"""Benchmark: CDR ingest into the encrypted store against a raw plaintext insert.
 
-    python bench/ingest.py [--lines N]
+    python bench/ingest.py [--backend sqlite|postgresql|both] [--calls N] [--quick] [traffic options]
 
-For N lines (default 200,000) and for N/10, each in its own process so peak memory is its own:
-1. the baseline: parse the same Master.csv with the csv module and insert the rows as
-   plaintext into an equivalent SQLite table (same columns and indexes) with one raw
-   `sqlite3` executemany in one transaction;
-2. dpa: `dpa.ingest.ingest` of the file (parse, E.164, blind index, AES-GCM, due times,
-   ledger) into a fresh installation on the embedded SQLite default.
-Prints both times, their ratio and the peak resident memory of each run.
-Targets (issue 3): ratio at most 3.0; peak memory under 200 MB and at most 1.3 times the N/10 peak.
+Realistic traffic (bench/traffic.py; defaults: issue 14's busy customer, 200,000 calls over
+90 days, half the parties calling once, Belgian, French, Dutch and German numbers in several
+spellings, withheld callers, 30 % outbound, 18-column cdr_csv), written once and used by
+every step. On each backend, each step in its own process and its own fresh database:
+1. the baseline: the same Master.csv parsed with the csv module and inserted as plaintext
+   into an equivalent table (the columns and indexes of `records`) with one raw executemany
+   in one transaction (`sqlite3`; on PostgreSQL psycopg, no COPY);
+2. dpa in-process: `dpa.ingest.ingest` of the file (parse, E.164, blind index, AES-GCM, due
+   times, ledger) into a fresh installation, timed around the call;
+3. dpa as a whole process: `dpa ingest cdr FILE --customer acme` (the installed command,
+   start-up and imports included) into a fresh installation, timed from spawn to exit, its
+   peak memory from getrusage of that child;
+4. dpa in-process again on a tenth of the calls (same traffic parameters), for how peak
+   memory grows with the file.
+Prints the times, the ratios to the baseline and the peak resident memory of each (on
+PostgreSQL, the client's: the server's memory is not counted).
+Targets (issue 14): ratio at most 3.0; peak memory under 200 MB and at most 1.3 times the
+N/10 peak.
 """
 
 from __future__ import annotations
@@ -17,69 +27,29 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import random
-import resource
-import sqlite3
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import _harness  # bench/ is not a package: found through sys.path
+import traffic
+
+STARTED_ON = date(2025, 1, 1)  # the customer's contract: before the traffic's first call
 
 
-def make_cdr_file(path: Path, lines: int) -> None:
-    """A deterministic Master.csv of `lines` calls between a few thousand numbers."""
-    rng = random.Random(42)
-    numbers = [f"04{rng.randrange(70, 99)}{rng.randrange(100000, 999999)}" for _ in range(5000)]
-    start = datetime(2026, 1, 1, 8, 0, 0)
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-        for i in range(lines):
-            src, dst = rng.choice(numbers), rng.choice(numbers)
-            t0 = start + timedelta(seconds=i * 7)
-            answered = rng.random() < 0.8
-            dur = rng.randrange(5, 600)
-            t1 = t0 + timedelta(seconds=3)
-            t2 = t0 + timedelta(seconds=dur)
-            writer.writerow(
-                [
-                    "",
-                    src,
-                    dst,
-                    "from-pstn",
-                    f'"Caller {i % 997}" <{src}>',
-                    f"SIP/trunk-{i:08x}",
-                    f"SIP/1001-{i:08x}",
-                    "Dial",
-                    "SIP/1001,30",
-                    f"{t0:%Y-%m-%d %H:%M:%S}",
-                    f"{t1:%Y-%m-%d %H:%M:%S}" if answered else "",
-                    f"{t2:%Y-%m-%d %H:%M:%S}",
-                    dur,
-                    dur - 3 if answered else 0,
-                    "ANSWERED" if answered else "NO ANSWER",
-                    "DOCUMENTATION",
-                    f"{1767254400 + i}.{i}",
-                    "",
-                ]
-            )
-
-
-def run_baseline(cdr: Path, workdir: Path) -> float:
-    """Raw sqlite3: parse and insert plaintext rows, one transaction."""
+def run_baseline(cdr: Path, target: _harness.Target, columns: int) -> float:
+    """Raw sqlite3 or psycopg: parse and insert plaintext rows, one transaction."""
+    layout = traffic.LAYOUTS[columns]
+    at = {name: layout.index(name) for name in ("start", "src", "dst")}
+    uid = layout.index("uniqueid") if "uniqueid" in layout else None
+    raw = _harness.Raw(target)
+    raw.create_table()
     began = time.perf_counter()
-    db = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(
-        "CREATE TABLE records (id TEXT PRIMARY KEY, customer_id TEXT, category TEXT, activity TEXT,"
-        " collected_at TEXT, due_at TEXT, key_id INTEGER, source_key TEXT, subject_a TEXT,"
-        " subject_b TEXT, subject_c TEXT, payload TEXT, blob_id TEXT, blob_size INTEGER,"
-        " ingested_at TEXT, UNIQUE (customer_id, category, source_key))"
-    )
-    for column in ("due_at", "key_id", "subject_a", "subject_b", "subject_c"):
-        db.execute(f"CREATE INDEX ix_{column} ON records ({column})")
-    now = datetime.now(UTC).isoformat()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     with cdr.open(newline="") as src:
         rows = [
             (
@@ -87,86 +57,142 @@ def run_baseline(cdr: Path, workdir: Path) -> float:
                 "acme",
                 "cdr",
                 "call_history",
-                r[9],
-                r[9],
+                r[at["start"]],
+                r[at["start"]],
                 1,
-                r[16],
-                r[1],
-                r[2],
+                (r[uid] if uid is not None else str(n)).encode(),
+                r[at["src"]].encode(),
+                r[at["dst"]].encode(),
                 None,
-                json.dumps(r),
+                json.dumps(r).encode(),
                 None,
                 None,
                 now,
+                None,
             )
             for n, r in enumerate(csv.reader(src))
         ]
-    db.execute("BEGIN")
-    db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    db.execute("COMMIT")
-    db.close()
-    return time.perf_counter() - began
+    raw.begin()
+    raw.insert(rows)
+    raw.commit()
+    seconds = time.perf_counter() - began
+    raw.close()
+    return seconds
 
 
-def run_dpa(cdr: Path, workdir: Path) -> float:
-    """dpa's own ingest of the file into a fresh embedded installation."""
+def run_dpa(cdr: Path, target: _harness.Target, calls: int) -> float:
+    """dpa's own ingest of the file into a fresh installation."""
     from dpa.workspace import Workspace
 
     now = datetime.now(UTC)
-    settings = _harness.install(workdir, started_on=now.date(), now=now)
+    settings = _harness.install(target, started_on=STARTED_ON, now=now)
     with Workspace.open(settings) as ws:
         began = time.perf_counter()
         added = _harness.ingest_cdrs(ws, cdr, now=now)
         elapsed = time.perf_counter() - began
-    assert added > 0
+    assert added == calls, (added, calls)
     return elapsed
 
 
-def child(mode: str, lines: int) -> None:
-    """Run one measurement in this process and print it as JSON."""
-    with tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp:
-        workdir = Path(tmp)
-        cdr = workdir / "Master.csv"
-        make_cdr_file(cdr, lines)
-        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        seconds = run_baseline(cdr, workdir) if mode == "raw" else run_dpa(cdr, workdir)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024, "base_mb": base_rss / 1024}))
+def child(args: argparse.Namespace) -> None:
+    """Run one step in this process and print it as JSON."""
+    target = _harness.target_of(args)
+    if args.child == "setup":
+        _harness.install(target, started_on=STARTED_ON, now=datetime.now(UTC))
+        return
+    base = _harness.peak_mb()
+    if args.child == "raw":
+        seconds = run_baseline(args.file, target, args.columns)
+    else:
+        seconds = run_dpa(args.file, target, args.calls)
+    print(json.dumps({"seconds": seconds, "peak_mb": _harness.peak_mb(), "base_mb": base}))
 
 
-def measure(mode: str, lines: int) -> dict[str, float]:
-    return _harness.last_json(_harness.run(__file__, "--child", mode, "--lines", str(lines)))
+def step(mode: str, target: _harness.Target, cdr: Path, calls: int, columns: int) -> str:
+    return _harness.run(
+        __file__,
+        *("--child", mode, "--file", str(cdr), "--calls", str(calls)),
+        *("--columns", str(columns), *target.args()),
+    )
+
+
+def measure(
+    dbs: _harness.Databases, backend: str, cdr: Path, small: Path, params: traffic.Traffic
+) -> dict[str, dict[str, float]]:
+    n, columns = params.calls, params.columns
+    out: dict[str, dict[str, float]] = {}
+    for mode, label in (("raw", "raw"), ("dpa", "inproc")):
+        target = dbs.new(backend, label)
+        out[label] = _harness.last_json(step(mode, target, cdr, n, columns))
+        dbs.drop(target)
+    target = dbs.new(backend, "process")
+    step("setup", target, cdr, n, columns)
+    startup = _harness.startup(target)
+    run = _harness.dpa_process(target, "ingest", "cdr", str(cdr), "--customer", "acme", "--json")
+    report = json.loads(run["stdout"])
+    assert report["added"] == n and report["zone"] is None, report
+    out["process"] = {"seconds": run["seconds"], "peak_mb": run["peak_mb"]}
+    out["startup"] = startup  # type: ignore[assignment]
+    dbs.drop(target)
+    target = dbs.new(backend, "small")
+    out["small"] = _harness.last_json(step("dpa", target, small, max(n // 10, 1), columns))
+    dbs.drop(target)
+    return out
+
+
+def report(backend: str, n: int, m: dict[str, dict[str, float]]) -> None:
+    raw, inproc, process, small = m["raw"], m["inproc"], m["process"], m["small"]
+    driver = "sqlite3" if backend == "sqlite" else "psycopg"
+    print(f"    {n:,} rows")
+    print(
+        f"    raw {driver} executemany, plaintext:  {raw['seconds']:7.2f} s"
+        f"  ({n / raw['seconds']:,.0f} rows/s)  peak {raw['peak_mb']:.0f} MB"
+    )
+    for label, r in (
+        ("dpa in-process (ingest.ingest)", inproc),
+        ("dpa ingest cdr, whole process", process),
+    ):
+        print(
+            f"    {label:34s} {r['seconds']:7.2f} s  ({n / r['seconds']:,.0f} rows/s)"
+            f"  ratio {r['seconds'] / raw['seconds']:5.2f} (target <= 3.0)  peak {r['peak_mb']:.0f} MB"
+        )
+    print(f"    {m['startup']}")
+    growth = inproc["peak_mb"] / small["peak_mb"]
+    print(
+        f"    dpa peak memory: {inproc['peak_mb']:.0f} MB in-process at {n:,},"
+        f" {small['peak_mb']:.0f} MB at {max(n // 10, 1):,} (x{growth:.2f});"
+        f" whole process {process['peak_mb']:.0f} MB  (target < 200 MB and <= x1.3)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--child", choices=["raw", "dpa"])
+    _harness.add_backend_arguments(parser)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5,000 calls")
+    traffic.add_arguments(parser)
+    parser.add_argument("--child", choices=["raw", "dpa", "setup"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    _harness.add_target_arguments(parser)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.lines)
+        child(args)
         return
-    small = max(args.lines // 10, 1)
-    raw = measure("raw", args.lines)
-    dpa = measure("dpa", args.lines)
-    dpa_small = measure("dpa", small)
-    ratio = dpa["seconds"] / raw["seconds"]
-    growth = dpa["peak_mb"] / dpa_small["peak_mb"]
-    print(f"ingest of {args.lines:,} Asterisk CDR lines (SQLite)")
-    print(
-        f"  raw sqlite3 executemany, plaintext: {raw['seconds']:7.2f} s  ({args.lines / raw['seconds']:,.0f} rows/s)"
-    )
-    print(
-        f"  dpa ingest, encrypted + indexed:    {dpa['seconds']:7.2f} s  ({args.lines / dpa['seconds']:,.0f} rows/s)"
-    )
-    print(f"  ratio dpa / raw: {ratio:.2f}  (target <= 3.0)")
-    print(
-        f"  peak memory: {dpa['peak_mb']:.0f} MB at {args.lines:,} lines, {dpa_small['peak_mb']:.0f} MB at {small:,}"
-        f"  (x{growth:.2f}; target < 200 MB and <= x1.3)"
-    )
-    print(f"  raw baseline peak memory: {raw['peak_mb']:.0f} MB (it holds every row in a list)")
+    if args.quick:
+        args.calls = _harness.QUICK_CALLS
+    params = traffic.from_args(args)
+    print(f"ingest of realistic traffic: {traffic.describe(params)}")
+    with (
+        tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp,
+        _harness.databases(Path(tmp)) as dbs,
+    ):
+        cdr, small = Path(tmp) / "Master.csv", Path(tmp) / "Master-small.csv"
+        traffic.write(cdr, params)
+        traffic.write(small, traffic.from_args(args, calls=max(params.calls // 10, 1)))
+        for backend in _harness.backends(args.backend):
+            print(f"  {backend}:")
+            report(backend, params.calls, measure(dbs, backend, cdr, small, params))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 # cdr_csv's columns (dpa/parsers/asterisk_cdr.py: BASE, FIELDS, KNOWN), repeated here so the
 # generator does not depend on the parser it feeds.
@@ -61,7 +63,10 @@ _FR_PREFIXES = (
 
 def _nsn(kind: str, rng: random.Random) -> str:
     """A national significant number of `kind` (no trunk prefix, no country code)."""
-    digits = lambda n: "".join(str(rng.randrange(10)) for _ in range(n))  # noqa: E731
+
+    def digits(n: int) -> str:
+        return "".join(str(rng.randrange(10)) for _ in range(n))
+
     if kind == "be-mobile":  # 047x, 048x, 049x + 6 digits
         return f"4{rng.choice('789')}{rng.randrange(10)}{digits(6)}"
     if kind == "be-fixed":  # Brussels, Antwerp, Ghent (1-digit zones) or a 2-digit zone
@@ -112,6 +117,7 @@ class Traffic:
     end: datetime = datetime(2026, 1, 31, 23, 59, 59)  # PBX local time; fixed: runs compare
     columns: int = 18  # a key of LAYOUTS
     extensions: int = 40
+    zone: str = "Europe/Brussels"  # the PBX's: start times local, uniqueids' epochs UTC
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -156,7 +162,7 @@ def parties(traffic: Traffic, rng: random.Random, slots: int) -> list[str]:
     return calls
 
 
-def rows(traffic: Traffic) -> list[list[str]]:
+def rows(traffic: Traffic) -> Iterator[list[str]]:
     """The file's lines, in the layout `traffic.columns`, ordered by start time."""
     rng = random.Random(traffic.seed)
     n = traffic.calls
@@ -177,12 +183,11 @@ def rows(traffic: Traffic) -> list[list[str]]:
     )
     dids = [f"+322555{d:04d}" for d in range(100, 100 + max(traffic.extensions // 4, 1))]
     layout = LAYOUTS[traffic.columns]
-    epoch = datetime(1970, 1, 1)
-    lines = []
+    zone = ZoneInfo(traffic.zone)
     for i, start in enumerate(starts):
         ext = f"{1001 + rng.randrange(traffic.extensions)}"
         seq = i + 1
-        uniqueid = f"{int((start - epoch).total_seconds())}.{seq}"
+        uniqueid = f"{int(start.replace(tzinfo=zone).timestamp())}.{seq}"  # UTC epoch
         if outbound[i]:
             number = next(external)
             spelled = _spelled(traffic, rng, number)
@@ -232,8 +237,7 @@ def rows(traffic: Traffic) -> list[list[str]]:
             "linkedid": uniqueid,
             "sequence": str(seq),
         }
-        lines.append([value[name] for name in layout])
-    return lines
+        yield [value[name] for name in layout]
 
 
 def _spelled(traffic: Traffic, rng: random.Random, e164: str) -> str:
@@ -243,10 +247,13 @@ def _spelled(traffic: Traffic, rng: random.Random, e164: str) -> str:
 
 def write(path: Path, traffic: Traffic) -> int:
     """Write the Master.csv (every field quoted, as cdr_csv does); the number of lines."""
-    lines = rows(traffic)
+    written = 0
     with path.open("w", newline="") as out:
-        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(lines)
-    return len(lines)
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for line in rows(traffic):
+            writer.writerow(line)
+            written += 1
+    return written
 
 
 def _shares(text: str) -> dict[str, float]:
