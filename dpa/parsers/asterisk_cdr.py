@@ -62,7 +62,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -72,10 +72,11 @@ from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
     BadLine,
     ParsedRecord,
+    WallClock,
+    WallTime,
     callerid_number,
     csv_rows,
     line_rows,
-    local_to_utc,
     whole_seconds,
 )
 from dpa.periods import EARLIEST, LATEST
@@ -138,7 +139,6 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _SECONDS = ("duration", "billsec", "sequence")
 _ALIASES = {"calldate": "start"}  # FreePBX's cdr table (and its CDR report's CSV export)
 _PHONES = ("src", "dst", "cnum", "outbound_cnum", "did")  # and the number in clid
-_CACHED_MINUTES = 4096  # more than two days of busy traffic; the cache is emptied when full
 _EXPECTED = (
     "expected an Asterisk cdr_csv line: 16 to 21 columns (accountcode, src, dst, dcontext, "
     "clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec, "
@@ -212,7 +212,7 @@ def parse_cdr_csv(
     name = str(path)
     if zone_evidence is not None:
         zone_evidence.begin(tz)
-    clock = _Clock(tz)
+    clock = WallClock(tz)
     layout = None if columns is None else check_columns(columns)
     if layout is not None and on_layout is not None:
         on_layout(layout)
@@ -349,7 +349,9 @@ class _Layout:
         self.phones = tuple(at[key] for key in _PHONES if key in at)
 
 
-def _record(name: str, line: int, row: list[str], layout: _Layout, clock: _Clock) -> ParsedRecord:
+def _record(
+    name: str, line: int, row: list[str], layout: _Layout, clock: WallClock
+) -> ParsedRecord:
     if len(row) != len(layout.names):
         raise FileLineError(name, line, f"expected {len(layout.names)} columns, found {len(row)}")
     payload: dict[str, Any] = dict(zip(layout.names, row, strict=True))
@@ -379,84 +381,11 @@ def _record(name: str, line: int, row: list[str], layout: _Layout, clock: _Clock
     )
 
 
-def _time(name: str, line: int, clock: _Clock, value: str, key: str) -> _Time | None:
+def _time(name: str, line: int, clock: WallClock, value: str, key: str) -> WallTime | None:
     text = value.strip()
     if not text:
         return None
-    try:
-        return clock.read(text)
-    except ValueError:
-        # The value is not echoed: a shifted column could put a phone number here.
-        raise FileLineError(name, line, f"{key} time is not YYYY-MM-DD HH:MM:SS") from None
-    except OverflowError:
-        raise FileLineError(
-            name,
-            line,
-            f"{key} time is outside the dates dpa computes with ({EARLIEST} to {LATEST})",
-        ) from None
-
-
-# A time read by `_Clock.read`: its minute (UTC start, ISO text up to the seconds) and its
-# seconds, or, in a minute with an offset change, the exact instant.
-_Time = tuple[tuple[datetime, str], str] | datetime
-
-
-class _Clock:
-    """Local `YYYY-MM-DD HH:MM:SS` to UTC, one zone conversion per minute rather than per value.
-
-    A file repeats its minutes many times over (start, answer and end of every call), and a
-    zone conversion costs microseconds. A minute is cached only when one offset covers all of
-    it and that offset is whole minutes, so cached and exact results are the same.
-    """
-
-    def __init__(self, tz: ZoneInfo) -> None:
-        self._tz = tz
-        self.zone = tz.key  # the name a stored call keeps (`tz`), so its key can be rebuilt
-        self._minutes: dict[str, tuple[datetime, str] | None] = {}
-
-    def read(self, text: str) -> _Time:
-        """Check and convert one local time; ValueError or OverflowError if it is not one."""
-        # fromisoformat is ~20x faster than strptime; check the exact shape first, since it
-        # would also accept a bare date or a "T" separator that cdr_csv never writes.
-        if not _TIME_SHAPE.fullmatch(text) or text[17] > "5":
-            raise ValueError(text)
-        prefix = text[:16]
-        try:
-            minute = self._minutes[prefix]
-        except KeyError:
-            minute = self._minute(prefix)
-        if minute is None:
-            return local_to_utc(datetime.fromisoformat(text), self._tz)
-        return minute, text[17:]
-
-    @staticmethod
-    def instant(time: _Time) -> datetime:
-        """The aware UTC instant of a time read."""
-        if isinstance(time, datetime):
-            return time
-        (start, _), second = time
-        return start.replace(second=int(second))
-
-    @staticmethod
-    def iso(time: _Time) -> str:
-        """The ISO 8601 text of a time read (`2026-03-28T09:15:02+00:00`)."""
-        if isinstance(time, datetime):
-            return time.isoformat()
-        (_, prefix), second = time
-        return f"{prefix}{second}+00:00"
-
-    def _minute(self, prefix: str) -> tuple[datetime, str] | None:
-        # Checked once per minute, before any zone arithmetic could overflow near year 9999.
-        if not EARLIEST <= date.fromisoformat(prefix[:10]) <= LATEST:
-            raise OverflowError(prefix)
-        first = local_to_utc(datetime.fromisoformat(f"{prefix}:00"), self._tz)
-        last = local_to_utc(datetime.fromisoformat(f"{prefix}:59"), self._tz)
-        uniform = first.second == 0 and (last - first).total_seconds() == 59
-        minute = (first, first.isoformat()[:17]) if uniform else None
-        if len(self._minutes) >= _CACHED_MINUTES:
-            self._minutes.clear()
-        self._minutes[prefix] = minute
-        return minute
+    return clock.read_line(name, line, text, f"{key} time")
 
 
 def _phones(row: list[str], layout: _Layout) -> tuple[str, ...]:

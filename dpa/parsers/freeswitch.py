@@ -55,7 +55,7 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote
@@ -66,12 +66,12 @@ from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
     BadLine,
     ParsedRecord,
+    WallClock,
+    WallTime,
     callerid_number,
     epoch_instant,
-    local_to_utc,
     whole_seconds,
 )
-from dpa.periods import EARLIEST, LATEST
 
 __all__ = [
     "DEFAULT_COLUMNS",
@@ -176,7 +176,6 @@ _UNANSWERED = {
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _TEMPLATE_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,99})\}")
-_TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 # The vanilla `sql` template's wrapper around the values, one statement per line.
 _SQL = re.compile(
     r"\s*INSERT\s+INTO\s+[^\s(]+(?:\s*\([^)]*\))?\s+VALUES\s*\((?P<values>.*)\)\s*;?\s*",
@@ -186,7 +185,6 @@ _SQL = re.compile(
 # holding one raw was not URL-encoded.
 _RAW_ONLY = re.compile(r"[\r\n #&+:;<=>?@\[\\\]^`{|}\"\x00-\x1f\x7f-\U0010ffff]")
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_CALENDAR = f"{EARLIEST} to {LATEST}"
 _UNCLOSED = "a quoted field is not closed on this line (is the line cut short?)"
 _DETECTED = frozenset((len(DEFAULT_COLUMNS), len(EXAMPLE_COLUMNS)))
 _DELIMITERS = (",", ";")
@@ -194,7 +192,6 @@ _DELIMITERS = (",", ";")
 # beside a quoted one (`",` or `,"`), which FreeSWITCH never writes.
 _LOOSE = {d: re.compile(rf'"\s*{re.escape(d)}\s*"') for d in _DELIMITERS}
 _BARE = {d: re.compile(rf'"\s*{re.escape(d)}|{re.escape(d)}\s*"') for d in _DELIMITERS}
-_CACHED_MINUTES = 4096
 _MICRO = 1_000_000
 
 
@@ -233,7 +230,7 @@ def parse_freeswitch_csv(
         raise InputError("a FreeSWITCH CSV layout is separated by ',' or ';'")
     given = check_columns(columns) if columns is not None else None
     name = str(path)
-    clock = _Clock(tz)
+    clock = WallClock(tz)
     calls = 0
     layout = given
     told = False
@@ -332,7 +329,7 @@ def read_freeswitch_json(path: Path, tz: ZoneInfo) -> ParsedRecord:
     if not isinstance(document, dict) or not isinstance(document.get("variables"), dict):
         raise FileLineError(name, 1, "not a FreeSWITCH JSON CDR (no `variables` object)")
     values = _json_values(name, document, text)
-    return _record(name, 1, values, _Clock(tz))
+    return _record(name, 1, values, WallClock(tz))
 
 
 def json_cdr_files(path: Path) -> list[Path]:
@@ -580,7 +577,7 @@ def _first_callflow(text: str) -> Any:
 # --- one record --------------------------------------------------------------------------
 
 
-def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> ParsedRecord:
+def _record(name: str, line: int, values: Mapping[str, str], clock: WallClock) -> ParsedRecord:
     """The record of one call leg from its variables (FreeSWITCH names, text as read)."""
     payload: dict[str, Any] = {}
     for variable, value in values.items():
@@ -591,14 +588,14 @@ def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> P
             payload[key] = whole_seconds(name, line, value, variable)
         else:
             payload[key] = value
-    times: dict[str, datetime | None] = {}
+    start: WallTime | None = None
     written: dict[str, str] = {}  # the moments read from wall-clock stamps, as written
     for moment in _MOMENTS:
-        times[moment] = _moment(name, line, clock, values, moment, written)
-        if times[moment] is not None or any(v in values for v in _TIME_SOURCES[moment]):
-            instant = times[moment]
-            payload[moment] = None if instant is None else instant.isoformat()
-    start = times["start"]
+        time = _moment(name, line, clock, values, moment, written)
+        if moment == "start":
+            start = time
+        if time is not None or any(v in values for v in _TIME_SOURCES[moment]):
+            payload[moment] = None if time is None else clock.iso(time)
     if start is None:
         raise FileLineError(name, line, "start time is empty")
     if "clid" not in payload and "src" in payload:
@@ -617,7 +614,7 @@ def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> P
         line=line,
         source_key=source_key,
         category="cdr",
-        collected_at=start,
+        collected_at=clock.instant(start),
         payload=payload,
         phones=_phones(payload),
     )
@@ -626,11 +623,11 @@ def _record(name: str, line: int, values: Mapping[str, str], clock: _Clock) -> P
 def _moment(
     name: str,
     line: int,
-    clock: _Clock,
+    clock: WallClock,
     values: Mapping[str, str],
     moment: str,
     written: dict[str, str],
-) -> datetime | None:
+) -> WallTime | None:
     """A moment of the call from its most exact variable; None when unset (empty or 0).
 
     A moment read from a wall-clock stamp is noted in `written` (its text)."""
@@ -644,15 +641,7 @@ def _moment(
     if not text:
         return None
     written[moment] = text
-    try:
-        return clock.read(text)
-    except ValueError:
-        # The value is not echoed: a shifted column could put a phone number here.
-        raise FileLineError(name, line, f"{what} is not YYYY-MM-DD HH:MM:SS") from None
-    except OverflowError:
-        raise FileLineError(
-            name, line, f"{what} is outside the dates dpa computes with ({_CALENDAR})"
-        ) from None
+    return clock.read_line(name, line, text, what)
 
 
 def _epoch(name: str, line: int, text: str, scale: int, what: str) -> datetime:
@@ -689,41 +678,3 @@ def _phones(payload: Mapping[str, Any]) -> tuple[str, ...]:
         if number and number not in phones:
             phones.append(number)
     return tuple(phones)
-
-
-class _Clock:
-    """Local `YYYY-MM-DD HH:MM:SS` to aware UTC, one zone conversion per minute.
-
-    A minute is cached only when one offset covers all of it and that offset is whole
-    minutes, so cached and exact results are the same.
-    """
-
-    def __init__(self, tz: ZoneInfo) -> None:
-        self._tz = tz
-        self.zone = tz.key
-        self._minutes: dict[str, datetime | None] = {}
-
-    def read(self, text: str) -> datetime:
-        """One local time as UTC; ValueError if it is not one, OverflowError off the calendar."""
-        if not _TIME_SHAPE.fullmatch(text) or text[17] > "5":
-            raise ValueError("not a time")
-        prefix = text[:16]
-        try:
-            minute = self._minutes[prefix]
-        except KeyError:
-            minute = self._minute(prefix)
-        if minute is None:
-            return local_to_utc(datetime.fromisoformat(text), self._tz)
-        return minute + timedelta(seconds=int(text[17:]))
-
-    def _minute(self, prefix: str) -> datetime | None:
-        # Checked before any zone arithmetic, which could overflow near the year 9999.
-        if not EARLIEST <= date.fromisoformat(prefix[:10]) <= LATEST:
-            raise OverflowError("off the calendar")
-        first = local_to_utc(datetime.fromisoformat(f"{prefix}:00"), self._tz)
-        last = local_to_utc(datetime.fromisoformat(f"{prefix}:59"), self._tz)
-        uniform = first.second == 0 and (last - first).total_seconds() == 59
-        if len(self._minutes) >= _CACHED_MINUTES:
-            self._minutes.clear()
-        self._minutes[prefix] = first if uniform else None
-        return self._minutes[prefix]
