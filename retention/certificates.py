@@ -58,6 +58,10 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+# The ledger's erasure actions and the certificate's count of each.
+_ERASED_AS = {"delete": "deleted", "pseudonymise": "pseudonymised", "anonymise": "anonymised"}
+
+
 def build(
     session: Session,
     register: Register,
@@ -69,14 +73,21 @@ def build(
 ) -> dict[str, Any]:
     """The unsigned certificate of `customer`, from the ledger's erasure events."""
     erased: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"deleted": 0, "anonymised": 0, "events": 0, "first_at": None, "last_at": None}
+        lambda: {
+            "deleted": 0,
+            "pseudonymised": 0,
+            "anonymised": 0,
+            "events": 0,
+            "first_at": None,
+            "last_at": None,
+        }
     )
     bases: dict[tuple[str, str], str | None] = {}
     keys = keys_destroyed_now
     query = (
         select(LedgerEvent)
         .where(LedgerEvent.customer_id == customer.id)
-        .where(col(LedgerEvent.action).in_(["delete", "anonymise", "keys.destroy"]))
+        .where(col(LedgerEvent.action).in_([*_ERASED_AS, "keys.destroy"]))
         .order_by(col(LedgerEvent.seq))
     )
     for event in session.exec(query):
@@ -86,7 +97,7 @@ def build(
             continue
         slot = (details["category"], event.activity or "")
         entry = erased[slot]
-        entry["deleted" if event.action == "delete" else "anonymised"] += int(details["records"])
+        entry[_ERASED_AS[event.action]] += int(details["records"])
         entry["events"] += 1
         entry["first_at"] = entry["first_at"] or _iso(event.at)
         entry["last_at"] = _iso(event.at)

@@ -263,7 +263,8 @@ class SweepRun:
         """One log line: sweep id and counts, never personal data."""
         report = self.sweep
         line = (
-            f"sweep {report.sweep_id}: deleted {report.deleted}, anonymised {report.anonymised}, "
+            f"sweep {report.sweep_id}: deleted {report.deleted}, "
+            f"pseudonymised {report.pseudonymised}, anonymised {report.anonymised}, "
             f"held back {report.held_back}, keys destroyed {report.keys_destroyed}, "
             f"customers purged {len(report.customers_purged)}, batches {len(report.batches)}"
         )

@@ -39,6 +39,7 @@ PALETTE = (
     "#bcbd22",
 )
 DELETED_COLOUR = "#d55e00"
+PSEUDONYMISED_COLOUR = "#009e73"
 ANONYMISED_COLOUR = "#0072b2"
 MAX_ROWS = 50  # affected rows shown per finding; the JSON report has them all
 MAX_WINDOW_ROWS = 100
@@ -342,17 +343,20 @@ def timeline_svg(
 # --- erasures -------------------------------------------------------------------------------
 
 
+_ERASED = (
+    ("deleted", DELETED_COLOUR),
+    ("pseudonymised", PSEUDONYMISED_COLOUR),
+    ("anonymised", ANONYMISED_COLOUR),
+)
+
+
 def erasures_svg(erasures: Sequence[Mapping[str, Any]]) -> str:
-    """Records deleted and anonymised per month (from the ledger), side by side."""
-    rows = {
-        str(e["month"]): (int(e.get("deleted", 0)), int(e.get("anonymised", 0))) for e in erasures
-    }
-    rows = {m: v for m, v in rows.items() if v[0] or v[1]}
+    """Records deleted, pseudonymised and anonymised per month (from the ledger), side by side."""
+    rows = {str(e["month"]): tuple(int(e.get(what, 0)) for what, _ in _ERASED) for e in erasures}
+    rows = {m: v for m, v in rows.items() if any(v)}
     if not rows:
         return _empty("Nothing to draw: the ledger records no erasure yet.")
-    parts, y = _legend(
-        [(DELETED_COLOUR, "deleted", "swatch"), (ANONYMISED_COLOUR, "anonymised", "swatch")], 22
-    )
+    parts, y = _legend([(colour, what, "swatch") for what, colour in _ERASED], 22)
     indexes = [_month_index(m) for m in rows]
     first, last = min(indexes), max(indexes)
     slots = last - first + 1
@@ -365,14 +369,12 @@ def erasures_svg(erasures: Sequence[Mapping[str, Any]]) -> str:
     ticks = _ticks(max(max(v) for v in rows.values()))
     scale = plot_height / ticks[-1]
     parts += _axes(left, top, plot_width, plot_height, ticks, "records")
-    bar = min(slot * 0.38, 36.0)
+    bar = min(slot * 0.26, 30.0)
     for i in range(slots):
         month = _month_name(first + i)
-        values = rows.get(month, (0, 0))
-        x = left + slot * i + slot / 2 - bar
-        for offset, (what, n, fill) in enumerate(
-            (("deleted", values[0], DELETED_COLOUR), ("anonymised", values[1], ANONYMISED_COLOUR))
-        ):
+        values = rows.get(month, (0, 0, 0))
+        x = left + slot * i + slot / 2 - bar * 1.5
+        for offset, ((what, fill), n) in enumerate(zip(_ERASED, values, strict=True)):
             if not n:
                 continue
             h = n * scale
@@ -522,7 +524,7 @@ def render(report: Report) -> str:
     parts.append("</section><section id=retention><h2>Retention timeline</h2>")
     parts.append(
         "<figure><figcaption>Records per data category by the month they fall due for erasure "
-        "or anonymisation (held records included). Dashed red lines: a customer's export "
+        "or reduction (pseudonymised or anonymised; held records included). Dashed red lines: a customer's export "
         "window closes (grey: already purged).</figcaption>"
         + timeline_svg(report.timeline, report.window_ends)
         + "</figure>"
@@ -545,7 +547,8 @@ def render(report: Report) -> str:
         )
     parts.append("</section><section id=erasures><h2>Erasures</h2>")
     parts.append(
-        "<figure><figcaption>Records deleted and anonymised per month, as recorded in the "
+        "<figure><figcaption>Records deleted, pseudonymised and anonymised per month, as "
+        "recorded in the "
         "ledger.</figcaption>" + erasures_svg(report.erasures) + "</figure>"
     )
     parts.append("</section><section id=register><h2>Register of processing (summary)</h2>")

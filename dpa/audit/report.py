@@ -30,6 +30,9 @@ from dpa.resources import load_schema
 
 __all__ = ["FORMAT", "Report", "as_json", "as_text", "build"]
 
+# The ledger's erasure actions and how the report counts their records.
+ERASED_AS = {"delete": "deleted", "pseudonymise": "pseudonymised", "anonymise": "anonymised"}
+
 FORMAT = "dpa-audit-report/1"
 _R: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _L: sa.Table = LedgerEvent.__table__  # type: ignore[attr-defined]
@@ -49,7 +52,7 @@ class Report:
     activities: list[dict[str, str]]
     timeline: list[dict[str, Any]]  # {category, month, records}; month "undated" for none
     window_ends: list[dict[str, str]]  # {customer, window_end, status}
-    erasures: list[dict[str, Any]]  # {month, deleted, anonymised}
+    erasures: list[dict[str, Any]]  # {month, deleted, pseudonymised, anonymised}
     ledger: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,11 +108,13 @@ def build(
     )
     for action, key, total in session.execute(
         sa.select(l.action, at_month, sa.func.sum(records))
-        .where(l.action.in_(["delete", "anonymise"]))
+        .where(l.action.in_(list(ERASED_AS)))
         .group_by(l.action, at_month)
     ):
-        slot = erasures.setdefault(key, {"month": key, "deleted": 0, "anonymised": 0})
-        slot["deleted" if action == "delete" else "anonymised"] += int(total or 0)
+        slot = erasures.setdefault(
+            key, {"month": key, "deleted": 0, "pseudonymised": 0, "anonymised": 0}
+        )
+        slot[ERASED_AS[action]] += int(total or 0)
     count = sa.select(sa.func.count())
     summary = {
         "customers": len(customers),

@@ -150,7 +150,8 @@ def sweep(
     ] = True,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Delete or anonymise every due record no hold keeps; shred keys; purge closed customers."""
+    """Delete, pseudonymise or anonymise (as each rule says) every due record no hold keeps;
+    shred keys; purge closed customers."""
     delivery: notify.DeliveryReport | None = None
     delivery_error: str | None = None
     with workspace() as ws:
@@ -188,7 +189,8 @@ def sweep(
     verb = "would" if dry_run else "did"
     say(
         f"sweep {report.sweep_id[:12]} ({'dry run' if dry_run else 'done'}): "
-        f"{report.deleted} records deleted, {report.anonymised} anonymised"
+        f"{report.deleted} records deleted, {report.pseudonymised} pseudonymised, "
+        f"{report.anonymised} anonymised"
         + ("" if dry_run else f", {report.keys_destroyed} keys destroyed")
         + (f", {report.held_back} due records kept by legal holds" if report.held_back else "")
         + (f", {report.exports_deleted} export packages deleted" if report.exports_deleted else "")

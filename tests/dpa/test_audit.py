@@ -839,7 +839,9 @@ def test_a_well_run_installation_with_data_passes_and_shows_its_erasures(
         document, load_schema("audit-report"), format_checker=jsonschema.FormatChecker()
     )
     assert _ids(document) == ["ledger-no-checkpoint"]
-    assert document["erasures"] == [{"month": "2026-11", "deleted": 5, "anonymised": 0}]
+    assert document["erasures"] == [
+        {"month": "2026-11", "deleted": 5, "pseudonymised": 0, "anonymised": 0}
+    ]
     remaining: dict[str, int] = {}
     for point in document["timeline"]:
         remaining[point["category"]] = remaining.get(point["category"], 0) + point["records"]

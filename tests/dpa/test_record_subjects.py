@@ -145,15 +145,15 @@ def test_anonymising_drops_the_further_subjects_of_its_records_only(ws: Workspac
         assert hits == {"cdr": 2, "phone_number": 1}
     assert _side_rows(ws) == 3 * 3
     report = sweeper.run(ws, actor="t", now=start + timedelta(days=800))
-    assert (report.anonymised, report.deleted) == (2, 0)
+    assert (report.pseudonymised, report.deleted) == (2, 0)
     assert _side_rows(ws) == 3  # the contact's
     with ws.session(read_only=True) as s:
         hits = {h.category: h.records for h in ingest.find_subject(s, digest)}
         assert hits == {"phone_number": 1}
-        # Ingest and the anonymisation are both linked to the sixth number.
+        # Ingest and the pseudonymisation are both linked to the sixth number.
         linked = sa.text(
             "SELECT l.action FROM subject_events e JOIN ledger_events l ON l.seq = e.seq "
             "WHERE e.subject = :d ORDER BY e.seq"
         )
         actions = list(s.execute(linked, {"d": digest}).scalars())
-        assert actions == ["ingest", "ingest", "ingest", "anonymise"]
+        assert actions == ["ingest", "ingest", "ingest", "pseudonymise"]

@@ -198,7 +198,7 @@ def test_a_scheduled_run_logs_one_line_with_the_sweep_id(
     lines = [r.getMessage() for r in caplog.records if r.name == "retention.scheduler"]
     assert len(lines) == 1
     match = re.fullmatch(
-        r"sweep (\w+): deleted 0, anonymised 0, .*; erasure notices sent 0, acknowledged 0, "
+        r"sweep (\w+): deleted 0, pseudonymised 0, anonymised 0, .*; erasure notices sent 0, acknowledged 0, "
         r"failed 0",
         lines[0],
     )
@@ -350,7 +350,9 @@ def test_the_scheduler_sweeps_refuses_a_second_one_and_stops_cleanly(
         pytest.skip("SIGINT takes SIGTERM's path: checked once, on SQLite (saves a slow start)")
     proc, output = started
     _wait_for(r"scheduler started: sweeps every 1 s", output, proc)
-    sweep_id = _wait_for(r"INFO sweep (\w+): deleted \d+, anonymised \d+", output, proc)[1]
+    sweep_id = _wait_for(
+        r"INFO sweep (\w+): deleted \d+, pseudonymised \d+, anonymised \d+", output, proc
+    )[1]
     with ws.session(read_only=True) as session:
         done = session.exec(select(Sweep.id).where(col(Sweep.status) == "done")).all()
     assert sweep_id in done
