@@ -129,7 +129,7 @@ class IngestReport:
     rejected_lines: tuple[int, ...] = ()
     # CDRs stored before with other times (read in another zone: the key counts times as
     # written), with their first NAMED_LINES lines; `retimed`: those given this reading's
-    # times (`retime`), None without it. Anonymised ones are never rewritten.
+    # times (`retime`), None without it. Records a sweep kept in part are neither.
     other_times: int = 0
     other_times_lines: tuple[int, ...] = ()
     retimed: int | None = None
@@ -300,9 +300,10 @@ class _BatchWriter:
         self.late_duplicates = 0  # of which read after this file's first new record
         self.repeats = 0  # later copies of a record this file stored
         # CDRs: duplicates stored with another start (collected_at), found by each `write` as
-        # (stored id, its key id, anonymised, the row read now); the caller empties it.
+        # (stored id, its key id, the row read now); the caller empties it. Records a sweep
+        # kept in part (pseudonymised, anonymised) are left out: their start was coarsened.
         self.compare_times = False
-        self.moved: list[tuple[str, int, bool, Row]] = []
+        self.moved: list[tuple[str, int, Row]] = []
         self._stored_times = (
             "SELECT id, key_id, collected_at, anonymised_at IS NOT NULL, source_key "
             + (
@@ -399,8 +400,9 @@ class _BatchWriter:
         }
         for row in duplicates:
             record_id, key_id, at, anonymised = stored[cast(bytes, row[_SOURCE])]
-            if at != row[4]:
-                self.moved.append((str(record_id), int(key_id), bool(anonymised), row))
+            # A record kept in part by a sweep has its start coarsened: not another zone.
+            if at != row[4] and not anonymised:
+                self.moved.append((str(record_id), int(key_id), row))
 
 
 def media_label(record_id: str, position: int) -> str:
@@ -475,7 +477,8 @@ def ingest(
     A CDR stored before with another start (the same call read in another zone: its key
     counts times as written) is counted in `other_times`; with `retime` its stored times
     (payload, collected_at, due_at) become this reading's, sealed anew under its own id and
-    key, unless it was anonymised, and the ledger event counts them with their ids' root."""
+    key, and the ledger event counts them with their ids' root. A record a sweep kept in part
+    (pseudonymised or anonymised: its start coarsened) is neither counted nor rewritten."""
     customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
@@ -722,7 +725,8 @@ def _ingest(
 
 class _Retimes:
     """CDRs stored before with other times (`_BatchWriter.moved`): counted, and with `retime`
-    given this reading's times. Keeps the plain payloads of the current batch only."""
+    given this reading's times. Keeps the plain payloads of the current batch only. Records a
+    sweep kept in part never reach it (their start was coarsened, not read in another zone)."""
 
     def __init__(self, session: Session, keyring: Keyring, customer_id: str, retime: bool) -> None:
         self._session = session
@@ -737,15 +741,15 @@ class _Retimes:
     def read(self, record_id: str, line: int, plain: bytes) -> None:
         self._read[record_id] = (line, plain if self._retime else None)
 
-    def settle(self, moved: list[tuple[str, int, bool, Row]], category: str) -> None:
+    def settle(self, moved: list[tuple[str, int, Row]], category: str) -> None:
         """Count (and with `retime` rewrite) what the last batch found; forget the batch."""
         updates: list[tuple[object, ...]] = []
-        for stored_id, key_id, anonymised, row in moved:
+        for stored_id, key_id, row in moved:
             line, plain = self._read[str(row[_ID])]
             self.found += 1
             if len(self.lines) < NAMED_LINES:
                 self.lines.append(line)
-            if plain is None or anonymised:
+            if plain is None:
                 continue
             aead = self._keyring.cipher(self._session, key_id)
             nonce = os.urandom(12)

@@ -173,20 +173,13 @@ def warn(label: str, report: ingest_mod.IngestReport, customer: str) -> None:
             f"see `{_rejects_command(customer)}`"
         )
     moved = None
-    if report.other_times:
+    if report.other_times and report.retimed is None:
         lines = ingest_mod.line_list(list(report.other_times_lines), report.other_times)
-        if report.retimed is None:
-            moved = (
-                f"{report.other_times} call(s) ({lines}) were stored before with other times "
-                "(read in another zone, --tz): kept as stored; --retime gives them this "
-                "reading's times"
-            )
-        elif report.retimed < report.other_times:
-            moved = (
-                f"{report.other_times} call(s) ({lines}) were stored before with other times: "
-                f"{report.retimed} given this reading's, "
-                f"{report.other_times - report.retimed} anonymised ones kept as they are"
-            )
+        moved = (
+            f"{report.other_times} call(s) ({lines}) were stored before with other times "
+            "(read in another zone, --tz): kept as stored; --retime gives them this "
+            "reading's times"
+        )
     for text in (report.warning, *report.time_warnings, moved, rejected):
         if text is not None:
             err_console.print(Text(f"warning: {label}: {text}"), soft_wrap=True)
@@ -401,7 +394,7 @@ def cdr(
             "--retime",
             help="Calls stored before with other times (the file was read earlier in another "
             "zone; a call is the same call whatever --tz) get this reading's times and due "
-            "dates, sealed anew; anonymised calls are left as they are. Default: keep them "
+            "dates, sealed anew; calls a sweep kept in part are left as they are. Default: keep them "
             "as stored and warn. On a file read before, add --from-start.",
         ),
     ] = False,

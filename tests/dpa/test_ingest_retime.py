@@ -4,7 +4,8 @@ A call's identity counts its times as the file wrote them, so the zone it is rea
 its instants, not its key. The second reading reports the calls stored before with other
 times (stderr, --json `other_times`); `--retime` gives them this reading's times and due
 dates, sealed anew under their own id and key, and the ledger event counts them with the
-Merkle root of their ids. Anonymised calls are never rewritten."""
+Merkle root of their ids. Calls a sweep kept in part (their start coarsened) are neither
+counted nor rewritten."""
 
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def test_read_again_in_another_zone_adds_nothing_then_retime_corrects_the_times(
     assert "other times" not in err
 
 
-def test_retime_leaves_anonymised_calls_as_they_are(
+def test_calls_kept_in_part_by_a_sweep_are_neither_counted_nor_rewritten(
     ws: Workspace, cli: Cli, tmp_path: Path, clock: time_machine.Coordinates
 ) -> None:
     _customer(cli)
@@ -147,6 +148,9 @@ def test_retime_leaves_anonymised_calls_as_they_are(
         )
     before = _stored(ws)[anonymised]
     fixed, err = _ingest(cli, clock, path, "--tz", "UTC", "--from-start", "--retime")
-    assert (fixed["other_times"], fixed["retimed"]) == (12, 11)
-    assert "11 given this reading's, 1 anonymised ones kept as they are" in err
+    # A call a sweep kept in part had its start coarsened: not another zone, never rewritten.
+    assert (fixed["duplicates"], fixed["other_times"], fixed["retimed"]) == (12, 11, 11)
+    assert "other times" not in err
     assert _stored(ws)[anonymised] == before
+    again, err = _ingest(cli, clock, path, "--tz", "UTC", "--from-start")
+    assert (again["other_times"], again["retimed"]) == (0, None)
