@@ -457,7 +457,7 @@ _LAYOUTS: dict[str, tuple[tuple[str, ...], Columns]] = {
             "linked_id",
             "sequence",
             "cost",
-            "anonymised",
+            "kept_in_part",
         ),
         _cdr,
     ),
@@ -780,7 +780,7 @@ class Sheet:
             dumps(batch.category).replace(b"%", b"%%"),
             dumps(batch.activity).replace(b"%", b"%%"),
         )
-        line = head + b'"collected_at":%b,"anonymised":%b,"media_file":%b,"data":%b}\n'
+        line = head + b'"collected_at":%b,"kept_in_part":%b,"media_file":%b,"data":%b}\n'
         return b"".join(
             map(
                 line.__mod__,

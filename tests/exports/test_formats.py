@@ -160,7 +160,7 @@ def test_json_lines_carry_each_payload_as_stored(
     parsed = [json.loads(line) for line in lines.split(b"\n")[:-1]]  # JSON Lines: \n only
     assert [p["data"] for p in parsed] == [p for p, _, _ in records]
     assert {p["collected_at"] for p in parsed} == {"2026-07-01T12:00:00+02:00"}
-    assert [p["anonymised"] for p in parsed] == [a for _, a, _ in records]
+    assert [p["kept_in_part"] for p in parsed] == [a for _, a, _ in records]
     assert [p["media_file"] is not None for p in parsed] == [m for _, _, m in records]
     assert len(_read(rows.decode())) == len(records)
     moved = (
