@@ -208,7 +208,8 @@ class Sweep(SQLModel, table=True):
     runner: str = Field(max_length=200)  # host:pid of the process that ran it
     status: str = Field(max_length=16)  # running, done, stopped, failed, interrupted
     deleted: int = 0
-    anonymised: int = 0
+    pseudonymised: int = 0  # kept in part, still personal data (migration 0011)
+    anonymised: int = 0  # kept in part under a rule claiming they identify no one
     keys_destroyed: int = 0
     customers_purged: int = 0
 

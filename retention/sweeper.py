@@ -772,10 +772,8 @@ def _finish(
         sweep = session.get(Sweep, report.sweep_id)
         assert sweep is not None
         sweep.status, sweep.finished_at = status, now
-        # The sweeps table has one column for records kept in part: both kinds go in it (the
-        # ledger's events and the retention.sweep event tell them apart).
         sweep.deleted = report.deleted
-        sweep.anonymised = report.pseudonymised + report.anonymised
+        sweep.pseudonymised, sweep.anonymised = report.pseudonymised, report.anonymised
         sweep.keys_destroyed, sweep.customers_purged = (
             report.keys_destroyed,
             len(report.customers_purged),

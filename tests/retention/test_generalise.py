@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dpa.cli.ingest_iddocs  # noqa: F401  (registers `dpa ingest id-document`)
+from dpa.config import Settings
 from dpa.keyring import record_ad
 from dpa.periods import Duration
 from dpa.register import RetentionRule
@@ -479,3 +480,18 @@ def test_every_file_of_a_kept_record_is_erased(
 def test_a_time_at_the_calendars_edge_is_dropped_not_a_crash() -> None:
     kept = _rule(start="month").apply({"start": "0001-01-01T00:30:00+00:00"}, BRUSSELS)
     assert (kept.payload, kept.dropped) == ({"start": None}, {"start": 1})
+
+
+def test_the_sweeps_table_counts_pseudonymised_apart(
+    cli: Cli, settings: Settings, ws: Workspace
+) -> None:
+    add_customer(cli)
+    with Workspace.open(settings) as opened:
+        report = sweeper.run(opened, actor="test", now=datetime(2027, 12, 1, tzinfo=UTC))
+    assert report.pseudonymised == 12 and report.anonymised == 0
+    with ws.engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT deleted, pseudonymised, anonymised FROM sweeps WHERE id = :i"),
+            {"i": report.sweep_id},
+        ).one()
+    assert tuple(row) == (report.deleted, 12, 0)
