@@ -42,7 +42,8 @@ the commid. Other lines (`SEND`, `CALL`, `POLL`, `PAGE`, `UNSENT`, `SUBMIT`) are
 received and are passed over. A `RECV` line is refused (or handed to `on_bad_line`: the
 `--quarantine` mode) when it is malformed, names no received file (HylaFAX before 6.0 logs
 none), or names a file that is not in `recvq/` (faxcron removes received faxes after some
-days: `skip_missing=True` passes such lines over and lists them in `scan.missing`). A recvq
+days: `skip_missing=True` passes such lines over and lists them in `scan.missing`). A log
+with no RECV line, or none whose fax is still in recvq, is refused naming the log. A recvq
 file no `RECV` line names (a fax still being received, or one logged in an older, rotated
 log) is not read; `scan.unlogged` counts them. Lines are read as UTF-8, a line that is not
 as Latin-1 (caller names come from the telephone line as they are).
@@ -175,6 +176,7 @@ def parse_hylafax(
     name = str(log)
     scan = HylafaxScan() if scan is None else scan
     named: set[str] = set()
+    faxes = set_aside = 0
     with log.open("rb") as stream:
         for number, raw_bytes in enumerate(stream, start=1):
             raw = _text(raw_bytes)
@@ -184,9 +186,18 @@ def parse_hylafax(
                 if on_bad_line is None:
                     raise
                 on_bad_line(exc, raw)
+                set_aside += 1
                 continue
             if record is not None:
+                faxes += 1
                 yield record
+    if not faxes and not set_aside:
+        gone = (
+            f" whose fax is still in recvq ({len(scan.missing)} passed over)"
+            if scan.missing
+            else ""
+        )
+        raise InputError(f"{name}: no RECV line{gone}: no fax received to store")
     if recvq.is_dir():
         scan.unlogged = sum(
             1

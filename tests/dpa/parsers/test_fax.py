@@ -166,6 +166,30 @@ def test_a_fax_faxcron_removed_refuses_the_log_unless_skipped(tmp_path: Path) ->
     assert scan.missing == [6]
 
 
+def test_a_log_with_no_fax_to_store_is_refused_naming_it(tmp_path: Path) -> None:
+    """Regression (fuzz): every fax passed over, or no RECV line at all, was refused by the
+    ingest as "the file holds no records", naming no file."""
+    spool = hylafax_spool(tmp_path)
+    for tif in ("fax000000005.tif", "fax000000006.tif"):
+        (spool / "recvq" / tif).unlink()
+    log = spool / "etc" / "xferfaxlog"
+    scan = HylafaxScan()
+    with pytest.raises(InputError) as caught:
+        hylafax(spool, skip_missing=True, scan=scan)
+    assert str(caught.value) == (
+        f"{log}: no RECV line whose fax is still in recvq (2 passed over): no fax received to store"
+    )
+    assert scan.missing == [6, 7]
+    log.write_text("".join(LOG.read_text().splitlines(keepends=True)[:5]))  # SEND and CALL
+    with pytest.raises(InputError, match=r"xferfaxlog: no RECV line: no fax received to store$"):
+        hylafax(spool)
+    # With --quarantine a log of bad lines only is not refused here: its lines are set aside.
+    log.write_text("garbage\n")
+    kept: list[int] = []
+    assert list(parse_hylafax(spool, BXL, on_bad_line=lambda e, raw: kept.append(e.line))) == []
+    assert kept == [1]
+
+
 def _line(**changes: str) -> str:
     fields = RECV.rstrip("\n").split("\t")
     names = {"date": 0, "kind": 1, "qfile": 4, "pages": 10, "jobtime": 11, "conntime": 12}
