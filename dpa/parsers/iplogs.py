@@ -170,7 +170,8 @@ def parse_ip_log(
     dateformat), refused without it. `count` is filled with the file's line counts as it is
     read (see `LineCount`). A line that looks like an event but does not read raises
     FileLineError naming `name` (default: the path) and its line; with `on_bad_line` it is
-    handed over instead and reading goes on. Bytes that are not UTF-8 become U+FFFD.
+    handed over instead and reading goes on. Bytes that are not UTF-8 become U+FFFD. A
+    file with no event holding an address (and no line handed over) is refused naming it.
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown IP log format {fmt!r}: one of {', '.join(FORMATS)}")
@@ -179,6 +180,7 @@ def parse_ip_log(
     label = str(path) if name is None else name
     tally = LineCount() if count is None else count
     reader = _Reader(label, fmt, tz, year)
+    found = set_aside = 0
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         for line, raw in enumerate(f, start=1):
             tally.read += 1
@@ -192,6 +194,7 @@ def parse_ip_log(
                 if on_bad_line is None:
                     raise
                 on_bad_line(exc, raw)
+                set_aside += 1
                 continue
             if record is None:
                 tally.other += 1
@@ -200,8 +203,14 @@ def parse_ip_log(
                 tally.no_address += 1
             else:
                 tally.events += 1
+                found += 1
                 assert isinstance(record, ParsedRecord)
                 yield record
+    if not found and not set_aside:
+        raise InputError(
+            f"{label}: no {fmt} event with an IP address in this file "
+            f"({tally.read} line(s) read, {tally.no_address} event(s) without one)"
+        )
 
 
 _NO_ADDRESS = object()  # an event that holds no IP address (a contact named by host)

@@ -284,6 +284,32 @@ def test_other_lines_of_a_full_log_are_counted_not_read(tmp_path: Path) -> None:
     assert count.as_dict() == {"read": 3, "events": 1, "no_address": 0, "other": 2}
 
 
+def test_a_file_with_no_event_holding_an_address_is_refused_naming_it(tmp_path: Path) -> None:
+    """Regression (fuzz): an empty log, or one of other lines only, was refused by the ingest
+    as "the file holds no records", naming no file."""
+    empty = _write(tmp_path, name="empty")
+    with pytest.raises(InputError) as caught:
+        _read(empty, "clf")
+    assert str(caught.value) == (
+        f"{empty}: no clf event with an IP address in this file "
+        "(0 line(s) read, 0 event(s) without one)"
+    )
+    host_only = _write(
+        tmp_path,
+        "[2026-03-28 10:15:01] NOTICE[1] chan_sip.c: something else",
+        _pj("Added contact 'sip:j8a1b2c3@k9d8e7f6.invalid;transport=ws' to AOR '1001' with "
+            "expiration of 600 seconds"),
+        name="messages",
+    )  # fmt: skip
+    with pytest.raises(InputError, match=r"/messages: no pjsip event .* 1 event\(s\) without"):
+        _read(host_only, "pjsip")
+    # Bad lines handed to --quarantine's collector are not "nothing": the ingest stores them.
+    kept: list[int] = []
+    bad = _write(tmp_path, _sec(remote="IPV4/UDP/999.0.0.1/5060"), name="bad")
+    assert _read(bad, "asterisk-security", on_bad_line=lambda e, raw: kept.append(e.line))[0] == []
+    assert kept == [1]
+
+
 # --- registrations -----------------------------------------------------------------------
 
 PJ = "[{date}] VERBOSE[2301] res_pjsip_registrar.c:     -- {text}"
