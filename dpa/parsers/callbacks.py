@@ -466,7 +466,9 @@ def missed_calls(
     CDR's). Running again on the same CDRs yields the same entries (identity: content).
     """
     if not 1 <= hours <= MAX_HOURS:
-        raise InputError(f"the call-back window must be 1 to {MAX_HOURS} hours")
+        raise InputError(
+            f"--from-missed-calls: the call-back window must be 1 to {MAX_HOURS} hours"
+        )
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     contexts = frozenset(c.strip() for c in inbound_contexts if c.strip())
@@ -474,12 +476,14 @@ def missed_calls(
     if None in own_e164:
         # Named by position: the value is a phone number, or was meant to be one.
         bad = ", ".join(str(i) for i, e in enumerate(own_e164, start=1) if e is None)
-        raise InputError(f"own number(s) {bad} are not phone numbers (E.164 or national)")
+        raise InputError(
+            f"--own-number: own number(s) {bad} are not phone numbers (E.164 or national)"
+        )
     own = frozenset(e for e in own_e164 if e is not None)
     if not contexts and not own:
         raise InputError(
             "to tell inbound calls from outbound ones, name the inbound dialplan context(s) "
-            "or the customer's own number(s)"
+            "(--inbound-context) or the customer's own number(s) (--own-number)"
         )
     window = timedelta(hours=hours)
     legs = _legs(cdrs, region, contexts, own)
