@@ -50,11 +50,11 @@ run: $(STAMP)
 	$(DPA) ingest id-document $(SAMPLES)/iddocs --customer acme
 	$(DPA) ingest ip-log $(SAMPLES)/iplogs/security --customer acme
 	$(DPA) ingest capture $(SAMPLES)/real/captures/call.pcap --customer acme
-	$(DPA) ingest callback-list $(SAMPLES)/callbacks/list-en.csv --customer acme
-	@echo "   and the call-back list's missed calls from acme's CDRs: inbound calls nobody answered or called back within 24 hours"
+	$(DPA) ingest callback-list $(SAMPLES)/callbacks/to-react.csv --customer acme
+	@echo "   and the call-back list's missed calls from acme's CDRs: inbound calls nobody answered or called back within 24 hours (the samples' two are from withheld numbers: never listed)"
 	$(DPA) ingest callback-list --from-missed-calls 24 --inbound-context from-pstn --days 366 --customer acme
 	@echo; echo "== dpa stats: call volumes and answer rates without personal data (ClientCom 7.7): cells under 10 records suppressed"
-	$(DPA) stats --customer acme --by month
+	$(DPA) stats --customer acme --by month --from $(call month,-8)-01 --to $(call last_day,-8)
 	@echo; echo "== a third customer gave notice in $(call month,-3): its contract ended $(call last_day,-3), its window closed $(call last_day,-1)"
 	$(DPA) customer add initech --name "Initech SRL" --contract monthly --started $(call month,-42)-01
 	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer initech

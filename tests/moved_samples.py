@@ -32,7 +32,7 @@ SAMPLES = (
     "fax",
     "iddocs",
     "iplogs/security",
-    "callbacks/list-en.csv",
+    "callbacks/to-react.csv",
     "real/captures/call.pcap",
 )
 
