@@ -4,19 +4,33 @@ outbound and withheld shares, layouts, and the same file for the same seed."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from types import ModuleType
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import traffic
-
 from dpa.parsers.asterisk_cdr import LAYOUTS
 
+
+def _load_traffic() -> ModuleType:
+    """bench/traffic.py, loaded by path (bench/ is not a package; sys.path left alone, so
+    the benchmarks' module names shadow nothing in the test session)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "traffic.py"
+    spec = importlib.util.spec_from_file_location("bench_traffic", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+traffic = _load_traffic()
 CALLS = 4000
 
 
@@ -90,13 +104,17 @@ def test_span_and_order(lines: list[dict[str, str]]) -> None:
     assert starts == sorted(starts)
     assert starts[0] >= "2025-11-03" and starts[-1] <= "2026-01-31 23:59:59"
     assert len({line["uniqueid"] for line in lines}) == CALLS
+    # uniqueids begin with the UTC epoch of the call's start, as Asterisk writes them, while
+    # start is the PBX's local time (dpa compares the two to detect a file written in UTC)
+    zone = ZoneInfo("Europe/Brussels")
+    for line in lines:
+        epoch = int(line["uniqueid"].split(".")[0])
+        assert f"{datetime.fromtimestamp(epoch, zone):%Y-%m-%d %H:%M:%S}" == line["start"]
 
 
 @pytest.mark.parametrize("columns", [18, 21])
 def test_layouts_parse(tmp_path: Path, columns: int) -> None:
     """Each layout is one dpa's parser recognises, every line a record."""
-    from zoneinfo import ZoneInfo
-
     from dpa.parsers import parse_cdr_csv
 
     path = tmp_path / "Master.csv"
