@@ -116,11 +116,13 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# `make bench BENCH=--quick` for a smoke run; BENCH="--backend sqlite" for one backend.
+BENCH ?=
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/sweep.py
-	$(BIN)/python bench/export.py
-	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/ingest.py $(BENCH)
+	$(BIN)/python bench/sweep.py $(BENCH)
+	$(BIN)/python bench/export.py $(BENCH)
+	$(BIN)/python bench/audit.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(RUN_HOME) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis
