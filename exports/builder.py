@@ -33,6 +33,8 @@ import multiprocessing
 import os
 import shutil
 import stat
+import sys
+import types
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -426,6 +428,60 @@ def _workers() -> int:
     return min(cpus, _MAX_WORKERS) if cpus > 1 else 0
 
 
+# The worker processes start without the exporting process's main module.
+#
+# A process started by "spawn" or "forkserver" runs multiprocessing's `prepare()`, which
+# re-imports the parent's `__main__` from what `spawn.get_preparation_data()` finds in
+# `sys.modules["__main__"]`: its `__spec__` name, else its `__file__`. Run as the installed
+# console script (.venv/bin/dpa), that file imports the whole `dpa` command (`dpa.cli`), so
+# every worker paid its import time and memory for nothing: workers only run
+# `formats.render`. A main module without `__spec__` and `__file__` (as under `python -c`)
+# is left alone, so the worker processes are started through a Process class whose start
+# puts a bare `__main__` in `sys.modules` just while the process is launched; the
+# preparation data is computed synchronously there, and the real main is put back before
+# the start returns, whatever happens. Nothing a worker runs lives in `__main__`
+# (`formats.render`, `formats.start_worker`, concurrent.futures' worker loop), so it needs
+# none of it. The process object is pickled to the worker as the standard class
+# (`__reduce__`), so the worker does not import this module either: it imports
+# `exports.formats` (preloaded once by the fork server) and nothing of the command.
+if sys.platform == "win32":  # no fork server there
+    _BaseProcess: type[multiprocessing.context.SpawnProcess] = multiprocessing.context.SpawnProcess
+    _BaseContext: type[multiprocessing.context.BaseContext] = multiprocessing.context.SpawnContext
+else:
+    _BaseProcess = multiprocessing.context.ForkServerProcess
+    _BaseContext = multiprocessing.context.ForkServerContext
+
+
+class _WorkerProcess(_BaseProcess):
+    """A worker process launched without re-importing the exporting process's `__main__`."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")  # no __spec__, no __file__
+        try:
+            return _BaseProcess._Popen(process_obj)
+        finally:
+            sys.modules["__main__"] = main
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The worker only runs the process: it rebuilds it as the standard class.
+        return _BaseProcess.__new__, (_BaseProcess,), self.__dict__
+
+
+class _WorkerContext(_BaseContext):
+    """A context whose processes are `_WorkerProcess`: what the export's pool starts."""
+
+    Process = _WorkerProcess
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """The pool that renders a big export's batches (`_rendered`)."""
+    context = _WorkerContext()
+    context.set_forkserver_preload(["exports.formats"])  # imported once, before the forks
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=formats.start_worker)
+
+
 def _rendered(
     jobs: Iterator[formats.Job], workers: int
 ) -> Generator[tuple[str, int, bytes, bytes], None, None]:
@@ -440,10 +496,7 @@ def _rendered(
         for job in jobs:
             yield (job.activity, len(job.ids), *formats.render(job))
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    context.set_forkserver_preload(["exports.formats"])
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=formats.start_worker)
+    pool = _pool(workers)
     pending: deque[tuple[str, int, Future[tuple[bytes, bytes]]]] = deque()
     try:
         for job in jobs:
