@@ -33,7 +33,7 @@ def normalise_phone(raw: str, region: str) -> str | None:
     # A CDR file repeats its regulars over thousands of lines, hence the cache; but half the
     # parties of real traffic call once (issue 14), so a number seen once must be cheap too:
     # the fast path reads the common spellings with phonenumbers' own metadata, and the full
-    # parse (about 100 µs) only runs where it cannot decide. Both give the same answer
+    # parse (tens of µs) only runs where it cannot decide. Both give the same answer
     # (tests/dpa/test_identifiers_fastpath.py).
     text = raw.strip()
     if not text:

@@ -1,9 +1,9 @@
 """The cheap road to E.164 for the spellings a PBX writes, decided from phonenumbers' metadata.
 
-`phonenumbers.parse` + `is_possible_number` + `format_number(E164)` costs about 100 µs a number,
-most of it spent on what a CDR's number never holds: RFC 3966 parameters, extensions, letters,
-Unicode digits, and regular expressions compiled anew on every call. Real traffic brings many
-numbers only once (issue 14: half the parties), so a cache does not hide that cost.
+`phonenumbers.parse` + `is_possible_number` + `format_number(E164)` costs tens of µs a number,
+most of it spent looking for what a CDR's number does not hold: RFC 3966 parameters,
+extensions, vanity letters, Unicode digits. Real traffic brings many numbers only once (issue
+14: half the parties), so a cache does not hide that cost.
 
 `decide(text, region)` takes the already stripped text and handles the common shapes: ASCII
 digits with spaces, dots, dashes, slashes and parentheses, optionally one leading `+`; that is
@@ -137,7 +137,10 @@ def _plan(metadata: PhoneMetadata | None) -> _Plan | None:
     return _Plan(
         country_code=metadata.country_code,
         country_prefix=str(metadata.country_code),
-        idd=_compiled(metadata.international_prefix),
+        # phonenumbers compiles any international prefix that is not None, even an empty one
+        idd=None
+        if metadata.international_prefix is None
+        else re.compile(metadata.international_prefix),
         national_prefix=_compiled(metadata.national_prefix_for_parsing),
         transform=metadata.national_prefix_transform_rule,
         general=_compiled(general.national_number_pattern),
