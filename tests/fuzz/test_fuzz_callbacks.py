@@ -30,7 +30,7 @@ from dpa.workspace import Workspace
 from tests.conftest import Run, add_customer
 from tests.dpa.test_ingest_callbacks_cli import _cdr
 from tests.fuzz.hostile import DATA, FUZZ, dpa, edge_dates, hostile_numbers, hostile_text
-from tests.fuzz.test_fuzz_fax import ZONES, flip, stored_as_reported
+from tests.fuzz.test_fuzz_fax import flip, mostly, stored_as_reported, zones
 
 LISTS = {path.name: path.read_bytes() for path in sorted((DATA / "callbacks").glob("*.csv"))}
 TIMES = [
@@ -127,7 +127,7 @@ def acme(ws: Workspace, cli: Callable[..., Run]) -> str:
 @given(
     file=callback_files(),
     quarantine=st.booleans(),
-    tz=st.sampled_from(ZONES),
+    tz=zones,
 )
 def test_a_hostile_callback_list_is_refused_cleanly_or_stored(
     acme: str,
@@ -190,16 +190,24 @@ DAYS = ["1", "30", str(MAX_DAYS), str(MAX_DAYS + 1), "0", "-5", "9" * 30]
 
 @st.composite
 def derive_options(draw: st.DrawFn) -> list[str]:
-    """--from-missed-calls HOURS and its options, hostile or not, maybe with one it refuses."""
-    args = ["--from-missed-calls", draw(_option(HOURS))]
+    """--from-missed-calls HOURS and its options, each well-formed three times in four, else
+    hostile; now and then with an option it refuses."""
+    args = ["--from-missed-calls", draw(mostly(st.sampled_from(HOURS[:3]), _option(HOURS)))]
+    contexts = mostly(
+        st.sampled_from(CONTEXTS[:3]), _no_nul(st.one_of(st.sampled_from(CONTEXTS), hostile_text))
+    )
+    for _ in range(draw(mostly(st.integers(1, 2), st.just(0)))):
+        args += ["--inbound-context", draw(contexts)]
+    numbers = mostly(
+        st.sampled_from(["092555000", "+3292555000"]),
+        _no_nul(st.one_of(hostile_numbers, hostile_text)),
+    )
     for _ in range(draw(st.integers(0, 2))):
-        context = draw(_no_nul(st.one_of(st.sampled_from(CONTEXTS), hostile_text)))
-        args += ["--inbound-context", context]
-    for _ in range(draw(st.integers(0, 2))):
-        args += ["--own-number", draw(_no_nul(st.one_of(hostile_numbers, hostile_text)))]
-    if draw(st.booleans()):
-        args += ["--days", draw(_option(DAYS))]
-    if draw(st.integers(0, 5)) == 0:
+        args += ["--own-number", draw(numbers)]
+    days = draw(mostly(st.sampled_from([None, "30", "365"]), _option(DAYS)))
+    if days is not None:
+        args += ["--days", days]
+    if draw(st.integers(0, 7)) == 0:
         args += draw(
             st.sampled_from(
                 [["--quarantine"], ["--tz", "UTC"], [str(DATA / "callbacks" / "list-en.csv")]]
