@@ -401,17 +401,17 @@ def test_an_identity_check_keeps_the_outcome_and_erases_the_image(
     assert blob and ws.blobs.exists(blob)
     found = cli("subject", "find", CALLER).stdout
     assert "passport_photo" in found
-    # Verified on 23 November 2026; the image is kept 30 days.
-    early = sweeper.run(ws, actor="test", now=datetime(2026, 12, 20, tzinfo=UTC))
+    # Verified on 23 October 2026; the image is kept 30 days.
+    early = sweeper.run(ws, actor="test", now=datetime(2026, 11, 20, tzinfo=UTC))
     assert early.pseudonymised == 0
-    report = sweeper.run(ws, actor="test", now=datetime(2027, 1, 5, tzinfo=UTC))
+    report = sweeper.run(ws, actor="test", now=datetime(2026, 12, 5, tzinfo=UTC))
     assert (report.pseudonymised, report.deleted) == (1, 0)
     (after,) = _records(ws, "passport_photo").values()
     assert after["payload"] == {
         "document_type": "id_card",
         "issuing_country": "BE",
         "outcome": "verified",
-        "verified_at": "2026-11-22T23:00:00+00:00",  # 23 November in Brussels
+        "verified_at": "2026-10-22T22:00:00+00:00",  # 23 October in Brussels (summer time)
         "verified_by": "support-desk",
         "service": None,
     }
