@@ -8,53 +8,110 @@ workspace, calls one library function and renders the result (a table, or JSON w
 
 from __future__ import annotations
 
+import functools
+import importlib
+import sys
+from collections.abc import Iterable, Sequence
 from typing import Annotated
 
 import typer
 
 from dpa import __version__
-from dpa.cli import (
-    audit,
-    customer,
-    export,
-    hold,
-    ingest,
-    ingest_callbacks,
-    ingest_captures,
-    ingest_fax,
-    ingest_iddocs,
-    ingest_iplogs,
-    keys,
-    register,
-    retention,
-    stats,
-    subject,
-)
 from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json, say
 from dpa.config import Settings
-from dpa.workspace import init as init_workspace
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    cls=DpaGroup,
-    help="dpa keeps a telephony provider's GDPR promises: register, retention, exports, ledger.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,  # a traceback's local variables could hold personal data
-    add_completion=False,
-)
-app.add_typer(register.app, name="register")
-app.add_typer(customer.app, name="customer")
-app.add_typer(ingest.app, name="ingest")
-app.add_typer(subject.app, name="subject")
-app.add_typer(retention.app, name="retention")
-app.add_typer(hold.app, name="hold")
-app.add_typer(export.app, name="export")
-app.add_typer(keys.app, name="keys")
-app.add_typer(audit.app, name="audit")
-app.command(name="stats")(stats.stats)
-# Further `dpa ingest` commands, each in its own module, registered on `ingest.app`.
-_INGEST_MODULES = (ingest_callbacks, ingest_captures, ingest_fax, ingest_iddocs, ingest_iplogs)
+# Each area of the command: its name and the modules that define it (a sub-app, or for
+# `stats` a command), in the order they are registered, which is the order `dpa --help`
+# lists them. Further `dpa ingest` commands, each in its own module, register on `ingest.app`.
+_AREAS: dict[str, tuple[str, ...]] = {
+    "register": ("register",),
+    "customer": ("customer",),
+    "ingest": (
+        "ingest",
+        "ingest_callbacks",
+        "ingest_captures",
+        "ingest_fax",
+        "ingest_iddocs",
+        "ingest_iplogs",
+    ),
+    "subject": ("subject",),
+    "retention": ("retention",),
+    "hold": ("hold",),
+    "export": ("export",),
+    "keys": ("keys",),
+    "audit": ("audit",),
+    "stats": ("stats",),
+}
+_ROOT_OPTIONS_WITH_VALUE = ("--actor",)
+
+
+def _build(areas: Iterable[str]) -> typer.Typer:
+    """The `dpa` command with these areas, and `init`; each area's modules are imported here.
+
+    `dpa.cli.app` is the whole command; the console script (`main`) builds only the area its
+    command line names, so that a command does not import every other area's engine (the
+    parsers, exports, retention, audit) at start-up. Both are built by this one function.
+    """
+    command = typer.Typer(
+        cls=DpaGroup,
+        help="dpa keeps a telephony provider's GDPR promises: register, retention, exports, ledger.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,  # a traceback's local variables could hold personal data
+        add_completion=False,
+    )
+    for name in areas:
+        # The further modules of an area register their commands on the first's app.
+        first, *_ = [importlib.import_module(f"dpa.cli.{m}") for m in _AREAS[name]]
+        if name == "stats":
+            command.command(name="stats")(first.stats)
+        else:
+            command.add_typer(first.app, name=name)
+    command.callback()(root)
+    command.command(name="init")(init)
+    return command
+
+
+@functools.cache
+def _whole() -> typer.Typer:
+    return _build(_AREAS)
+
+
+def _areas_for(args: Sequence[str]) -> tuple[str, ...]:
+    """The areas a command line needs: the one it names, none for `--version`, else all.
+
+    Only the root's own options may come before the area's name (`--actor NAME`,
+    `--version`); anything else (no argument, `--help`, an unknown option or command) is
+    left to the whole command, so that its answer is exactly the whole command's.
+    """
+    rest = list(args)
+    while rest:
+        word = rest.pop(0)
+        if word in _ROOT_OPTIONS_WITH_VALUE:
+            if not rest:
+                break
+            rest.pop(0)
+        elif word.startswith(tuple(f"{o}=" for o in _ROOT_OPTIONS_WITH_VALUE)):
+            continue
+        elif word == "--version":
+            if "--help" in rest or "-h" in rest:  # --help is eager too: whole command
+                break
+            return ()  # eager: it prints the version and exits before anything else runs
+        elif word in _AREAS:
+            return (word,)
+        elif word == "init":
+            return ()
+        else:
+            break
+    return tuple(_AREAS)
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`dpa.cli.app`, the whole command, built on first use (PEP 562)."""
+    if name == "app":
+        return _whole()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _version(value: bool) -> None:
@@ -63,7 +120,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     actor_name: Annotated[
@@ -79,9 +135,10 @@ def root(
     ctx.obj = {"actor": actor_name}
 
 
-@app.command()
 def init(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Create DPA_HOME, the master key file (0600), the database and the default register."""
+    from dpa.workspace import init as init_workspace  # the store's engine: only when used
+
     settings = Settings.from_env()
     report = init_workspace(settings, actor=actor(ctx), now=now())
     if as_json:
@@ -109,5 +166,7 @@ def init(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 
 def main() -> None:
-    """Entry point of the `dpa` console script."""
-    app()
+    """Entry point of the `dpa` console script: the command with only the area it names."""
+    areas = _areas_for(sys.argv[1:])
+    command = _whole() if areas == tuple(_AREAS) else _build(areas)
+    command()

@@ -9,11 +9,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -22,7 +21,9 @@ from dpa.config import Settings
 from dpa.errors import DpaError, InputError
 from dpa.files import write_private
 from dpa.periods import EARLIEST, LATEST
-from dpa.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dpa.workspace import Workspace
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -69,6 +70,8 @@ def _error(message: str) -> None:
 def counting(description: str, *, quiet: bool = False) -> Iterator[Callable[[int], None]]:
     """A spinner with a running count of records on a terminal (none when `quiet`, under
     `--json` or off a terminal); yields the callback that sets the count."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -106,6 +109,10 @@ def actor(ctx: typer.Context) -> str:
 @contextmanager
 def workspace() -> Iterator[Workspace]:
     """The installation DPA_HOME / DPA_DATABASE_URL point at."""
+    # The store's engine (database, parsers, keyring) is imported by the command that opens
+    # it, not on importing `dpa.cli` (`dpa --version` needs none of it).
+    from dpa.workspace import Workspace
+
     ws = Workspace.open(Settings.from_env())
     try:
         yield ws
