@@ -647,7 +647,7 @@ def _ingest(
                     f"the register has no activity for category {category!r}"
                 ) from None
         if not category:
-            raise InputError("the file holds no records")
+            raise InputError(f"{'the file' if source is None else source}: holds no records")
         if quarantine is not None and quarantine.category != category:
             raise InputError(
                 f"the file holds {category} records, not {quarantine.category}: nothing stored"

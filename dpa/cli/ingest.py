@@ -229,12 +229,6 @@ def zone_option(name: str | None, register: Register) -> ZoneInfo:
         raise typer.BadParameter(f"unknown timezone {name!r}", param_hint="--tz") from None
 
 
-# The old private names, still imported by ingest_fax, ingest_iddocs and ingest_captures:
-# they go once those modules import `run_ingest` and `zone_option`.
-_run = run_ingest
-_zone = zone_option
-
-
 ExistingFile = Annotated[
     Path, typer.Argument(exists=True, dir_okay=False, help="The file to ingest.")
 ]

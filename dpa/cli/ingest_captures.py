@@ -1,7 +1,7 @@
 """`dpa ingest capture`: SIP/RTP captures (pcap, pcapng) as signalling and audio records.
 
 Registers on `dpa ingest`'s app (imported by `dpa.cli`); the parsing is
-`dpa.parsers.captures.parse_captures`, the storage `dpa.ingest` through `_run`.
+`dpa.parsers.captures.parse_captures`, the storage `dpa.ingest` through `run_ingest`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from dpa.cli._common import JSON_OPTION
-from dpa.cli.ingest import CustomerOpt, RegionOpt, _run, app
+from dpa.cli.ingest import CustomerOpt, RegionOpt, app, run_ingest
 from dpa.parsers.captures import parse_captures
 
 __all__ = ["capture"]
@@ -39,4 +39,4 @@ def capture(
     short (named by its folder, position and packet number), one without any packet.
     Packet times are UTC."""
     label = f"{len(files)} capture path(s)"  # tools put phone numbers in capture names
-    _run(ctx, label, "pcap", customer, lambda r: parse_captures(files), as_json, region)
+    run_ingest(ctx, label, "pcap", customer, lambda r: parse_captures(files), as_json, region)

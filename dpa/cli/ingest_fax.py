@@ -15,7 +15,7 @@ from rich.text import Text
 
 from dpa import rejects as rejects_mod
 from dpa.cli._common import JSON_OPTION, err_console
-from dpa.cli.ingest import CustomerOpt, QuarantineOpt, RegionOpt, _run, _zone, app
+from dpa.cli.ingest import CustomerOpt, QuarantineOpt, RegionOpt, app, run_ingest, zone_option
 from dpa.ingest import line_list
 from dpa.parsers.fax import HylafaxScan, parse_fax_files, parse_hylafax
 
@@ -56,12 +56,12 @@ def fax(
         )
     when: Literal["mtime"] | None = "mtime" if collected_at == "mtime" else None
     label = f"{len(files)} fax path(s)"  # names may carry the caller's number: never echoed
-    _run(
+    run_ingest(
         ctx,
         label,
         "fax-file",
         customer,
-        lambda r: parse_fax_files(files, _zone(tz, r), collected_at=when),
+        lambda r: parse_fax_files(files, zone_option(tz, r), collected_at=when),
         as_json,
         region,
     )
@@ -112,14 +112,14 @@ def hylafax(
     where = log if log is not None else spool
     kept = rejects_mod.Quarantine(str(where), "fax") if quarantine else None
     scan = HylafaxScan()
-    _run(
+    run_ingest(
         ctx,
         str(where),
         "hylafax-xferfaxlog",
         customer,
         lambda r: parse_hylafax(
             spool,
-            _zone(tz, r),
+            zone_option(tz, r),
             log=log,
             on_bad_line=kept,
             skip_missing=skip_missing,

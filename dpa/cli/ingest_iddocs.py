@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from dpa.cli._common import JSON_OPTION
-from dpa.cli.ingest import CustomerOpt, RegionOpt, _run, _zone, app
+from dpa.cli.ingest import CustomerOpt, RegionOpt, app, run_ingest, zone_option
 from dpa.parsers.iddocs import parse_id_documents
 
 __all__ = ["id_document"]
@@ -63,12 +63,12 @@ def id_document(
         "email" if vendor_data == "email" else "phone" if vendor_data == "phone" else None
     )
     label = f"{len(files)} identity document path(s)"  # names may carry the holder's name
-    _run(
+    run_ingest(
         ctx,
         label,
         "id-document",
         customer,
-        lambda r: parse_id_documents(files, _zone(tz, r), vendor_data=held),
+        lambda r: parse_id_documents(files, zone_option(tz, r), vendor_data=held),
         as_json,
         region,
     )
