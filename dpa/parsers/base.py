@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dpa import strict_json
 from dpa.errors import FileLineError, InputError
 from dpa.periods import EARLIEST, LATEST
 
@@ -32,11 +33,14 @@ __all__ = [
     "check_day",
     "csv_rows",
     "epoch_instant",
+    "is_text",
     "line_rows",
     "local_to_utc",
     "modified_at",
     "sha256_file",
     "sha256_hex",
+    "sidecar_object",
+    "sidecar_start",
     "whole_seconds",
 ]
 
@@ -329,3 +333,44 @@ class WallClock:
             self._minutes.clear()
         self._minutes[prefix] = minute
         return minute
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` can be stored as text: bytes that were not UTF-8 (a file name, a line)
+    reach Python as lone surrogates, which no payload can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def sidecar_object(sidecar: Path, name: str) -> dict[str, Any]:
+    """A JSON sidecar's object (strict JSON, UTF-8 with or without a BOM); FileLineError
+    naming `name` (never the sidecar's own name, which may carry phone numbers)."""
+    try:
+        data = strict_json.loads(sidecar.read_text(encoding="utf-8-sig"))
+    except strict_json.JsonInvalid as e:
+        raise FileLineError(name, e.line, e.reason) from None
+    except UnicodeDecodeError:
+        raise FileLineError(name, 1, "not UTF-8") from None
+    if not isinstance(data, dict):
+        raise FileLineError(name, 1, "expected a JSON object")
+    return data
+
+
+def sidecar_start(data: dict[str, Any], tz: ZoneInfo, name: str) -> datetime:
+    """A sidecar's `start` (ISO 8601; without an offset, local time in `tz`) as aware UTC,
+    within dpa's calendar before and after the zone conversion."""
+    start_text = data.get("start")
+    if not isinstance(start_text, str):
+        raise FileLineError(name, 1, "'start' is missing or not a string")
+    try:
+        start = datetime.fromisoformat(start_text)
+    except ValueError:
+        raise FileLineError(name, 1, "'start' is not an ISO 8601 date and time") from None
+    # Checked before any zone arithmetic, which overflows next to year 1 and year 9999.
+    check_day(name, 1, start.date(), "'start'")
+    start = local_to_utc(start, tz) if start.tzinfo is None else start.astimezone(UTC)
+    check_day(name, 1, start.date(), "'start'")
+    return start

@@ -255,8 +255,16 @@ def _layout(name: str, header_text: str) -> tuple[str, _Layout]:
             name, 1, "the header reads as known columns split at `,` and at `;`: not one list"
         )
     # Neither: the refusal of the split into more cells says most about what is wrong.
-    counts = [len(next(csv.reader([header_text], delimiter=d), [])) for d in (",", ";")]
+    counts = [_cells(header_text, d) for d in (",", ";")]
     raise refusals[0 if counts[0] >= counts[1] else 1]
+
+
+def _cells(text: str, delimiter: str) -> int:
+    """How many cells a loose reading of `text` splits into (0 when csv cannot read it)."""
+    try:
+        return len(next(csv.reader([text], delimiter=delimiter), []))
+    except csv.Error:  # a lone carriage return: the strict reading has refused it already
+        return 0
 
 
 def _columns(name: str, header: list[str]) -> _Layout:

@@ -86,7 +86,12 @@ import dpkt
 
 from dpa import identity
 from dpa.errors import FileLineError, InputError
-from dpa.parsers.base import ParsedRecord, check_day, sha256_file
+from dpa.parsers.base import (
+    ParsedRecord,
+    check_day,
+    is_text,
+    sha256_file,
+)
 from dpa.periods import EARLIEST, LATEST
 
 __all__ = ["CAPTURE_NAME", "parse_captures"]
@@ -215,7 +220,7 @@ class _Exact:
 def _record(path: Path, file_name: str, label: str, position: int) -> ParsedRecord:
     if not path.is_file():
         raise FileLineError(label, 1, "no such file")
-    if not _is_text(file_name):
+    if not is_text(file_name):
         raise FileLineError(label, 1, "the file name is not UTF-8")
     sha256 = sha256_file(path)
     capture = _Capture()
@@ -281,15 +286,6 @@ def _record(path: Path, file_name: str, label: str, position: int) -> ParsedReco
         addresses=tuple(capture.addresses),
         media=path,
     )
-
-
-def _is_text(value: str) -> bool:
-    # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _instant(label: str, number: int, ts: float | Decimal) -> datetime:

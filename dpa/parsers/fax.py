@@ -60,22 +60,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from dpa import identity, strict_json
+from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
     MAX_SECONDS,
     BadLine,
     ParsedRecord,
-    check_day,
     epoch_instant,
+    is_text,
     local_to_utc,
     modified_at,
     sha256_file,
+    sidecar_object,
+    sidecar_start,
 )
 from dpa.periods import EARLIEST, LATEST
 
@@ -329,7 +331,7 @@ def _file_record(
         raise FileLineError(label, 1, "not a fax file (.pdf, .tif, .tiff)")
     if not path.is_file():
         raise FileLineError(label, 1, "no such file")
-    if not _is_text(path.name):
+    if not is_text(path.name):
         raise FileLineError(label, 1, "the file name is not UTF-8")
     _check_kind(path, FAX_SUFFIXES[suffix], label, 1)
     sidecar = path.with_suffix(".json")
@@ -378,15 +380,6 @@ def _check_kind(path: Path, kind: str, name: str, line: int, prefix: str = "") -
         raise FileLineError(name, line, prefix + _NOT_KIND[kind])
 
 
-def _is_text(value: str) -> bool:
-    # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _from_name(path: Path, label: str, collected_at: Literal["mtime"] | None) -> dict[str, Any]:
     stem = path.name[: -len(path.suffix)]
     if match := _UNIQUEID.fullmatch(stem):
@@ -411,25 +404,8 @@ def _from_name(path: Path, label: str, collected_at: Literal["mtime"] | None) ->
 
 
 def _from_sidecar(sidecar: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
-    try:
-        data = strict_json.loads(sidecar.read_text(encoding="utf-8-sig"))
-    except strict_json.JsonInvalid as e:
-        raise FileLineError(name, e.line, e.reason) from None
-    except UnicodeDecodeError:
-        raise FileLineError(name, 1, "not UTF-8") from None
-    if not isinstance(data, dict):
-        raise FileLineError(name, 1, "expected a JSON object")
-    start_text = data.get("start")
-    if not isinstance(start_text, str):
-        raise FileLineError(name, 1, "'start' is missing or not a string")
-    try:
-        start = datetime.fromisoformat(start_text)
-    except ValueError:
-        raise FileLineError(name, 1, "'start' is not an ISO 8601 date and time") from None
-    # Checked before any zone arithmetic, which overflows next to year 1 and year 9999.
-    check_day(name, 1, start.date(), "'start'")
-    start = local_to_utc(start, tz) if start.tzinfo is None else start.astimezone(UTC)
-    check_day(name, 1, start.date(), "'start'")
+    data = sidecar_object(sidecar, name)
+    start = sidecar_start(data, tz, name)
     meta: dict[str, Any] = {"start": start, "time_from": "sidecar"}
     for key in _STRINGS:
         value = data.get(key)

@@ -79,7 +79,13 @@ import yaml
 from dpa import identity, strict_json
 from dpa.errors import FileLineError, InputError
 from dpa.identifiers import normalise_email
-from dpa.parsers.base import ParsedRecord, check_day, local_to_utc, sha256_file
+from dpa.parsers.base import (
+    ParsedRecord,
+    check_day,
+    is_text,
+    local_to_utc,
+    sha256_file,
+)
 
 __all__ = [
     "DOCUMENT_SUFFIXES",
@@ -241,7 +247,7 @@ def _record(
         raise FileLineError(shown, 1, f"not an identity document file ({accepted})")
     if not document.is_file():
         raise FileLineError(shown, 1, "no such file")
-    if not _is_text(name):
+    if not is_text(name):
         raise FileLineError(shown, 1, "the file name is not UTF-8")
     with document.open("rb") as f:
         head = f.read(16)
@@ -290,15 +296,6 @@ def _format_of(head: bytes) -> str | None:
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "HEIF"
     return None
-
-
-def _is_text(value: str) -> bool:
-    # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _load(sidecar: Path, name: str) -> Any:
@@ -487,7 +484,7 @@ def _text(
         return None
     if not isinstance(value, str):
         raise FileLineError(name, 1, f"{what} is not text")
-    if len(value) > _MAX_TEXT or not _is_text(value) or "\x00" in value:
+    if len(value) > _MAX_TEXT or not is_text(value) or "\x00" in value:
         raise FileLineError(name, 1, f"{what} is not a name, number or code dpa can store")
     text = value.strip()
     if not text and required:

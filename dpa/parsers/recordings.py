@@ -56,21 +56,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from dpa import identity, strict_json
+from dpa import identity
 from dpa.errors import FileLineError, InputError
 from dpa.parsers.base import (
     MAX_SECONDS,
     ParsedRecord,
     check_day,
     epoch_instant,
+    is_text,
     local_to_utc,
     modified_at,
     sha256_file,
+    sidecar_object,
+    sidecar_start,
 )
 from dpa.periods import EARLIEST, LATEST
 
@@ -157,7 +160,7 @@ def _record(
         raise FileLineError(name, 1, f"not an audio file ({shown})")
     if not audio.is_file():
         raise FileLineError(name, 1, "no such file")
-    if not _is_text(audio.name):
+    if not is_text(audio.name):
         raise FileLineError(name, 1, "the file name is not UTF-8")
     sidecar = audio.with_suffix(".json")
     if sidecar.is_file():
@@ -191,15 +194,6 @@ def _record(
         phones=tuple(p for p in (caller, callee) if p),
         media=audio,
     )
-
-
-def _is_text(value: str) -> bool:
-    # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _wall_clock(name: str, date: str, time: str, tz: ZoneInfo) -> datetime:
@@ -285,24 +279,8 @@ def _from_name(
 
 
 def _from_sidecar(sidecar: Path, tz: ZoneInfo, name: str) -> dict[str, Any]:
-    try:
-        data = strict_json.loads(sidecar.read_text(encoding="utf-8-sig"))
-    except strict_json.JsonInvalid as e:
-        raise FileLineError(name, e.line, e.reason) from None
-    except UnicodeDecodeError:
-        raise FileLineError(name, 1, "not UTF-8") from None
-    if not isinstance(data, dict):
-        raise FileLineError(name, 1, "expected a JSON object")
-    start_text = data.get("start")
-    if not isinstance(start_text, str):
-        raise FileLineError(name, 1, "'start' is missing or not a string")
-    try:
-        start = datetime.fromisoformat(start_text)
-    except ValueError:
-        raise FileLineError(name, 1, "'start' is not an ISO 8601 date and time") from None
-    # Checked before any zone arithmetic, which overflows next to year 1 and year 9999.
-    check_day(name, 1, start.date(), "'start'")
-    start = local_to_utc(start, tz) if start.tzinfo is None else start.astimezone(UTC)
+    data = sidecar_object(sidecar, name)
+    start = sidecar_start(data, tz, name)
     meta: dict[str, Any] = {"start": start, "time_from": "sidecar"}
     for key in ("caller", "callee", "uniqueid", "direction"):
         value = data.get(key)

@@ -52,6 +52,7 @@ from dpa.parsers.base import (
     ParsedRecord,
     callerid_number,
     epoch_instant,
+    is_text,
     modified_at,
     sha256_file,
     whole_seconds,
@@ -160,7 +161,7 @@ def _shown(root: Path, base: Path, path: Path) -> str:
 
 def _names(name: str, *parts: str) -> tuple[str, ...]:
     """Folder names of the spool (context, mailbox, folder), refused unless UTF-8."""
-    if not all(map(_is_text, parts)):
+    if not all(map(is_text, parts)):
         # Bytes that are not UTF-8 reach Python as lone surrogates, which no payload can hold.
         raise FileLineError(name, 1, "a folder name of the spool is not UTF-8")
     return parts
@@ -175,21 +176,13 @@ def _files(name: str, audio: list[Path]) -> list[dict[str, str]]:
 
     listed = []
     for path in sorted(audio, key=rank):
-        if not _is_text(path.name):
+        if not is_text(path.name):
             raise FileLineError(name, 1, "an audio file name is not UTF-8")
         ext = path.name.split(".", 1)[1]
         listed.append(
             {"file": path.name, "format": AUDIO_FORMATS.get(ext, ext), "sha256": sha256_file(path)}
         )
     return listed
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _message(name: str, txt: Path, audio: list[Path]) -> ParsedRecord:

@@ -550,3 +550,12 @@ def _iterated() -> Iterator[dict[str, Any]]:
 
 def test_a_generator_of_payloads_is_read_once() -> None:
     assert len(derive(_iterated())) == 1
+
+
+def test_a_header_with_a_lone_carriage_return_is_refused_at_line_1(tmp_path: Path) -> None:
+    """Found by hypothesis: csv's loose reading raised on `\r` inside the header."""
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"\r\x00")
+    with pytest.raises(FileLineError) as refused:
+        list(parse_callback_csv(path, BRUSSELS))
+    assert refused.value.line == 1
