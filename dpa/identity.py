@@ -29,7 +29,8 @@ by those identifiers stored one call of many, and said "already stored" of the r
 - `ip_address`, `callback_list`: the whole parsed entry (a log event, a list entry), as CDRs.
 - `fax`, `passport_photo`, `signalling_audio`: the SHA-256 of the file (pages, document
   image, capture) with the whole parsed payload but for `file` (the file's name as found:
-  a copy or a rename is the same record).
+  a copy or a rename is the same record) and, when it was taken from the file's modification
+  time (`time_from: mtime`), `start` (a restored or re-copied file is the same record).
 
 The rule is a pure function of what a record stores (its payload, and its media's SHA-256),
 so `dpa init` can re-key records stored under an older rule (`records.identity` 1, keyed by
@@ -123,6 +124,8 @@ def source_key(
         if media_sha256 is None:
             raise ValueError(f"a {category} record's identity includes its file's SHA-256")
         described = {name: value for name, value in payload.items() if name != "file"}
+        if payload.get("time_from") == "mtime":
+            described["start"] = None  # the copy's modification time, not the document's
         return _digest(category.encode(), media_sha256.encode(), canonical(described))
     raise ValueError(f"no identity rule for category {category!r}")
 

@@ -677,12 +677,20 @@ def _subject_capture(record: StoredRecord, local: Localiser, subject: str) -> di
 
 def _subject_callback(record: StoredRecord, local: Localiser, subject: str) -> dict[str, Any]:
     p = record.payload
+    caller, called = _callback_caller(p), _e164(p, p.get("called_number"))
+    if caller == subject:
+        role, other = "caller", called
+    elif called == subject:
+        role, other = "called", caller
+    else:  # found through another spelling: show neither in full
+        role, other = "unknown", caller
     # Who handled the call is a member of staff, another person: left out.
     return {
         "record_id": record.id,
         "missed_at": local(p.get("missed_at")),
-        "your_number": _callback_caller(p),
-        "called_number": _e164(p, p.get("called_number")),
+        "you_were": role,
+        "your_number": subject,
+        "other_party": _shown(other),
         "status": p.get("status"),
         "note": p.get("note"),
     }
@@ -720,7 +728,7 @@ _SUBJECT_VIEWS: dict[str, tuple[tuple[str, ...], SubjectView]] = {
         _subject_capture,
     ),
     "callback_list": (
-        ("record_id", "missed_at", "your_number", "called_number", "status", "note"),
+        ("record_id", "missed_at", "you_were", "your_number", "other_party", "status", "note"),
         _subject_callback,
     ),
 }

@@ -318,9 +318,11 @@ def _load(sidecar: Path, name: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        # PyYAML's problem texts describe the syntax, never quote a value (its reader's error,
-        # which names a character, has none: a fixed reason is given instead).
+        # PyYAML's problem texts may quote what they met (an alias's or a tag's name: "found
+        # undefined alias 'JanPeeters'"): only the text before the first quote is kept. Its
+        # reader's error, which names a character, has none: a fixed reason is given instead.
         problem = getattr(exc, "problem", None) or "a character YAML does not allow"
+        problem = re.split("['\"]", problem, maxsplit=1)[0].rstrip(" :") or "malformed"
         raise FileLineError(name, line, f"not YAML: {problem}") from None
     except RecursionError:
         raise FileLineError(name, 1, "nested too deep") from None

@@ -195,8 +195,18 @@ def test_a_subject_export_masks_the_other_party_and_leaves_a_capture_out(
 
     archive = _export(cli, "--subject", "0470 55 51 02", "--category", "callback_list")
     (row,) = list(csv.DictReader(io.StringIO(archive.read("data/callback_list.csv").decode())))
-    assert row["your_number"] == "+32470555102" and "handled_by" not in row
+    assert (row["you_were"], row["your_number"]) == ("caller", "+32470555102")
+    assert "handled_by" not in row
     assert "Sofie" not in archive.read("data/callback_list.jsonl").decode()
+    # The customer's line asks: every caller is another person, masked.
+    archive = _export(cli, "--subject", "+32 9 255 50 00", "--category", "callback_list")
+    lines = archive.read("data/callback_list.jsonl").decode().splitlines()
+    views = [json.loads(line)["data"] for line in lines]
+    assert {v["you_were"] for v in views} == {"called"} and len(views) == 4
+    shown = json.dumps(views)
+    for caller in ("+32470555101", "+32470555102", "+32470555103"):
+        assert caller not in shown
+    assert formats.mask_number("+32470555101") in shown
 
 
 def test_a_hold_keeps_them_and_a_sweep_erases_them_with_their_files(

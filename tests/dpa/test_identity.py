@@ -97,3 +97,15 @@ def test_canonical_spells_as_json_does(value: object) -> None:
             canonical(value)
         return
     assert canonical(value) == expected
+
+
+def test_a_file_dated_by_its_modification_time_is_the_same_record_when_copied() -> None:
+    """A restore or an rsync without -t gives a fax or document another mtime: found by review."""
+    sha = "ab" * 32
+    for category in ("fax", "passport_photo"):
+        copy = {"start": "2026-03-28T09:15:02+00:00", "time_from": "mtime", "pages": 2}
+        later = {**copy, "start": "2026-11-02T08:00:00+00:00"}
+        assert source_key(category, copy, sha) == source_key(category, later, sha)
+        told = {**copy, "time_from": "sidecar"}
+        other = {**later, "time_from": "sidecar"}
+        assert source_key(category, told, sha) != source_key(category, other, sha)

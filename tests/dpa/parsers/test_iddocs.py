@@ -323,6 +323,15 @@ def test_yaml_that_cannot_be_read(tmp_path: Path, text: str) -> None:
     assert refusal([tmp_path]).reason.startswith(("not YAML", "nested"))
 
 
+@pytest.mark.parametrize("text", ["holder: *JanPeeters\n", "holder: !Jan Peeters\n"])
+def test_a_yaml_refusal_quotes_nothing_of_the_sidecar(tmp_path: Path, text: str) -> None:
+    """PyYAML's problem texts quote an alias's or a tag's name: found by review."""
+    (tmp_path / "a.png").write_bytes(png())
+    (tmp_path / "a.yaml").write_text(text)
+    reason = refusal([tmp_path]).reason
+    assert reason.startswith("not YAML") and "Jan" not in reason
+
+
 def test_pending_is_dated_by_its_upload(tmp_path: Path) -> None:
     put(
         tmp_path,
