@@ -117,12 +117,15 @@ test: lint typecheck
 	$(BIN)/pytest
 
 # `make bench BENCH=--quick` for a smoke run; BENCH="--backend sqlite" for one backend.
+# The sweep's scaling with the table's size is a PostgreSQL benchmark: it takes only --quick,
+# and is left out when BENCH names SQLite alone.
 BENCH ?=
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py $(BENCH)
 	$(BIN)/python bench/sweep.py $(BENCH)
 	$(BIN)/python bench/export.py $(BENCH)
 	$(BIN)/python bench/audit.py $(BENCH)
+	$(if $(findstring sqlite,$(BENCH)),,$(BIN)/python bench/sweep_scale.py $(filter --quick,$(BENCH)))
 
 clean:
 	rm -rf $(VENV) $(RUN_HOME) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis
