@@ -367,8 +367,9 @@ def _read(
 ) -> Iterator[_Read]:
     """The records of one category and activity, in id order, a batch at a time.
 
-    Rows come without SQLAlchemy's per-row type processing: an export reads millions. Each
-    batch carries the data keys it needs, so that it can be opened in a worker process.
+    Rows come as the driver gives them, without SQLAlchemy's per-row result processing: an
+    export reads millions. Each batch carries the data keys it needs, so that it can be
+    opened in a worker process.
     """
     r = _RECORDS.c
     req = plan.request
@@ -386,6 +387,8 @@ def _read(
         r.blob_id,
         r.anonymised_at.is_not(None),
     ).where(*where)
+    # Built once, a batch's start bound at each run (SQLAlchemy compiles it once).
+    batch = query.where(r.id > sa.bindparam("last")).order_by(r.id).limit(_BATCH)
     connection = session.connection()
     tz = plan.register.settings.timezone
     keys: dict[int, bytes] = {}
@@ -393,7 +396,14 @@ def _read(
     assert record_ad(req.customer_id, category, "x", 0) == f"{prefix}x|0".encode()
     last = ""
     while True:
-        rows = connection.execute(query.where(r.id > last).order_by(r.id).limit(_BATCH)).all()
+        # The driver's own rows: SQLAlchemy's per-row result processing cost more than the
+        # read itself. Nothing here needs it: text, integers, bytes, and the collection time
+        # as the driver gives it (SQLite's text, PostgreSQL's aware datetime).
+        result = connection.execute(batch, {"last": last})
+        try:
+            rows = result.cursor.fetchall()
+        finally:
+            result.close()
         if not rows:
             return
         last = rows[-1][0]
