@@ -168,12 +168,13 @@ def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
 
 
 def _without_bom(lines: Iterable[str]) -> Iterator[str]:
-    """`lines`, the first without a leading U+FEFF (a byte-order mark)."""
+    """`lines`, the first without a leading U+FEFF (a byte-order mark); the rest are passed
+    on by `itertools.chain` (C), not by a generator of one more Python frame per line."""
     it = iter(lines)
     first = next(it, None)
-    if first is not None:
-        yield first.removeprefix("\ufeff")
-        yield from it
+    if first is None:
+        return iter(())
+    return itertools.chain((first.removeprefix("\ufeff"),), it)
 
 
 def parse_cdr_csv(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from dpa import strict_json
@@ -53,7 +53,10 @@ _CALENDAR = f"{EARLIEST} to {LATEST}"
 _UNCLOSED = "a quoted field is not closed on this line (is the line cut short?)"
 # `YYYY-MM-DD HH:MM:SS`, as Asterisk's cdr_csv and FreeSWITCH's `*_stamp` variables write it.
 _WALL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
-_CACHED_MINUTES = 4096  # more than two days of busy traffic; the cache is emptied when full
+_CACHED_HOURS = 4096  # more than five months of hours; the cache is emptied when full
+_NOT_WALL_TIME = "not a YYYY-MM-DD HH:MM:SS time"
+# Every `:MM:SS` of an hour: a time's tail is checked by one look-up.
+_MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in range(60))
 
 CATEGORIES = frozenset(
     {
@@ -208,6 +211,8 @@ def epoch_instant(name: str, line: int, text: str, what: str) -> datetime:
 
 def whole_seconds(name: str, line: int, text: str, what: str) -> int:
     """A duration in whole seconds (ASCII digits), at most MAX_SECONDS."""
+    if len(text) < 10 and text.isdigit() and text.isascii():
+        return int(text)  # the common case: at most 9 digits, below MAX_SECONDS
     seconds = _digits(name, line, text, what, "a whole number of seconds", MAX_SECONDS)
     if seconds is None:
         raise FileLineError(name, line, f"{what} is more than {MAX_SECONDS} seconds")
@@ -251,46 +256,55 @@ def local_to_utc(naive: datetime, tz: ZoneInfo) -> datetime:
     return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
-# A time `WallClock.read` gives: its minute (the minute's UTC start, and its ISO 8601 text up
-# to the seconds' colon) and its seconds as written, or, in a minute with an offset change,
-# the exact aware UTC instant. `WallClock.instant` and `WallClock.iso` read either.
-WallTime = tuple[tuple[datetime, str], str] | datetime
+# A time `WallClock.read` gives: its aware UTC instant and that instant's ISO 8601 text (as
+# `isoformat` writes it), read by `WallClock.instant` and `WallClock.iso`.
+WallTime = tuple[datetime, str]
 
 
 class WallClock:
-    """Local `YYYY-MM-DD HH:MM:SS` text (a CDR's times) to UTC, one zone conversion a minute.
+    """Local `YYYY-MM-DD HH:MM:SS` text (a CDR's times) to UTC, one zone conversion an hour.
 
-    A CDR file repeats its minutes many times over (start, answer and end of every call) and
-    a zone conversion costs microseconds, so `read` converts a minute once and then returns
-    its cached (minute, seconds) pair: no datetime is built per value, and `iso` gives the
-    payload's text by concatenation. A minute is cached only when one offset covers all of it
-    and that offset is whole minutes, so cached and exact results are the same; other times
-    (the DST change's minutes) are read by `local_to_utc` (fold=0). `zone` is the zone's key
-    name, which a stored CDR keeps as `tz` so that its identity can be rebuilt.
+    A CDR file repeats its hours many times over (start, answer and end of every call) and a
+    zone conversion costs microseconds, so `read` converts an hour once (its first and last
+    second, both with fold=0 as `local_to_utc` reads them) and keeps what it found when one
+    offset covers the whole hour: the same instant `local_to_utc` gives, since no zone
+    changes its offset twice within an hour (the tz database's closest changes are days
+    apart, which tests/dpa/parsers/test_wallclock_hours.py checks for every zone). An hour
+    at a whole-hour offset (most zones, most of the time) keeps its UTC hour as text: a value
+    of it is then checked by two hash look-ups (its hour, its `:MM:SS`) and becomes its UTC
+    ISO 8601 text by concatenation, parsed once by `datetime.fromisoformat` (C) for the
+    instant. An hour at another uniform offset (Asia/Kolkata) keeps the offset; other hours
+    (the DST change's) are read by `local_to_utc` (fold=0) value by value. `zone` is the
+    zone's key name, which a stored CDR keeps as `tz` so that its identity can be rebuilt.
     """
 
-    __slots__ = ("_minutes", "_tz", "zone")
+    __slots__ = ("_hours", "_tz", "zone")
 
     def __init__(self, tz: ZoneInfo) -> None:
         self._tz = tz
         self.zone: str = tz.key
-        self._minutes: dict[str, tuple[datetime, str] | None] = {}
+        # `YYYY-MM-DD HH` (checked) to its UTC `YYYY-MM-DDTHH`, its offset, or None.
+        self._hours: dict[str, str | timedelta | None] = {}
 
     def read(self, text: str) -> WallTime:
         """One local time, checked and converted; ValueError if the text is not one (the
         text is not quoted), OverflowError if its date is outside dpa's calendar."""
-        # fromisoformat is ~20x faster than strptime; check the exact shape first, since it
-        # would also accept a bare date or a "T" separator that no CDR writer uses.
-        if not _WALL_TIME.fullmatch(text) or text[17] > "5":
-            raise ValueError("not a YYYY-MM-DD HH:MM:SS time")
-        prefix = text[:16]
         try:
-            minute = self._minutes[prefix]
+            hour = self._hours[text[:13]]
         except KeyError:
-            minute = self._minute(prefix)
-        if minute is None:
-            return local_to_utc(datetime.fromisoformat(text), self._tz)
-        return minute, text[17:]
+            hour = self._hour(text)
+        rest = text[13:]
+        if rest not in _MINUTES_SECONDS:  # exactly `:MM:SS`, both 00 to 59
+            raise ValueError(_NOT_WALL_TIME)
+        if hour.__class__ is str:
+            iso = f"{hour}{rest}+00:00"
+            return datetime.fromisoformat(iso), iso
+        moment = datetime.fromisoformat(text)
+        if hour is None:
+            moment = local_to_utc(moment, self._tz)
+        else:
+            moment = moment.replace(tzinfo=UTC) - cast(timedelta, hour)
+        return moment, moment.isoformat()
 
     def read_line(self, name: str, line: int, text: str, what: str) -> WallTime:
         """`read`, its refusals as the FileLineError of `what` (`"start time"`) at the line;
@@ -307,32 +321,44 @@ class WallClock:
     @staticmethod
     def instant(time: WallTime) -> datetime:
         """The aware UTC instant of a time read."""
-        if isinstance(time, datetime):
-            return time
-        (start, _), second = time
-        return start.replace(second=int(second))
+        return time[0]
 
     @staticmethod
     def iso(time: WallTime) -> str:
         """The ISO 8601 text of a time read (`2026-03-28T09:15:02+00:00`), as
         `instant(time).isoformat()` writes it."""
-        if isinstance(time, datetime):
-            return time.isoformat()
-        (_, prefix), second = time
-        return f"{prefix}{second}+00:00"
+        return time[1]
 
-    def _minute(self, prefix: str) -> tuple[datetime, str] | None:
-        # Checked once per minute, before any zone arithmetic could overflow near year 9999.
-        if not EARLIEST <= date.fromisoformat(prefix[:10]) <= LATEST:
+    def _hour(self, text: str) -> str | timedelta | None:
+        """What the cache keeps of the hour of `text` (checked whole: its shape, then its
+        date against dpa's calendar, then its hour)."""
+        # fromisoformat is ~20x faster than strptime; check the exact shape first, since it
+        # would also accept a bare date or a "T" separator that no CDR writer uses.
+        if not _WALL_TIME.fullmatch(text) or text[17] > "5":
+            raise ValueError(_NOT_WALL_TIME)
+        try:
+            day = date.fromisoformat(text[:10])
+        except ValueError:
+            raise ValueError(_NOT_WALL_TIME) from None
+        # Checked once per hour, before any zone arithmetic could overflow near year 9999.
+        if not EARLIEST <= day <= LATEST:
             raise OverflowError("off the calendar")
-        first = local_to_utc(datetime.fromisoformat(f"{prefix}:00"), self._tz)
-        last = local_to_utc(datetime.fromisoformat(f"{prefix}:59"), self._tz)
-        uniform = first.second == 0 and (last - first).total_seconds() == 59
-        minute = (first, first.isoformat()[:17]) if uniform else None
-        if len(self._minutes) >= _CACHED_MINUTES:
-            self._minutes.clear()
-        self._minutes[prefix] = minute
-        return minute
+        prefix = text[:13]
+        try:
+            first = datetime.fromisoformat(f"{prefix}:00:00")
+        except ValueError:
+            raise ValueError(_NOT_WALL_TIME) from None
+        start = local_to_utc(first, self._tz)
+        offset = first - start.replace(tzinfo=None)
+        last = first.replace(minute=59, second=59)
+        hour: str | timedelta | None = None
+        if last - local_to_utc(last, self._tz).replace(tzinfo=None) == offset:
+            whole = offset % timedelta(hours=1) == timedelta(0)
+            hour = start.isoformat()[:13] if whole else offset
+        if len(self._hours) >= _CACHED_HOURS:
+            self._hours.clear()
+        self._hours[prefix] = hour
+        return hour
 
 
 def is_text(value: str) -> bool:

@@ -636,7 +636,8 @@ def _moment(
     for variable, scale in ((epoch, 1), (uepoch, _MICRO)):
         text = values.get(variable, "").strip()
         if text and text.strip("0"):
-            return _epoch(name, line, text, scale, what)
+            instant = _epoch(name, line, text, scale, what)
+            return instant, instant.isoformat()
     text = values.get(stamp, "").strip()
     if not text:
         return None

@@ -1,4 +1,4 @@
-"""`dpa.parsers.base.WallClock`: the per-minute cache gives exactly what `local_to_utc` gives
+"""`dpa.parsers.base.WallClock`: the per-hour cache gives exactly what `local_to_utc` gives
 (DST changes, offsets of seconds, the cache emptied), refusals name no value."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dpa.parsers.base import WallClock, local_to_utc
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 # Zones with DST changes, half and quarter hours, and (Monrovia until 1972, Amsterdam until
-# 1937) offsets of seconds, which are never cached.
+# 1937) offsets of seconds.
 ZONES = ("Europe/Brussels", "UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns",
          "Africa/Monrovia", "Europe/Amsterdam", "Australia/Lord_Howe")  # fmt: skip
 
@@ -51,8 +51,8 @@ def test_cached_and_exact_readings_agree(zone: str, moment: datetime) -> None:
     tz = ZoneInfo(zone)
     clock = WallClock(tz)
     text = moment.replace(microsecond=0).isoformat(sep=" ")
-    # Another second of the same minute first, so that the minute is cached.
-    clock.read(f"{text[:17]}{(int(text[17:]) + 31) % 60:02d}")
+    # Another minute of the same hour first, so that the hour is cached.
+    clock.read(f"{text[:14]}{(int(text[14:16]) + 31) % 60:02d}{text[16:]}")
     time = clock.read(text)
     assert clock.instant(time) == _exact(text, tz)
     assert clock.iso(time) == _exact(text, tz).isoformat()
@@ -61,9 +61,10 @@ def test_cached_and_exact_readings_agree(zone: str, moment: datetime) -> None:
 
 def test_an_offset_of_seconds_is_read_exactly() -> None:
     clock = WallClock(ZoneInfo("Africa/Monrovia"))  # UTC-0:44:30 until 1972
-    time = clock.read("1960-06-01 12:00:00")
-    assert isinstance(time, datetime)  # not a cached minute
-    assert clock.iso(time) == "1960-06-01T12:44:30+00:00"
+    for _ in range(2):  # the first reading fills the cache, the second reads it
+        time = clock.read("1960-06-01 12:00:00")
+        assert clock.iso(time) == "1960-06-01T12:44:30+00:00"
+        assert clock.instant(time) == datetime(1960, 6, 1, 12, 44, 30, tzinfo=UTC)
 
 
 def test_the_zone_is_its_key_name() -> None:
@@ -72,13 +73,13 @@ def test_the_zone_is_its_key_name() -> None:
 
 
 def test_a_full_cache_is_emptied_and_still_right(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "_CACHED_MINUTES", 3)
+    monkeypatch.setattr(base, "_CACHED_HOURS", 3)
     clock = WallClock(BRUSSELS)
     start = datetime(2026, 1, 1, 8, 0)
     for n in range(10):
-        text = f"{start + timedelta(minutes=n):%Y-%m-%d %H:%M}:05"
+        text = f"{start + timedelta(minutes=n * 60 + n):%Y-%m-%d %H:%M}:05"
         assert clock.instant(clock.read(text)) == _exact(text, BRUSSELS)
-    assert clock.read("2026-01-01 08:09:05") == clock.read("2026-01-01 08:09:05")
+    assert clock.read("2026-01-01 17:09:05") == clock.read("2026-01-01 17:09:05")
     assert clock.instant(clock.read("2026-01-01 08:00:05")) == datetime(
         2026, 1, 1, 7, 0, 5, tzinfo=UTC
     )
