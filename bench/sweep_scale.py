@@ -366,10 +366,28 @@ def measure(
     return out
 
 
-def report(results: Sequence[dict[str, Any]]) -> Iterator[str]:
-    """The lines printed: a table of the sizes, then each size's statements and plans."""
+def details(m: dict[str, Any]) -> Iterator[str]:
+    """The lines printed as soon as a size is measured: its costs, statements and plans."""
+    yield (
+        f"  {m['total']:,} rows, {m['due']:,} due: sweep {m['seconds']:.2f} s in"
+        f" {m['batches']} batches, {m['sql_seconds']:.2f} s of it sending SQL; padding"
+        f" {m['pad_seconds']:.0f} s, VACUUM (ANALYZE) {m['vacuum_seconds']:.0f} s; the"
+        f" orphan-blob search (dpa.orphans.find) alone, after the sweep: {m['orphan_seconds']:.2f} s;"
+        f" load {m['load'][0]:.2f}"
+    )
+    yield (
+        "    statements on records (calls, seconds in the sweep, fetches from server-side"
+        " cursors not counted; plan of the first call, on the copy not swept):"
+    )
+    for s in m["statements"]:
+        yield f"    {s['calls']:4d}x {s['seconds']:7.3f} s  {s['sql']}"
+        yield f"           {s['plan']}"
+
+
+def table(results: Sequence[dict[str, Any]]) -> Iterator[str]:
+    """The lines printed at the end: one row per size, ratios to the smallest."""
     smallest = results[0]["seconds"]
-    yield ("  | rows stored | rows due | sweep s | due records/s | ratio | load (1, 5 min) |")
+    yield "  | rows stored | rows due | sweep s | due records/s | ratio | load (1, 5 min) |"
     yield "  |---:|---:|---:|---:|---:|---|"
     for m in results:
         yield (
@@ -377,20 +395,6 @@ def report(results: Sequence[dict[str, Any]]) -> Iterator[str]:
             f" {m['due'] / m['seconds']:,.0f} | {m['seconds'] / smallest:.2f} |"
             f" {m['load'][0]:.2f}, {m['load'][1]:.2f} |"
         )
-    for m in results:
-        yield (
-            f"  {m['total']:,} rows: padding {m['pad_seconds']:.0f} s, VACUUM (ANALYZE)"
-            f" {m['vacuum_seconds']:.0f} s; sweep {m['seconds']:.2f} s in {m['batches']}"
-            f" batches, {m['sql_seconds']:.2f} s of it sending SQL; the orphan-blob search"
-            f" (dpa.orphans.find) alone, after it: {m['orphan_seconds']:.2f} s"
-        )
-        yield (
-            "    statements on records (calls, seconds in the sweep, fetches from server-side"
-            " cursors not counted; plan of the first call, on the copy not swept):"
-        )
-        for s in m["statements"]:
-            yield f"    {s['calls']:4d}x {s['seconds']:7.3f} s  {s['sql']}"
-            yield f"           {s['plan']}"
 
 
 def main() -> None:
@@ -443,11 +447,10 @@ def main() -> None:
         results = []
         for size in args.sizes:
             results.append(measure(dbs, base, size, params.calls))
-            print(f"  {size:,} rows: sweep {results[-1]['seconds']:.2f} s", flush=True)
+            print("\n".join(details(results[-1])), flush=True)
         dbs.drop(base)
     print(f"  PostgreSQL, {os.cpu_count()} CPUs; target: ratio at most 1.3")
-    for line in report(results):
-        print(line)
+    print("\n".join(table(results)))
 
 
 if __name__ == "__main__":
