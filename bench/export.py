@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -178,6 +179,7 @@ def export(target: _harness.Target, recipient: str) -> dict[str, Any]:
                 now=datetime.now(UTC),
             )
             seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+            load = os.getloadavg()[0]  # the machine's load over the last minute (`uptime`)
     workers = builder._workers() if report.records >= builder._PARALLEL_FROM else 0
     return {
         "seconds": seconds,
@@ -190,6 +192,7 @@ def export(target: _harness.Target, recipient: str) -> dict[str, Any]:
         "size": report.size,
         "path": str(report.path),
         "base_mb": base,
+        "load": load,
     }
 
 
@@ -368,6 +371,7 @@ def measure(
     result["raw_seconds"] = baseline["seconds"]
     if copy is not None:
         result["startup"] = _harness.startup(copy)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         run = _harness.dpa_process(
             copy, "export", "create", "--customer", CUSTOMER, "--recipient", recipient, "--json",
             tree=True,
@@ -375,6 +379,9 @@ def measure(
         made = json.loads(run["stdout"])
         assert made["records"] == cdrs + messages, made
         run.pop("stdout")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the `dpa` process, waited for
+        run["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        run["load"] = os.getloadavg()[0]
         result["process"] = run
         dbs.drop(copy)
     return result
@@ -450,7 +457,8 @@ def report(n: int, m: int, r: dict[str, Any]) -> None:
         f"      dpa in-process (builder.create): {r['seconds']:7.2f} s  ({n / r['seconds']:,.0f}"
         f" CDRs/s; target >= 50,000)  ratio {r['seconds'] / r['raw_seconds']:.1f};"
         f" CPU {r['cpu_seconds']:.2f} s in the exporting process,"
-        f" {r['children_cpu_seconds']:.2f} s in {r['workers']:.0f} worker processes"
+        f" {r['children_cpu_seconds']:.2f} s in {r['workers']:.0f} worker processes;"
+        f" load {r['load']:.1f}"
     )
     print(
         f"        peak memory: {r['tree_peak_mb']:.0f} MB with the workers (PSS)"
@@ -466,6 +474,10 @@ def report(n: int, m: int, r: dict[str, Any]) -> None:
             f"  ratio {p['seconds'] / r['raw_seconds']:.1f};"
             f" peak memory {p['tree_peak_mb']:.0f} MB with the workers (PSS),"
             f" {p['peak_mb']:.0f} MB the process alone"
+        )
+        print(
+            f"        CPU {p['cpu_seconds']:.2f} s in the process (start-up included),"
+            f" {p['children_cpu_seconds']:.2f} s in its workers; load {p['load']:.1f}"
         )
     print(
         f"      checked: decrypted, manifest and JSONL hold {n:,} CDRs and {m:,} voicemail"

@@ -35,13 +35,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dpa.errors import IntegrityFailure
-from dpa.parsers.base import callerid_number
-from dpa.parsers.contacts import CANONICAL_COLUMNS
 
 __all__ = [
     "MASKED_DIGITS",
     "SUBJECT_WITHOUT_MEDIA",
-    "WORKER_NICENESS",
     "Batch",
     "Job",
     "Localiser",
@@ -58,7 +55,6 @@ __all__ = [
 ]
 
 MASKED_DIGITS = 5
-WORKER_NICENESS = 3  # how much an export's worker processes give way (`start_worker`)
 
 
 class StoredRecord(NamedTuple):
@@ -291,7 +287,7 @@ def _contact(record: StoredRecord, local: Localiser) -> list[Any]:
     numbers: Mapping[str, str] = p.get("e164") or {}
     return [record.id, local(record.collected_at)] + [
         numbers.get(str(p.get(c)), p.get(c)) if c in ("phone", "mobile") else p.get(c)
-        for c in CANONICAL_COLUMNS
+        for c in _layout("phone_number")[0][2:]  # the contact list's canonical columns
     ]
 
 
@@ -397,6 +393,8 @@ def _callback_caller(p: Mapping[str, Any]) -> str | None:
     caller = p.get("caller")
     if not caller:
         return None
+    from dpa.parsers.base import callerid_number  # see `_layout`: not at a worker's start-up
+
     return _e164(p, callerid_number(caller) or caller.strip())
 
 
@@ -490,8 +488,8 @@ _LAYOUTS: dict[str, tuple[tuple[str, ...], Columns]] = {
         ),
         _by_record(_recording),
     ),
-    "phone_number": (("record_id", "collected_at", *CANONICAL_COLUMNS), _by_record(_contact)),
 }
+_contacts = _by_record(_contact)
 _LAYOUTS["fax"] = (
     (
         "record_id",
@@ -585,6 +583,21 @@ _GENERIC: tuple[tuple[str, ...], Columns] = (
     ("record_id", "collected_at", "media_file"),
     _generic,
 )
+
+
+def _layout(category: str) -> tuple[tuple[str, ...], Columns]:
+    """A category's CSV header and columns.
+
+    The contact list's columns are those of its parser, read on first use: importing any of
+    `dpa.parsers` imports every parser (vobject, yaml, ...), which an export's worker
+    processes, preloading this module, would pay at each export's start in time and memory.
+    """
+    if category == "phone_number" and category not in _LAYOUTS:
+        from dpa.parsers.contacts import CANONICAL_COLUMNS
+
+        _LAYOUTS[category] = (("record_id", "collected_at", *CANONICAL_COLUMNS), _contacts)
+    return _LAYOUTS.get(category, _GENERIC)
+
 
 _SUBJECT_CDR = (
     *_CALL,
@@ -742,7 +755,7 @@ def columns(category: str, *, subject: str | None = None) -> tuple[str, ...]:
     """The CSV header of a category (a subject export shows some from the subject's side)."""
     if subject is not None and category in _SUBJECT_VIEWS:
         return _SUBJECT_VIEWS[category][0]
-    return _LAYOUTS.get(category, _GENERIC)[0]
+    return _layout(category)[0]
 
 
 class Sheet:
@@ -758,7 +771,7 @@ class Sheet:
         self.local = Localiser(tz)
         self.subject = subject if category in _SUBJECT_VIEWS else None
         self.columns = columns(category, subject=subject)
-        self._table = _LAYOUTS.get(category, _GENERIC)[1]
+        self._table = _layout(category)[1]
         self._media = subject is None or category not in SUBJECT_WITHOUT_MEDIA
         if self.subject is not None:
             self._view = _SUBJECT_VIEWS[category][1]
@@ -910,19 +923,13 @@ def _utc(value: Any) -> Any:
 def start_worker() -> None:
     """Set up a worker process that renders jobs (`render`) for an exporting process.
 
-    It gives way a little to the exporting process, which reads the store and writes the
-    package for all of them, so that it rarely waits behind a worker; and it has no use for
-    the cyclic garbage collector (no batch holds a reference cycle).
-
-    A little (`WORKER_NICENESS`), not much: Linux shares a busy CPU by weight (1024 at
-    niceness 0, 526 at 3, 110 at 10). Against the exporting process alone, niceness 3 leaves
-    it nearly a core of two; but at 10, any other busy process on the machine (an ingest, a
-    sweep, another user) took almost all the CPU from the workers, and the export, waiting on
-    them, ran at a fraction of its speed.
+    It yields the CPU to the exporting process, which reads the store and writes the package
+    for all of them, so that it never waits behind a worker; and it has no use for the
+    cyclic garbage collector (no batch holds a reference cycle).
     """
     gc.disable()
     if hasattr(os, "nice"):  # Unix
-        os.nice(WORKER_NICENESS)
+        os.nice(10)
 
 
 @functools.lru_cache(maxsize=64)

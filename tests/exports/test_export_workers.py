@@ -33,6 +33,7 @@ if __name__ == "__main__":
             "and m.startswith(('dpa.cli', 'dpa.workspace'))), "
             "'exports.builder' in __import__('sys').modules, "
             "'exports.formats' in __import__('sys').modules, "
+            "'dpa.parsers' in __import__('sys').modules, "
             "getattr(__import__('sys').modules['__main__'], '__file__', None), "
             "__import__('os').getpid())"
         )
@@ -72,9 +73,10 @@ def test_workers_do_not_import_the_command(tmp_path: Path) -> None:
     assert isinstance(answers, list)
     pids = {pid for *_, pid in answers}
     assert result["parent_pid"] not in pids  # the probes ran in worker processes
-    for cli_modules, builder_loaded, formats_loaded, main_file, _ in answers:
+    for cli_modules, builder_loaded, formats_loaded, parsers_loaded, main_file, _ in answers:
         assert cli_modules == [], "a worker imported the dpa command"
         assert not builder_loaded  # the process object arrives as the standard class
         assert formats_loaded  # what the workers run, preloaded by the fork server
+        assert not parsers_loaded  # every parser (vobject, yaml, ...): 0.4 s and memory
         assert main_file is None  # the console script was not re-run as __mp_main__
     assert result["main_restored"] is True
