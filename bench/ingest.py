@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import tempfile
 import time
@@ -183,6 +184,7 @@ def main() -> None:
         args.calls = _harness.QUICK_CALLS
     params = traffic.from_args(args)
     print(f"ingest of realistic traffic: {traffic.describe(params)}")
+    _load("before")
     with (
         tempfile.TemporaryDirectory(prefix="dpa-bench-") as tmp,
         _harness.databases(Path(tmp)) as dbs,
@@ -193,6 +195,13 @@ def main() -> None:
         for backend in _harness.backends(args.backend):
             print(f"  {backend}:")
             report(backend, params.calls, measure(dbs, backend, cdr, small, params))
+            _load(f"after {backend}")
+
+
+def _load(when: str) -> None:
+    """The machine's load average (1, 5, 15 minutes): other work skews every figure above."""
+    one, five, fifteen = os.getloadavg()
+    print(f"  load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ __all__ = [
     "FUTURE_SKEW",
     "NAMED_LINES",
     "OVERLAP_WARNING",
+    "PHONE_CACHE",
     "BlindIndex",
     "IngestReport",
     "RekeyReport",
@@ -138,14 +139,23 @@ class IngestReport:
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
 
 
+# Phone numbers a BlindIndex keeps per generation: the numbers that repeat (a customer's
+# regular parties) stay cached, while the many that appear once (half the parties of real
+# traffic) are dropped with their generation, so memory stays flat however long the file.
+PHONE_CACHE = 8192
+
+
 class BlindIndex:
     """Normalises and blind-indexes identifiers (HMAC-SHA256, truncated); caches phone numbers,
-    which repeat in real traffic."""
+    which repeat in real traffic, in two generations of at most `PHONE_CACHE` each: a number
+    found in the older one moves to the newer, and the older is dropped when the newer is
+    full."""
 
     def __init__(self, key: bytes, region: str) -> None:
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
         self._region = region
         self._phones: dict[str, tuple[str, bytes] | None] = {}
+        self._older: dict[str, tuple[str, bytes] | None] = {}
 
     def digest(self, kind: str, value: str) -> bytes:
         mac = self._hmac.copy()
@@ -170,10 +180,16 @@ class BlindIndex:
         try:
             return self._phones[raw]
         except KeyError:
+            pass
+        if raw in self._older:
+            found = self._older[raw]
+        else:
             e164 = normalise_phone(raw, self._region)
             found = None if e164 is None else (e164, self.digest("phone", e164))
-            self._phones[raw] = found
-            return found
+        if len(self._phones) >= PHONE_CACHE:
+            self._older, self._phones = self._phones, {}
+        self._phones[raw] = found
+        return found
 
     def lookup(self, text: str) -> bytes | None:
         """The digest of a phone number (any spelling), e-mail or IP address; None if none."""
@@ -262,8 +278,10 @@ class _Extras:
 
 # SQLite's default page cache is 2 MiB; the unique index over keyed (random) source digests
 # and the subject indexes take inserts all over their pages, which then come from the OS
-# rather than memory once a table outgrows it. 32 MiB covers them for a few million records.
-SQLITE_INGEST_CACHE_KIB = 32768
+# rather than memory once a table outgrows it. 16 MiB holds those indexes' hot pages (the
+# payloads are only appended) and is a bound: a file of 20,000 calls already fills it, so
+# peak memory no longer grows with the table (32 MiB: x1.36 from 20,000 to 200,000 calls).
+SQLITE_INGEST_CACHE_KIB = 16384
 
 
 class _BatchWriter:
