@@ -149,3 +149,25 @@ def test_an_area_alone_answers_as_the_whole_command(path: tuple[str, ...]) -> No
     alone = runner.invoke(dpa.cli._build(dpa.cli._areas_for(args)), args, prog_name="dpa")
     assert whole.exit_code == 0, whole.output
     assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+
+
+def test_the_parsers_package_loads_a_parser_when_its_name_is_used() -> None:
+    loaded = _modules_after("import dpa.parsers.base")
+    assert _under(loaded, "dpa.parsers") == {"dpa.parsers", "dpa.parsers.base"}
+    assert not {"dpkt", "vobject"} & loaded
+    loaded = _modules_after("from dpa.parsers import parse_cdr_csv")
+    assert "dpa.parsers.asterisk_cdr" in loaded and "dpa.parsers.captures" not in loaded
+
+
+def test_every_name_the_parsers_package_exports_is_its_modules() -> None:
+    import importlib
+
+    import dpa.parsers
+
+    assert set(dpa.parsers.__all__) == set(dpa.parsers._MODULES)
+    for name, module in dpa.parsers._MODULES.items():
+        assert getattr(dpa.parsers, name) is getattr(
+            importlib.import_module(f"dpa.parsers.{module}"), name
+        )
+    with pytest.raises(AttributeError, match="no attribute 'parse_nothing'"):
+        dpa.parsers.parse_nothing  # noqa: B018
