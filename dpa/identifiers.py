@@ -27,11 +27,13 @@ __all__ = ["normalise_email", "normalise_ip", "normalise_phone"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def normalise_phone(raw: str, region: str) -> str | None:
     """Return `raw` in E.164 form (`+32470123456`), or None if it is not a possible phone number."""
-    # A CDR file repeats its regulars over thousands of lines, hence the cache; but half the
-    # parties of real traffic call once (issue 14), so a number seen once must be cheap too:
+    # A CDR file repeats its regulars over thousands of lines, hence the cache (small: ingest
+    # keeps its own in `dpa.ingest.BlindIndex`; 65,536 entries were 16 MB that grew with the
+    # file until full, issue 14's peak memory); but half the parties of real traffic call
+    # once (issue 14), so a number seen once must be cheap too:
     # the fast path reads the common spellings with phonenumbers' own metadata, and the full
     # parse (tens of µs) only runs where it cannot decide. Both give the same answer
     # (tests/dpa/test_identifiers_fastpath.py).
