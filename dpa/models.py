@@ -320,9 +320,8 @@ class RecordSubject(SQLModel, table=True):
 
     __tablename__ = "record_subjects"
 
-    record_id: str = Field(
-        primary_key=True, max_length=32, foreign_key="records.id", ondelete="CASCADE"
-    )
+    # No foreign key: the sweep deletes these rows with their record (migration 0012).
+    record_id: str = Field(primary_key=True, max_length=32)
     digest: bytes = Field(primary_key=True, index=True)  # 16-byte blind-index digest
 
 
@@ -335,9 +334,8 @@ class RecordMedia(SQLModel, table=True):
 
     __tablename__ = "record_media"
 
-    record_id: str = Field(
-        primary_key=True, max_length=32, foreign_key="records.id", ondelete="CASCADE"
-    )
+    # No foreign key: the sweep deletes these rows with their record (migration 0012).
+    record_id: str = Field(primary_key=True, max_length=32)
     position: int = Field(primary_key=True)
     blob_id: str = Field(max_length=32, index=True)
     blob_size: int = Field(sa_type=sa.BigInteger)
