@@ -15,7 +15,14 @@ One sweep, as of one moment:
    the rule that made them due) and destroys every bucket key left without records
    (crypto-shredding, ledgered). Only after the commit are the blob files removed. A crash
    therefore never leaves a record gone without its event, an event without its deletion, or
-   a blob file behind for good (the next sweep empties the trash first);
+   a blob file behind for good (the next sweep empties the trash first). A customer whose
+   window has closed loses every key with its records, so its batches read no payload and
+   lock no row one by one: under an exclusive lock on the customer row (concurrent sweeps of
+   it queue; a hold cannot be placed meanwhile) one `DELETE ... RETURNING` per batch removes
+   the next due ids that no hold keeps and returns the ids, keys, files and subjects the
+   event, the trash and the subject links need (`_purge_batch`). The further subjects and
+   files of a record (`record_subjects`, `record_media`) are deleted with it by the sweep,
+   not by a foreign key's action (a row-level trigger per deleted record on PostgreSQL);
 3. deletes export packages past their lifetime (the register's `export_lifetime`) or whose
    customer's window has closed, then purges every customer whose window has closed and of whom nothing is left (no record, no
    unreleased hold): its remaining keys go, its sealed name and contact are erased, and a
@@ -58,6 +65,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -131,6 +139,15 @@ class _Group:
     activity: str
 
 
+@dataclass(slots=True)
+class _Progress:
+    """What the batches of one group so far leave to the next (rolled back with the sweep)."""
+
+    linked: set[bytes] = field(default_factory=set)  # subjects linked to an event of it
+    after: str | None = None  # a closed customer's batches: the last id taken
+    keys: set[int] = field(default_factory=set)  # ... and their keys, shredded at the end
+
+
 def run(
     ws: Workspace,
     *,
@@ -171,7 +188,7 @@ def run(
     try:
         report.orphans_removed = _collect_orphans(ws, report, actor, now)
         for group in groups:
-            linked: set[bytes] = set()  # subjects already linked to an event of this group
+            progress_of_group = _Progress()
             while not stop():
                 with ws.session() as session:
                     done, blob_ids = _one_batch(
@@ -180,7 +197,7 @@ def run(
                         register,
                         group,
                         report,
-                        linked,
+                        progress_of_group,
                         actor=actor,
                         now=now,
                         limit=batch,
@@ -234,10 +251,13 @@ def run(
 
 
 def _due_groups(session: Session, now: datetime) -> list[_Group]:
-    r = _RECORDS.c
+    r, h = _RECORDS.c, Hold.__table__.c  # type: ignore[attr-defined]
+    # Whether a hold keeps a record is tested per record only if a hold is in force: a
+    # group this lists in vain costs one empty batch (each batch tests holds again).
+    held = session.execute(sa.select(h.id).where(hold_rule.in_force()).limit(1)).first()
     query = (
         sa.select(r.customer_id, r.category, r.activity)
-        .where(r.due_at <= now, ~hold_rule.kept())
+        .where(r.due_at <= now, ~hold_rule.kept() if held else sa.true())
         .group_by(r.customer_id, r.category, r.activity)
         .order_by(r.customer_id, r.category, r.activity)
     )
@@ -268,22 +288,36 @@ def _one_batch(
     register: Register,
     group: _Group,
     report: SweepReport,
-    linked: set[bytes],
+    progress: _Progress,
     *,
     actor: str,
     now: datetime,
     limit: int,
 ) -> tuple[ErasureBatch | None, list[str]]:
     r = _RECORDS.c
-    # A shared lock on the customer row: concurrent sweeps still run side by side, but a hold
-    # being placed or a termination (both lock the row for update) waits for this batch, and
-    # this batch for them, so neither acts on what the other is changing (PostgreSQL; SQLite
-    # serialises writers anyway).
+    # A lock on the customer row: a hold being placed or a termination (both lock the row for
+    # update) waits for this batch, and this batch for them, so neither acts on what the
+    # other is changing (PostgreSQL; SQLite serialises writers anyway). A shared lock while
+    # the contract runs or the window is open: concurrent sweeps run side by side and share
+    # the rows through SKIP LOCKED. An exclusive one once the window has closed: the purge's
+    # bulk deletion takes no row locks first, so concurrent sweeps of that customer queue.
+    # The mode is chosen from an unlocked read (a window, once closed, stays closed) and
+    # checked once locked, so no sweep upgrades a shared lock (two would deadlock).
+    window_end = session.execute(
+        sa.select(Customer.__table__.c.window_end_at).where(  # type: ignore[attr-defined]
+            Customer.__table__.c.id == group.customer_id  # type: ignore[attr-defined]
+        )
+    ).scalar_one()
+    exclusive = window_end is not None and window_end <= now
     customer = session.get(
-        Customer, group.customer_id, with_for_update={"read": True}, populate_existing=True
+        Customer,
+        group.customer_id,
+        with_for_update=True if exclusive else {"read": True},
+        populate_existing=True,
     )
     assert customer is not None
     closed = customer.window_end_at is not None and customer.window_end_at <= now
+    bulk = closed and exclusive  # the window closed between the two reads: rows one by one
     try:
         activity = register.activity(group.activity)
         rule, basis = activity.retention, activity.legal_basis.short
@@ -299,26 +333,34 @@ def _one_batch(
     columns = [r.id, r.key_id, r.blob_id, r.subject_a, r.subject_b, r.subject_c]
     if action != "delete":
         columns += [r.payload, r.collected_at]
-    query = (
-        sa.select(*columns)
-        .where(
-            r.customer_id == group.customer_id,
-            r.category == group.category,
-            r.activity == group.activity,
-            r.due_at <= now,
-            ~hold_rule.kept(),
-        )
-        .order_by(r.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=_RECORDS)
+    due = (
+        r.customer_id == group.customer_id,
+        r.category == group.category,
+        r.activity == group.activity,
+        r.due_at <= now,
     )
-    rows = session.execute(query).all()
+    rows: Sequence[Any]
+    if bulk:
+        rows = _purge_batch(session, group.customer_id, due, columns, limit, progress.after)
+        if not rows:  # the group is done: the keys its batches emptied go now
+            report.keys_destroyed += _shred(session, keyring, progress.keys, report, actor, now)
+            progress.keys = set()
+    else:
+        query = (
+            sa.select(*columns)
+            .where(*due, ~hold_rule.kept())
+            .order_by(r.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=_RECORDS)
+        )
+        rows = list(session.execute(query).all())
     if not rows:
         return None, []
-    ids = [row.id for row in rows]
+    # Column by column: a Row's attributes cost a lookup each, a tuple's items do not.
+    ids, key_ids, first_blobs, *subject_columns = (list(c) for c in zip(*rows, strict=True))
     root = merkle_root(ids)  # ids come sorted: the ledger's root can be recomputed from them
     more_subjects, more_blobs, owners = _side_rows(session, ids)
-    blob_ids = [row.blob_id for row in rows if row.blob_id] + more_blobs
+    blob_ids = [b for b in first_blobs if b] + more_blobs
     if blob_ids:
         session.execute(sa.insert(_TRASH), [{"blob_id": b, "queued_at": now} for b in blob_ids])
     _drop_side_rows(session, owners)
@@ -331,7 +373,9 @@ def _one_batch(
         "as_of": now.isoformat(),
         "blobs": len(blob_ids),
     }
-    if action == "delete":
+    if bulk:
+        pass  # the rows went in _purge_batch
+    elif action == "delete":
         _delete(session, ids)
     else:
         assert rule is not None
@@ -350,15 +394,24 @@ def _one_batch(
     # Who was touched, for `dpa audit log --subject` (kept beside the ledger until the purge):
     # a person is linked to the first event of each sweep, customer, category and activity
     # that erased their records; later batches of the same group are the same erasure.
-    touched = {x for row in rows for x in (row.subject_a, row.subject_b, row.subject_c) if x}
-    touched.update(more_subjects)
-    fresh = touched - linked
-    ledger.link_subjects(session, event.seq, group.customer_id, fresh)
-    linked |= fresh  # if this batch rolls back, the sweep stops with it
-    if action == "delete":
-        report.keys_destroyed += _shred(
-            session, keyring, {row.key_id for row in rows}, report, actor, now
-        )
+    touched: set[bytes | None] = set(more_subjects)
+    for column in subject_columns[:3]:
+        touched.update(column)
+    touched.discard(None)
+    fresh = {s for s in touched if s is not None} - progress.linked
+    _link_subjects(session, event.seq, group.customer_id, fresh)
+    progress.linked |= fresh  # if this batch rolls back, the sweep stops with it
+    if bulk:
+        # Each batch would probe every key of its records past the index entries of the
+        # records deleted before: a closed customer's emptied keys go when its group is done
+        # (above), or with the purge, or with the sweep's final pass over unused keys.
+        progress.after = ids[-1]
+        progress.keys.update(key_ids)
+        if len(ids) < limit:  # the last batch of the group
+            report.keys_destroyed += _shred(session, keyring, progress.keys, report, actor, now)
+            progress.keys = set()
+    elif action == "delete":
+        report.keys_destroyed += _shred(session, keyring, set(key_ids), report, actor, now)
     done = ErasureBatch(
         customer_id=group.customer_id,
         category=group.category,
@@ -376,6 +429,59 @@ def _one_batch(
         notify.queue_notices(session, register, sweep_id=report.sweep_id, batches=[done], now=now)
     )
     return done, blob_ids
+
+
+def _purge_batch(
+    session: Session,
+    customer_id: str,
+    due: tuple[sa.ColumnElement[bool], ...],
+    columns: list[Any],
+    limit: int,
+    after: str | None,
+) -> list[sa.Row[Any]]:
+    """Delete the next `limit` due records of a customer whose window has closed, in one
+    statement; return what went (`columns`), sorted by id.
+
+    Every key of these records is destroyed with the customer, so no payload is read: the
+    DELETE picks the first `limit` due ids (the index on customer, category, activity and
+    id, in order) and returns only what the ledger, the blob trash, the subject links and
+    the shredding need. It runs under the exclusive lock on the customer row: no hold can be
+    placed and no other sweep can take these rows meanwhile; a row a concurrent transaction
+    deleted first would not be returned, so no record is ledgered twice. Whether a hold keeps
+    a record is tested per record only when the customer has a hold in force.
+    """
+    r = _RECORDS.c
+    h = Hold.__table__.c  # type: ignore[attr-defined]
+    held = session.execute(
+        sa.select(h.id).where(h.customer_id == customer_id, hold_rule.in_force()).limit(1)
+    ).first()
+    where = (*due, ~hold_rule.kept()) if held is not None else due
+    if after is not None:  # past the ids taken (or held) before: no walk over dead entries
+        where = (*where, r.id > after)
+    # The batch's last id, then one range: the index on (customer, category, activity, id)
+    # serves both, where `id IN (...)` would probe the primary key once per record.
+    bound = session.execute(
+        sa.select(r.id).where(*where).order_by(r.id).offset(limit - 1).limit(1)
+    ).scalar_one_or_none()
+    if bound is not None:
+        where = (*where, r.id <= bound)
+    deleted = sa.delete(_RECORDS).where(*where).returning(*columns)
+    # Fetched at once (iterating a result fetches row by row), sorted by id for the root.
+    return sorted(session.execute(deleted).all(), key=itemgetter(0))
+
+
+def _link_subjects(session: Session, seq: int, customer_id: str, subjects: set[bytes]) -> None:
+    """`ledger.link_subjects`, on PostgreSQL as one statement over one array parameter."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or not subjects:
+        ledger.link_subjects(session, seq, customer_id, subjects)
+        return
+    # The array goes in binary (%b): as text, every byte of every digest would be escaped.
+    connection.exec_driver_sql(
+        "INSERT INTO subject_events (subject, seq, customer_id)"
+        " SELECT s, %s, %s FROM unnest(%b::bytea[]) AS s",
+        (seq, customer_id, list(subjects)),
+    )
 
 
 def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str], list[str]]:
@@ -418,8 +524,12 @@ def _drop_side_rows(session: Session, owners: list[str]) -> None:
 def _delete(session: Session, ids: list[str]) -> None:
     """DELETE by primary key at the driver level: a batch's ids need no SQL expression each."""
     connection = session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    statement = f"DELETE FROM records WHERE id IN ({', '.join([mark] * len(ids))})"  # noqa: S608
+    if connection.dialect.name == "postgresql":
+        # One array parameter: a statement of 20,000 placeholders costs the driver more to
+        # parse than the server to run.
+        connection.exec_driver_sql("DELETE FROM records WHERE id = ANY(%s)", (ids,))
+        return
+    statement = f"DELETE FROM records WHERE id IN ({', '.join(['?'] * len(ids))})"  # noqa: S608
     connection.exec_driver_sql(statement, tuple(ids))
 
 
@@ -428,7 +538,7 @@ def _keep(
     keyring: Keyring,
     register: Register,
     group: _Group,
-    rows: Sequence[sa.Row[Any]],
+    rows: Sequence[Any],
     rule: RetentionRule,
     window_end: datetime | None,
     now: datetime,
