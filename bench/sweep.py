@@ -19,7 +19,7 @@ measurement is its own and not that of its setup:
    b. as a whole process: `dpa retention sweep --json` on the copy (timed from spawn to
       exit, peak memory from getrusage of that child).
 Prints the times, their ratios to the raw DELETE, records/s, the ledger events the sweep
-wrote and the peak resident memory (on PostgreSQL, the client's).
+wrote, the peak resident memory (on PostgreSQL, the client's) and the machine's load.
 Targets (issue 14): ratio at most 3.0 on both backends; peak memory flat in N (at most 1.3
 times the N/10 peak).
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import tempfile
 import time
@@ -258,6 +259,8 @@ def main() -> None:
             big = measure(dbs, backend, cdr, n, columns, cli=True)
             little = measure(dbs, backend, cdr_small, small.calls, columns, cli=False)
             report(backend, n, small.calls, big, little)
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"  machine: {os.cpu_count()} CPUs, load average (1, 5, 15 min) {load} at the end")
 
 
 def report(
