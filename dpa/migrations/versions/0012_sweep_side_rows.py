@@ -12,6 +12,7 @@ Revises: 0011
 Create Date: 2026-12-07
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
@@ -30,8 +31,15 @@ def upgrade() -> None:
             op.drop_constraint(f"{table}_record_id_fkey", table, type_="foreignkey")
         return
     for table in _TABLES:
+        # Unnamed as 0009 created it, or named as this migration's downgrade names it.
+        names = [
+            fk["name"] or f"fk_{table}_record_id_records"
+            for fk in sa.inspect(op.get_bind()).get_foreign_keys(table)
+            if fk["referred_table"] == "records"
+        ]
         with op.batch_alter_table(table, naming_convention=_CONVENTION) as batch:
-            batch.drop_constraint(f"fk_{table}_record_id_records", type_="foreignkey")
+            for name in names:
+                batch.drop_constraint(name, type_="foreignkey")
 
 
 def downgrade() -> None:
