@@ -27,6 +27,7 @@ from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -102,10 +103,14 @@ def find(session: Session, store: BlobStore, *, now: datetime, grace: timedelta 
     """
     limit = now - grace
     found: list[BlobFile] = []
+    files = iter(store.files())
+    first = next(files, None)
+    if first is None:  # no file at all (a store of CDRs only): nothing to read
+        return Orphans(())
     # Closed when the files run out first: a PostgreSQL server-side cursor must not linger.
     with closing(referenced(session)) as ids:
         current = next(ids, None)
-        for file in store.files():
+        for file in chain([first], files):
             while current is not None and current < file.blob_id:
                 current = next(ids, None)
             if current != file.blob_id and file.modified <= limit:

@@ -299,3 +299,16 @@ def test_the_audit_report_command_flags_orphan_files_a_day_old_on_its_as_of_day(
     (found,) = [f for f in json.loads(run.stdout)["findings"] if f["id"] == "orphan-blob-files"]
     assert found["affected"][0]["files"] == 1
     assert name not in run.stdout  # counted, not listed by name in the report
+
+
+def test_a_store_without_files_is_not_compared_with_the_records(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file, no orphan: the blob ids of the records (a walk of an index) are not read."""
+
+    def unread(session: Session) -> Iterator[str]:
+        raise AssertionError("read the referenced blob ids for an empty store")
+
+    monkeypatch.setattr(orphans, "referenced", unread)
+    with ws.session(read_only=True) as session:
+        assert orphans.find(session, ws.blobs, now=NOW).count == 0
