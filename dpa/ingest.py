@@ -67,6 +67,7 @@ from dpa.blobs import BlobCorrupt, BlobStore
 from dpa.customers import check_id, region_of, status
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
 from dpa.identifiers import normalise_email, normalise_ip, normalise_phone
+from dpa.identity_state import IDENTITY_META
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Meta, Record
@@ -86,7 +87,6 @@ __all__ = [
     "SubjectHit",
     "collecting",
     "find_subject",
-    "identity_pending",
     "ingest",
     "line_list",
     "media_label",
@@ -922,7 +922,6 @@ def find_subject(session: Session, digest: bytes) -> list[SubjectHit]:
 # categories are rule 3's: those records only have their rule number raised.
 
 REKEY_BATCH = 2000
-IDENTITY_META = "records_identity"  # dpa_meta: "3" once no record has an older key
 _REKEY_PROGRESS = "records_rekey_progress"  # dpa_meta: counts of an unfinished re-key
 _REKEY_COUNTS = ("rekeyed", "unchanged", "kept_anonymised", "kept_no_media", "kept_shared")
 
@@ -949,18 +948,6 @@ class RekeyReport:
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _REKEY_COUNTS}
-
-
-def identity_pending(session: Session) -> bool:
-    """Whether records keyed by an older identity rule may remain (`dpa init` re-keys them).
-
-    Cheap: one primary-key read once the re-key has finished; before that (a database this
-    version has not initialised) an EXISTS that stops at the first such record."""
-    done = session.get(Meta, IDENTITY_META)
-    if done is not None and done.value == str(identity.IDENTITY):
-        return False
-    query = sa.select(sa.literal(1)).where(_RECORDS.c.identity < identity.IDENTITY).limit(1)
-    return session.execute(query).first() is not None
 
 
 def rekey(

@@ -14,19 +14,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dpa import db, ingest, ledger
+from dpa import db, ledger
 from dpa import register as register_mod
 from dpa.blobs import BlobStore
 from dpa.config import Settings
 from dpa.crypto import FieldCipher, MasterKey, create_key_file, load_master_key
 from dpa.errors import InputError, MasterKeyMissing, NotInitialised
+from dpa.identity_state import identity_pending
 from dpa.keyring import FINGERPRINT, SINCE, VERSION, Keyring
 from dpa.models import Meta
+
+if TYPE_CHECKING:
+    from dpa.ingest import RekeyReport
 
 __all__ = ["InitReport", "Workspace", "init"]
 
@@ -64,7 +69,7 @@ class Workspace:
         with db.session_scope(engine, read_only=True) as session:
             fingerprint = session.get(Meta, FINGERPRINT)
             version = session.get(Meta, VERSION)
-            pending = fingerprint is not None and ingest.identity_pending(session)
+            pending = fingerprint is not None and identity_pending(session)
         if fingerprint is None or version is None:
             engine.dispose()
             raise NotInitialised("the database has no master key fingerprint: run `dpa init`")
@@ -186,7 +191,7 @@ def _bound_fingerprint(engine: Engine) -> str | None:
     return None if stored is None else stored.value
 
 
-def _rekey_summary(report: ingest.RekeyReport) -> str:
+def _rekey_summary(report: RekeyReport) -> str:
     kept = report.kept_anonymised + report.kept_no_media + report.kept_shared
     text = (
         f"re-keyed {report.rekeyed} of {report.records} records by their content "
@@ -260,7 +265,9 @@ def init(settings: Settings, *, actor: str, now: datetime) -> InitReport:
                 done.append(f"installed the default register as version {version}")
             keyring = Keyring(key, int(version_row.value))
         # Records keyed by an older identity rule get their content key (batches, resumable).
-        rekeyed = ingest.rekey(
+        from dpa.ingest import rekey  # the ingest engine, for `dpa init` only
+
+        rekeyed = rekey(
             engine, keyring, BlobStore(settings.home / "blobs"), zone=zone, actor=actor, now=now
         )
         if rekeyed is not None:

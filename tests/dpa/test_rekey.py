@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from dpa import identity, ingest
+from dpa import identity, identity_state, ingest
 from dpa.config import Settings
 from dpa.ingest import BlindIndex
 from dpa.keyring import record_ad
@@ -94,7 +94,7 @@ def _to_first_rule(ws: Workspace) -> int:
                 {"k": key, "i": record_id},
             )
         conn.execute(sa.text("UPDATE records SET identity = 1"))
-        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": ingest.IDENTITY_META})
+        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META})
         conn.execute(sa.text("DELETE FROM ingest_cursors"))  # the first rule had no cursors
     return len(kept)
 
@@ -155,7 +155,7 @@ def test_every_category_gets_its_content_key(ws: Workspace, cli: Cli) -> None:
                 {"k": os.urandom(16), "i": record_id},
             )
         conn.execute(sa.text("UPDATE records SET identity = 1"))
-        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": ingest.IDENTITY_META})
+        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META})
     upgraded = cli("init").stdout
     contacts = len(_rows(ws, "phone_number"))
     assert f"({contacts} already were)" in upgraded
@@ -246,7 +246,7 @@ def test_shared_content_anonymised_and_interrupted_runs(
 
 def test_a_fresh_installation_needs_no_rekey(ws: Workspace, cli: Cli) -> None:
     with ws.session() as session:
-        done = session.get(Meta, ingest.IDENTITY_META)
+        done = session.get(Meta, identity_state.IDENTITY_META)
         assert done is not None and done.value == str(identity.IDENTITY)
     assert "records" not in cli("init").stdout
     assert json.loads(cli("audit", "log", "--action", "records", "--json").stdout) == []
@@ -280,7 +280,7 @@ def test_second_rule_cdrs_are_keyed_by_their_times_as_written(
                 {"k": digest(old.hexdigest()), "p": sealed, "i": row.id},
             )
         conn.execute(sa.text("UPDATE records SET identity = 2"))
-        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": ingest.IDENTITY_META})
+        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META})
     cli("customer", "list", code=2)  # refused until `dpa init` re-keys
     cli("init")
     events = json.loads(cli("audit", "log", "--action", "records.rekey", "--json").stdout)
