@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
@@ -73,7 +74,8 @@ from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Meta, Record
 from dpa.parsers.asterisk_cdr import ZoneEvidence, ZoneFinding
 from dpa.parsers.base import ParsedRecord, local_to_utc
-from dpa.register import Register
+from dpa.periods import end_of_day
+from dpa.register import Register, RetentionRule
 
 __all__ = [
     "BATCH",
@@ -234,6 +236,87 @@ class _Entropy:
             self._block, self._at = os.urandom(65536), 0
         self._at += size
         return self._block[self._at - size : self._at]
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+class _LocalMonths:
+    """The local month of an instant, with the UTC bounds within which it stays that month.
+
+    Records of a file mostly follow each other in time: the caller compares each instant with
+    the bounds of the last one's month and converts only when it leaves them (a zone
+    conversion per record was the largest part of finding a record's bucket key).
+    """
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self._zone = zone
+
+    def of(self, moment: datetime) -> tuple[datetime, datetime, int]:
+        """(start, end, year * 12 + month - 1): `moment`'s local month and the UTC instants
+        it begins and ends at (an interval of the instants in that month, exactly: a bound
+        that a zone's change at midnight would make inexact is narrowed to `moment`)."""
+        local = moment.astimezone(self._zone)
+        month = local.year * 12 + local.month - 1
+        first = datetime(local.year, local.month, 1, tzinfo=self._zone)
+        following = datetime((month + 1) // 12, (month + 1) % 12 + 1, 1, tzinfo=self._zone)
+        start, end = first.astimezone(UTC), following.astimezone(UTC)
+        # `datetime(..., tzinfo=zone)` of a local midnight is exact even where a change falls
+        # at midnight (fold 0: a skipped midnight maps to the change's instant); the checks
+        # keep a zone rule nobody foresaw from filing a record under the wrong month.
+        if not (start <= moment < end and self._month(start) == month != self._month(end)):
+            return moment, moment + _MICROSECOND, month  # this instant alone
+        if self._month(start - _MICROSECOND) == month or self._month(end - _MICROSECOND) != month:
+            return moment, moment + _MICROSECOND, month
+        return start, end, month
+
+    def _month(self, moment: datetime) -> int:
+        local = moment.astimezone(self._zone)
+        return local.year * 12 + local.month - 1
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class _DueTimes:
+    """`rule.due_at` of a file's records, worked out a local day at a time.
+
+    A rule anchored at collection moves every instant of a local day without an offset change
+    by the same amount (`Duration.day_shift`): the caller's records, mostly in time order, take
+    one addition each instead of two zone conversions. Other anchors and days with a change
+    take `rule.due_at` itself; the result is always its result (a property test holds them
+    together).
+    """
+
+    def __init__(
+        self,
+        rule: RetentionRule,
+        contract_end_at: datetime | None,
+        window_end_at: datetime | None,
+        zone: ZoneInfo,
+    ) -> None:
+        self._rule, self._zone = rule, zone
+        self._contract_end_at, self._window_end_at = contract_end_at, window_end_at
+        self._from = self._to = _NEVER  # the UTC bounds of the last local day used
+        self._delta = timedelta(0)
+
+    def of(self, collected_at: datetime) -> datetime | None:
+        rule, window_end_at = self._rule, self._window_end_at
+        if rule.anchor == "collected" and collected_at.tzinfo is UTC:
+            if not self._from <= collected_at < self._to:
+                day = collected_at.astimezone(self._zone).date()
+                delta = rule.duration.day_shift(day, self._zone)
+                if delta is None:
+                    self._from = self._to = _NEVER
+                    return rule.due_at(
+                        collected_at, self._contract_end_at, window_end_at, self._zone
+                    )
+                self._from = end_of_day(day - timedelta(days=1), self._zone)
+                self._to = end_of_day(day, self._zone)
+                self._delta = delta
+            due = collected_at + self._delta
+            return due if window_end_at is None or due < window_end_at else window_end_at
+        return rule.due_at(collected_at, self._contract_end_at, window_end_at, self._zone)
 
 
 def new_record_id(entropy: _Entropy) -> str:
@@ -567,7 +650,11 @@ def _ingest(
     count = 0
     entropy = _Entropy()
     contract_end_at, window_end_at = customer.contract_end_at, customer.window_end_at
-    keys: dict[int, tuple[int, AESGCM]] = {}  # by local year * 12 + month
+    keys: dict[int, tuple[int, AESGCM]] = {}  # by local year * 12 + month - 1
+    months = _LocalMonths(zone)
+    month_from = month_to = _NEVER  # the UTC bounds of the last record's local month
+    key_id: int
+    aead: AESGCM  # both set at the first record: no instant is in [_NEVER, _NEVER)
     retimes = _Retimes(session, keyring, customer_id, retime)
     try:
         for count, parsed in enumerate(records, start=1):
@@ -584,7 +671,7 @@ def _ingest(
                         f"the register has no activity for category {category!r}"
                     ) from None
                 activity_id = activity.id
-                rule = activity.retention
+                due_times = _DueTimes(activity.retention, contract_end_at, window_end_at, zone)
                 source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
                 writer.compare_times = category == "cdr"
             if category == "cdr":
@@ -595,12 +682,13 @@ def _ingest(
                 continue
             seen.add(source_key)
             record_id = new_record_id(entropy)
-            local = parsed.collected_at.astimezone(zone)
-            month = local.year * 12 + local.month
-            if month not in keys:
-                bucket = f"{local.year:04d}-{local.month:02d}"
-                keys[month] = keyring.bucket_key(session, customer_id, category, bucket, now)
-            key_id, aead = keys[month]
+            collected_at = parsed.collected_at
+            if not month_from <= collected_at < month_to:  # another local month than the last
+                month_from, month_to, month = months.of(collected_at)
+                if month not in keys:
+                    bucket = f"{month // 12:04d}-{month % 12 + 1:02d}"
+                    keys[month] = keyring.bucket_key(session, customer_id, category, bucket, now)
+                key_id, aead = keys[month]
             subjects, e164 = identifiers.of(parsed)
             blob_id = blob_size = None
             if parsed.media is not None:
@@ -617,7 +705,7 @@ def _ingest(
                 extras[record_id] = _Extras(subjects[SUBJECT_COLUMNS:], media)
             padded: list[bytes | None] = [*subjects[:SUBJECT_COLUMNS], None, None, None]
             nonce = entropy.take(12)
-            due_at = rule.due_at(parsed.collected_at, contract_end_at, window_end_at, zone)
+            due_at = due_times.of(collected_at)
             plain = orjson.dumps({**parsed.payload, "e164": e164})
             if writer.compare_times:
                 retimes.read(record_id, parsed.line, plain)
@@ -628,7 +716,7 @@ def _ingest(
                     customer_id,
                     category,
                     activity_id,
-                    instant(parsed.collected_at),
+                    instant(collected_at),
                     instant(due_at),
                     key_id,
                     source_key,

@@ -101,6 +101,11 @@ class Duration:
         local = self.add(instant.astimezone(tz).replace(tzinfo=None))
         return local.replace(tzinfo=tz).astimezone(UTC)
 
+    def day_shift(self, day: date, tz: ZoneInfo) -> timedelta | None:
+        """How far `shift` moves every instant of the local `day` in `tz`; None when that day
+        or the day it lands on changes its UTC offset (then `shift` each instant)."""
+        return _day_shift(day, self.amount, self.unit, tz)
+
     def after(self, day: date) -> date:
         """The calendar date this period after `day` (month ends clamp: 31 Jan + 1 month = 28/29 Feb)."""
         result: date = day + self.delta
