@@ -260,10 +260,13 @@ class _LocalMonths:
         month = local.year * 12 + local.month - 1
         first = datetime(local.year, local.month, 1, tzinfo=self._zone)
         following = datetime((month + 1) // 12, (month + 1) % 12 + 1, 1, tzinfo=self._zone)
+        if any(d.utcoffset() != d.replace(fold=1).utcoffset() for d in (first, following)):
+            # A midnight that happened twice (the clocks went back across it, as St John's
+            # on 1 November 2009): the previous month's last hour is inside these bounds.
+            return moment, moment + _MICROSECOND, month
         start, end = first.astimezone(UTC), following.astimezone(UTC)
-        # `datetime(..., tzinfo=zone)` of a local midnight is exact even where a change falls
-        # at midnight (fold 0: a skipped midnight maps to the change's instant); the checks
-        # keep a zone rule nobody foresaw from filing a record under the wrong month.
+        # A skipped midnight maps to the change's instant (fold 0): exact. The checks keep a
+        # zone rule nobody foresaw from filing a record under the wrong month.
         if not (start <= moment < end and self._month(start) == month != self._month(end)):
             return moment, moment + _MICROSECOND, month  # this instant alone
         if self._month(start - _MICROSECOND) == month or self._month(end - _MICROSECOND) != month:

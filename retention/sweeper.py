@@ -216,6 +216,11 @@ def run(
                     progress(report.deleted + report.pseudonymised + report.anonymised)
             if stop():
                 report.stopped_early = True
+                if progress_of_group.keys:  # a closed customer's keys emptied so far go now
+                    with ws.session() as session:
+                        report.keys_destroyed += _shred(
+                            session, keyring, progress_of_group.keys, report, actor, now
+                        )
                 break
         if not report.stopped_early:
             _sweep_rejects(ws, keyring, report, actor, now, batch)

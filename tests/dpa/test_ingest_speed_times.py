@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dpa.ingest import _DueTimes, _LocalMonths
@@ -31,6 +31,8 @@ ZONES = [
         "Asia/Kathmandu",  # +05:45
         "Africa/Casablanca",  # 1 June 2008 began at 01:00: a month without a local midnight
         "Africa/Cairo",  # 1 August 2014 likewise
+        "America/St_Johns",  # 1 November 2009: 00:01 went back to 23:01 on 31 October
+        "America/Phoenix",  # 1 January and 1 October 1944 likewise
         "UTC",
     )
 ]
@@ -42,7 +44,7 @@ instants = st.datetimes(
 def _edges(zone: ZoneInfo) -> list[datetime]:
     """The instants where `zone` changed its offset in a few years, and its months' starts."""
     found: list[datetime] = []
-    for year in (1945, 1975, 1996, 2008, 2011, 2014, 2026):
+    for year in (1944, 1975, 1996, 2008, 2009, 2011, 2014, 2026):
         hour = datetime(year, 1, 1, tzinfo=UTC)
         offset = hour.astimezone(zone).utcoffset()
         while hour.year == year:
@@ -60,7 +62,8 @@ EDGES = {zone.key: _edges(zone) for zone in ZONES}
 
 @st.composite
 def zoned_runs(draw: st.DrawFn) -> tuple[ZoneInfo, list[datetime]]:
-    """A zone and a run of nearby instants, as a file's calls come; half of the runs start
+    """A zone and a run of nearby instants, mostly ascending as a file's calls come (a spool's
+    messages need not be); half of the runs start
     within three days of one of the zone's offset changes or month starts."""
     zone = draw(st.sampled_from(ZONES))
     if draw(st.booleans()):
@@ -69,7 +72,9 @@ def zoned_runs(draw: st.DrawFn) -> tuple[ZoneInfo, list[datetime]]:
         )
     else:
         start = draw(instants)
-    steps = draw(st.lists(st.integers(min_value=0, max_value=2 * 86_400), min_size=1, max_size=25))
+    steps = draw(
+        st.lists(st.integers(min_value=-86_400, max_value=2 * 86_400), min_size=1, max_size=25)
+    )
     return zone, [start + timedelta(seconds=sum(steps[: i + 1])) for i in range(len(steps))]
 
 
@@ -80,6 +85,12 @@ def _month(moment: datetime, zone: ZoneInfo) -> int:
 
 @settings(max_examples=500, deadline=None)
 @given(run=zoned_runs())
+@example(  # November's bounds hold 02:31-03:31Z of 1 November, still 31 October there
+    run=(
+        ZoneInfo("America/St_Johns"),
+        [datetime(2009, 11, 5, tzinfo=UTC), datetime(2009, 11, 1, 3, tzinfo=UTC)],
+    )
+)
 def test_local_months_and_their_bounds_are_exact(run: tuple[ZoneInfo, list[datetime]]) -> None:
     zone, moments = run
     months = _LocalMonths(zone)

@@ -155,3 +155,42 @@ def test_a_closed_customers_sweep_locks_its_customer_row_for_update(
     if ws.engine.dialect.name == "postgresql":
         locks = [s for s in statements if s.startswith("SELECT customers.") and "FOR" in s]
         assert locks and all(s.endswith("FOR UPDATE") for s in locks), locks
+
+
+def _keys_without_records(ws: Workspace) -> int:
+    query = (
+        "SELECT count(*) FROM data_keys k WHERE k.customer_id = 'acme'"
+        " AND NOT EXISTS (SELECT 1 FROM records r WHERE r.key_id = k.id)"
+        " AND NOT EXISTS (SELECT 1 FROM ingest_rejects j WHERE j.key_id = k.id)"
+    )
+    with ws.session(read_only=True) as s:
+        return int(s.execute(sa.text(query)).scalar_one())
+
+
+def test_a_sweep_stopped_early_leaves_no_emptied_key_of_a_closed_customer(
+    cli: Cli, settings: Settings, ws: Workspace
+) -> None:
+    """The bulk path shreds emptied keys at the end of a group; a sweep stopped within a
+    group (SIGTERM from the scheduler) shreds those it emptied before it stops."""
+    add_customer(cli)
+    cli("customer", "terminate", "acme", "--on", "2026-10-10")
+    assert _keys_without_records(ws) == 0
+    stops = 0
+    while True:
+        calls = 0
+
+        def stop_soon() -> bool:
+            nonlocal calls
+            calls += 1
+            return calls > 3
+
+        with Workspace.open(settings) as opened:
+            report = sweeper.run(
+                opened, actor="test", now=AFTER_WINDOW, batch=1, should_stop=stop_soon
+            )
+        assert _keys_without_records(ws) == 0, f"after stopped sweep {stops + 1}"
+        if not report.stopped_early:
+            break
+        stops += 1
+    assert stops >= 3
+    assert report.customers_purged == ["acme"]
