@@ -29,7 +29,14 @@ from sqlmodel import Session
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["current_revision", "head_revision", "make_engine", "migrate", "session_scope"]
+__all__ = [
+    "current_revision",
+    "head_revision",
+    "index_probes",
+    "make_engine",
+    "migrate",
+    "session_scope",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -87,6 +94,24 @@ def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Sessio
     bind = engine.execution_options(dpa_read_only=True) if read_only else engine
     with Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def index_probes(session: Session) -> Iterator[None]:
+    """Within the block, PostgreSQL answers `... WHERE column = ? LIMIT 1` from the column's index.
+
+    Right after a sweep deleted a key's or a customer's rows (in its own transaction, or before
+    autovacuum came by), the statistics still count them: the planner expects an early hit
+    from a sequential scan, and reads the whole table to find nothing, a cost that grows with
+    the table (bench/sweep_scale.py). The index walk costs what the rows just deleted cost.
+    `SET LOCAL` ends with the transaction; the block's end restores the setting.
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    yield
+    if postgresql:  # not after an error: the transaction is rolled back, the SET with it
+        session.execute(sa.text("SET LOCAL enable_seqscan TO DEFAULT"))
 
 
 def _alembic_config() -> Config:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.keywrap import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from dpa import ledger
+from dpa import db, ledger
 from dpa.crypto import KEY_BYTES, MasterKey
 from dpa.errors import KeyProblem, MasterKeyMismatch
 from dpa.models import DataKey, Meta, Record, SystemKey
@@ -196,9 +196,10 @@ class Keyring:
             row = session.get(DataKey, key_id)
             if row is None:
                 continue
-            in_use = session.execute(
-                sa.select(records.c.id).where(records.c.key_id == key_id).limit(1)
-            ).first()
+            with db.index_probes(session):
+                in_use = session.execute(
+                    sa.select(records.c.id).where(records.c.key_id == key_id).limit(1)
+                ).first()
             if in_use is not None:
                 continue
             try:

@@ -72,7 +72,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
-from dpa import cursors, ledger, orphans, rejects
+from dpa import cursors, db, ledger, orphans, rejects
 from dpa import holds as hold_rule
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
@@ -768,8 +768,10 @@ def _purge(
     ):
         return False
     r = _RECORDS.c
-    if session.execute(sa.select(r.id).where(r.customer_id == customer_id).limit(1)).first():
-        return False  # records left (held or not yet due in this sweep): a later sweep purges
+    with db.index_probes(session):
+        left = session.execute(sa.select(r.id).where(r.customer_id == customer_id).limit(1))
+        if left.first():
+            return False  # records left (held or not yet due in this sweep): a later sweep purges
     # Lines --quarantine set aside are the customer's data too; their keys go next.
     rejects_deleted = rejects.forget(session, customer_id)
     key_ids = {
