@@ -94,7 +94,9 @@ def _to_first_rule(ws: Workspace) -> int:
                 {"k": key, "i": record_id},
             )
         conn.execute(sa.text("UPDATE records SET identity = 1"))
-        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META})
+        conn.execute(
+            sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META}
+        )
         conn.execute(sa.text("DELETE FROM ingest_cursors"))  # the first rule had no cursors
     return len(kept)
 
@@ -155,7 +157,9 @@ def test_every_category_gets_its_content_key(ws: Workspace, cli: Cli) -> None:
                 {"k": os.urandom(16), "i": record_id},
             )
         conn.execute(sa.text("UPDATE records SET identity = 1"))
-        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META})
+        conn.execute(
+            sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META}
+        )
     upgraded = cli("init").stdout
     contacts = len(_rows(ws, "phone_number"))
     assert f"({contacts} already were)" in upgraded
@@ -280,7 +284,9 @@ def test_second_rule_cdrs_are_keyed_by_their_times_as_written(
                 {"k": digest(old.hexdigest()), "p": sealed, "i": row.id},
             )
         conn.execute(sa.text("UPDATE records SET identity = 2"))
-        conn.execute(sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META})
+        conn.execute(
+            sa.text("DELETE FROM dpa_meta WHERE key = :k"), {"k": identity_state.IDENTITY_META}
+        )
     cli("customer", "list", code=2)  # refused until `dpa init` re-keys
     cli("init")
     events = json.loads(cli("audit", "log", "--action", "records.rekey", "--json").stdout)
