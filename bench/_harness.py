@@ -200,8 +200,10 @@ def install(target: Target, *, started_on: date, now: datetime) -> Settings:
 
 
 def ingest_cdrs(ws: Workspace, path: Path, *, now: datetime) -> int:
-    """An Asterisk Master.csv ingested for `CUSTOMER` in one transaction; the records added."""
+    """An Asterisk Master.csv ingested for `CUSTOMER` in one transaction; the records added.
+    A big file is read in a worker process, as `dpa ingest cdr` reads it (`dpa.offload`)."""
     from dpa import ingest
+    from dpa.offload import Offload, worth_it
     from dpa.parsers import parse_cdr_csv
 
     with ws.session() as session:
@@ -216,6 +218,7 @@ def ingest_cdrs(ws: Workspace, path: Path, *, now: datetime) -> int:
             kind="asterisk-cdr-csv",
             actor="bench",
             now=now,
+            offload=Offload() if worth_it(path.stat().st_size) else None,
         )
     return report.added
 

@@ -229,6 +229,16 @@ class Resume:
         """The lines from `start` to `stop` as bytes, each with its newline."""
         yield from self.binary()
 
+    def carried(self) -> object:
+        """Where the stream stands (`dpa.offload.Carry`: read by a worker process)."""
+        window = self._window
+        return (window.position, window.newlines, window.eof, self._opened)
+
+    def adopt(self, state: object) -> None:
+        """Stand where a worker's copy of this run stood when it had read its lines."""
+        window = self._window
+        window.position, window.newlines, window.eof, self._opened = state  # type: ignore[misc]
+
     def close(self) -> None:
         """Close the file (the streams hold no descriptor of their own)."""
         if self._fd >= 0:

@@ -22,7 +22,8 @@ The hierarchy::
 
 The engines add a few leaves of their own, next to the code that raises them:
 `retention.scheduler.SchedulerAlreadyRunning` (3), `exports.delivery.UnknownExport` and
-`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4).
+`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4); `dpa.offload.WorkerLost`
+(1) when a reading worker process dies without a word.
 
 Messages are for a person: they name ids, files and line numbers, never personal data
 (no phone number, name or e-mail address ever appears in a message).
@@ -106,6 +107,10 @@ class FileLineError(InputError):
         self.line = line
         self.reason = reason
         super().__init__(f"{file}:{line}: {reason}")
+
+    def __reduce__(self) -> tuple[type[FileLineError], tuple[str, int, str]]:
+        # Raised in a reading worker (`dpa.offload`), it crosses to the storing process pickled.
+        return (FileLineError, (self.file, self.line, self.reason))
 
 
 class PolicyRefusal(DpaError):

@@ -1,5 +1,10 @@
 """Encrypted intake of platform files: one file, one transaction, one ledger event.
 
+What needs no key was done before a record gets here (`dpa.prepare`: the E.164 map, the
+serialised payload, the people as `kind:value` texts), in line or, for a big file, in a
+worker process reading ahead (`dpa.offload`, the `offload` argument); this module keys,
+seals and stores.
+
 Each parsed record is assigned the activity that processes its category (register), a due
 time from that activity's retention rule, blind-index digests of every phone number
 (E.164) and e-mail address in it, and an AES-256-GCM ciphertext of its payload under its
@@ -72,9 +77,11 @@ from dpa.identity_state import IDENTITY_META
 from dpa.keyring import Keyring, record_ad
 from dpa.merkle import MerkleBuilder
 from dpa.models import Customer, Meta, Record
+from dpa.offload import Offload, forked
 from dpa.parsers.asterisk_cdr import ZoneEvidence, ZoneFinding
 from dpa.parsers.base import ParsedRecord, local_to_utc
 from dpa.periods import end_of_day
+from dpa.prepare import Generations, Prepared, prepare
 from dpa.register import Register, RetentionRule
 
 __all__ = [
@@ -82,7 +89,6 @@ __all__ = [
     "FUTURE_SKEW",
     "NAMED_LINES",
     "OVERLAP_WARNING",
-    "PHONE_CACHE",
     "BlindIndex",
     "IngestReport",
     "RekeyReport",
@@ -141,27 +147,25 @@ class IngestReport:
 DIGEST_BYTES = 16  # 128 bits of HMAC-SHA256: small indexes, no practical collisions
 
 
-# Phone numbers a BlindIndex keeps per generation: the numbers that repeat (a customer's
-# regular parties) stay cached, while the many that appear once (half the parties of real
-# traffic) are dropped with their generation, so memory stays flat however long the file.
-PHONE_CACHE = 8192
+# Subject digests `_ingest` keeps per generation (`dpa.prepare.Generations`): the parties
+# that repeat are digested once, the many seen once leave with their generation.
+DIGEST_CACHE = 8192
 
 
 class BlindIndex:
-    """Normalises and blind-indexes identifiers (HMAC-SHA256, truncated); caches phone numbers,
-    which repeat in real traffic, in two generations of at most `PHONE_CACHE` each: a number
-    found in the older one moves to the newer, and the older is dropped when the newer is
-    full."""
+    """Normalises and blind-indexes identifiers (HMAC-SHA256 of `kind:value`, truncated)."""
 
     def __init__(self, key: bytes, region: str) -> None:
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
         self._region = region
-        self._phones: dict[str, tuple[str, bytes] | None] = {}
-        self._older: dict[str, tuple[str, bytes] | None] = {}
 
     def digest(self, kind: str, value: str) -> bytes:
+        return self.digest_text(f"{kind}:{value}")
+
+    def digest_text(self, text: str) -> bytes:
+        """The digest of a `kind:value` text (`dpa.prepare.Prepared.subjects`)."""
         mac = self._hmac.copy()
-        mac.update(f"{kind}:{value}".encode())
+        mac.update(text.encode())
         return mac.digest()[:DIGEST_BYTES]
 
     def digester(self, prefix: str) -> Callable[[str], bytes]:
@@ -179,19 +183,8 @@ class BlindIndex:
 
     def phone(self, raw: str) -> tuple[str, bytes] | None:
         """(E.164, digest) of a phone number, or None when it is not one."""
-        try:
-            return self._phones[raw]
-        except KeyError:
-            pass
-        if raw in self._older:
-            found = self._older[raw]
-        else:
-            e164 = normalise_phone(raw, self._region)
-            found = None if e164 is None else (e164, self.digest("phone", e164))
-        if len(self._phones) >= PHONE_CACHE:
-            self._older, self._phones = self._phones, {}
-        self._phones[raw] = found
-        return found
+        e164 = normalise_phone(raw, self._region)
+        return None if e164 is None else (e164, self.digest("phone", e164))
 
     def lookup(self, text: str) -> bytes | None:
         """The digest of a phone number (any spelling), e-mail or IP address; None if none."""
@@ -202,27 +195,6 @@ class BlindIndex:
             return None if email is None else self.digest("email", email)
         found = self.phone(text)
         return None if found is None else found[1]
-
-    def of(self, record: ParsedRecord) -> tuple[list[bytes], dict[str, str]]:
-        """The record's distinct subject digests (all of them, phones first, in the record's
-        order) and its raw-to-E.164 map."""
-        subjects: list[bytes] = []
-        e164: dict[str, str] = {}
-        for raw in record.phones:
-            found = self.phone(raw)
-            if found is not None:
-                e164[raw] = found[0]
-                if found[1] not in subjects:
-                    subjects.append(found[1])
-        for raw in record.emails:
-            email = normalise_email(raw)
-            if email is not None and (digest := self.digest("email", email)) not in subjects:
-                subjects.append(digest)
-        for raw in record.addresses:
-            ip = normalise_ip(raw)
-            if ip is not None and (digest := self.digest("ip", ip)) not in subjects:
-                subjects.append(digest)
-        return subjects, e164
 
 
 class _Entropy:
@@ -561,6 +533,7 @@ def ingest(
     source: str | None = None,
     quarantine: rejects.Quarantine | None = None,
     retime: bool = False,
+    offload: Offload | None = None,
 ) -> IngestReport:
     """Store every parsed record of one file in the caller's transaction; ledger it once.
 
@@ -582,7 +555,12 @@ def ingest(
     counts times as written) is counted in `other_times`; with `retime` its stored times
     (payload, collected_at, due_at) become this reading's, sealed anew under its own id and
     key, and the ledger event counts them with their ids' root. A record a sweep kept in part
-    (pseudonymised or anonymised: its start coarsened) is neither counted nor rewritten."""
+    (pseudonymised or anonymised: its start coarsened) is neither counted nor rewritten.
+
+    `offload` (a big file: `dpa.offload.worth_it`) reads and prepares the records in a worker
+    process while this one stores them; the objects the reading fills (the cursor, the zone
+    evidence, the quarantine) are named in it and say, once the records are stored, what
+    they would have said had the file been read here."""
     customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
     cache_size = None
@@ -604,6 +582,7 @@ def ingest(
             now=now,
             progress=progress,
             region=region or region_of(customer, register.settings.default_region),
+            offload=offload,
             times=_TimeCheck(customer, register, now),
             zone_evidence=zone_evidence,
             strict_time=strict_time,
@@ -632,6 +611,7 @@ def _ingest(
     now: datetime,
     progress: Callable[[int], None] | None,
     region: str,
+    offload: Offload | None,
     times: _TimeCheck,
     zone_evidence: ZoneEvidence | None,
     strict_time: bool,
@@ -659,8 +639,13 @@ def _ingest(
     key_id: int
     aead: AESGCM  # both set at the first record: no instant is in [_NEVER, _NEVER)
     retimes = _Retimes(session, keyring, customer_id, retime)
+    digests: Generations[str, bytes] = Generations(DIGEST_CACHE)
+    digest_text = identifiers.digest_text
+    prepared = prepare(records, region)
+    if offload is not None:
+        prepared = forked(prepared, offload.carry)
     try:
-        for count, parsed in enumerate(records, start=1):
+        for count, parsed in enumerate(prepared, start=1):
             if parsed.category != category:
                 if category:
                     raise InputError(
@@ -692,7 +677,13 @@ def _ingest(
                     bucket = f"{month // 12:04d}-{month % 12 + 1:02d}"
                     keys[month] = keyring.bucket_key(session, customer_id, category, bucket, now)
                 key_id, aead = keys[month]
-            subjects, e164 = identifiers.of(parsed)
+            subjects: list[bytes] = []
+            for text in parsed.subjects:
+                _, digest = digests.get(text)
+                if digest is None:
+                    digest = digest_text(text)
+                    digests.put(text, digest)
+                subjects.append(digest)
             blob_id = blob_size = None
             if parsed.media is not None:
                 blob_id = uuid.uuid4().hex
@@ -709,7 +700,7 @@ def _ingest(
             padded: list[bytes | None] = [*subjects[:SUBJECT_COLUMNS], None, None, None]
             nonce = entropy.take(12)
             due_at = due_times.of(collected_at)
-            plain = orjson.dumps({**parsed.payload, "e164": e164})
+            plain = parsed.plain
             if writer.compare_times:
                 retimes.read(record_id, parsed.line, plain)
             ad = record_ad(customer_id, category, record_id, key_id)
@@ -899,7 +890,7 @@ class _TimeCheck:
         self.future_lines: list[int] = []
         self.early_lines: list[int] = []
 
-    def check(self, parsed: ParsedRecord) -> None:
+    def check(self, parsed: Prepared) -> None:
         at = parsed.collected_at
         if at > self.latest:
             self.future += 1

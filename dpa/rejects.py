@@ -96,6 +96,14 @@ class Quarantine:
     def __len__(self) -> int:
         return len(self.rejected)
 
+    def carried(self) -> object:
+        """The lines rejected so far (`dpa.offload.Carry`: collected by a worker process)."""
+        return self.rejected
+
+    def adopt(self, state: object) -> None:
+        """Take the lines a worker's copy collected."""
+        self.rejected = list(state)  # type: ignore[call-overload]
+
     @property
     def lines(self) -> list[int]:
         return [item.line for item in self.rejected]

@@ -30,6 +30,7 @@ import json
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
@@ -58,6 +59,7 @@ from dpa.customers import check_id, check_region
 from dpa.errors import InputError, UnknownCustomer
 from dpa.merkle import EMPTY_ROOT
 from dpa.models import Customer
+from dpa.offload import Offload, worth_it
 from dpa.parsers import (
     ParsedRecord,
     json_cdr_files,
@@ -479,6 +481,19 @@ _CSV_PARSERS: dict[str, Callable[..., Iterator[ParsedRecord]]] = {
 }
 
 
+@dataclass
+class _Layouts:
+    """The layouts a parser reported (`on_layout`), the last one the file's; a `Carry`."""
+
+    found: list[_Layout]
+
+    def carried(self) -> object:
+        return self.found
+
+    def adopt(self, state: object) -> None:
+        self.found = list(state)  # type: ignore[call-overload]
+
+
 class _Layout(NamedTuple):
     """What a cursor's state keeps: how the file's earlier lines were read (no content)."""
 
@@ -546,7 +561,7 @@ def _cdr_with_cursor(
                     f"{label}: --columns names other columns than the earlier lines of this "
                     "file were read with; use --from-start to read it all with --columns"
                 )
-            known: list[_Layout] = [] if used is None else [used]
+            known = _Layouts([] if used is None else [used])
             if run.predecessor is not None:
                 earlier = _rotated_tail(
                     ctx, ws, session, register, run.predecessor, fmt, zone, customer,
@@ -554,7 +569,7 @@ def _cdr_with_cursor(
                 )  # fmt: skip
 
             def keep(columns: tuple[str, ...], delimiter: str | None = None) -> None:
-                known.append(_Layout(fmt, columns, delimiter))
+                known.found.append(_Layout(fmt, columns, delimiter))
 
             options: dict[str, object] = {}
             if fmt == "freeswitch-csv" and used is not None:
@@ -595,8 +610,18 @@ def _cdr_with_cursor(
                         source=label,
                         quarantine=kept,
                         retime=retime,
+                        # A big file is read in a worker while this process stores it.
+                        offload=(
+                            Offload(
+                                carry=tuple(
+                                    c for c in (run, evidence, kept, known) if c is not None
+                                )
+                            )
+                            if worth_it(run.stop - run.start)
+                            else None
+                        ),
                     )
-            state = _layout_state(known[-1]) if known else run.state
+            state = _layout_state(known.found[-1]) if known.found else run.state
             cursors.advance(session, run, now=moment, state=state)
             if report is None:
                 report = _nothing_read(register, CDR_FORMATS[fmt], quarantine=quarantine)

@@ -490,6 +490,14 @@ class ZoneEvidence:
         self._writers: Counter[int] = Counter()  # UTC offsets in hours, of agreeing lines
         self._hours: dict[str, int] = {}  # `YYYY-MM-DD HH` to its epoch second as UTC
 
+    def carried(self) -> object:
+        """The counts so far (`dpa.offload.Carry`: filled by a worker process)."""
+        return (self._zone, self.compared, self.in_zone, self._shifts, self._writers)
+
+    def adopt(self, state: object) -> None:
+        """Take the counts a worker's copy collected."""
+        self._zone, self.compared, self.in_zone, self._shifts, self._writers = state  # type: ignore[misc]
+
     def begin(self, zone: ZoneInfo) -> None:
         """The zone the file's times are read in (set by the parser before the first line)."""
         if self._zone is not None and self._zone != zone:
