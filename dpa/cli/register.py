@@ -23,6 +23,7 @@ from dpa.cli._common import (
     write_output,
 )
 from dpa.errors import RegisterInvalid
+from dpa.retention_rules import instructions_in_force
 
 app = typer.Typer(help="The processing register (GDPR Art. 30 record) that drives everything else.")
 
@@ -148,7 +149,14 @@ def export(
     with workspace() as ws, ws.session(read_only=True) as session:
         stored = register_mod.current(session)
         views = customers.list_all(session, ws.fields(session), moment)
-    record = art30.build(stored.register, views, version=stored.version, generated_at=moment)
+        instructions = instructions_in_force(session)
+    record = art30.build(
+        stored.register,
+        views,
+        version=stored.version,
+        generated_at=moment,
+        instructions=instructions,
+    )
     write_output(art30.render(record, fmt), output)
     if output is not None and views:
         err_console.print(
