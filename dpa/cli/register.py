@@ -59,7 +59,14 @@ def show(as_json: bool = JSON_OPTION) -> None:
     console.print(
         table(
             "Activities",
-            ["activity", "role", "legal basis", "data categories", "retention"],
+            [
+                "activity",
+                "role",
+                "legal basis",
+                "data categories",
+                "retention",
+                "customers may instruct",
+            ],
             [
                 (
                     a.id,
@@ -67,6 +74,7 @@ def show(as_json: bool = JSON_OPTION) -> None:
                     a.legal_basis.article,
                     ", ".join(a.data_categories),
                     str(a.retention),
+                    "no" if a.bounds is None else str(a.bounds),
                 )
                 for a in reg.activities
             ],
