@@ -55,6 +55,10 @@ run: $(STAMP)
 	$(DPA) ingest callback-list --from-missed-calls 24 --inbound-context from-pstn --days 366 --customer acme
 	@echo; echo "== dpa stats: call volumes and answer rates without personal data (ClientCom 7.7): cells under 10 records suppressed"
 	$(DPA) stats --customer acme --by month --from $(call month,-8)-01 --to $(call last_day,-8)
+	@echo; echo "== acme instructs its own retention of call recordings (Art. 28(3)(a)), within the register's bounds"
+	$(DPA) customer retention set acme --activity call_recording --keep 90d --reference "DPA annex 2" --instructed $(call month,-1)-03
+	$(DPA) customer retention set acme --activity call_recording --keep 2y; test $$? -eq 3  # refused: beyond the register's 1 year
+	$(DPA) customer retention show acme
 	@echo; echo "== a third customer gave notice in $(call month,-3): its contract ended $(call last_day,-3), its window closed $(call last_day,-1)"
 	$(DPA) customer add initech --name "Initech SRL" --contract monthly --started $(call month,-42)-01
 	$(DPA) ingest recording $(SAMPLES)/recordings/*.wav --customer initech

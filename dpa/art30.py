@@ -10,6 +10,10 @@ controller and processor keeps two registers"):
   purposes, categories of subjects and data, recipients, transfers, time limits for erasure,
   security measures.
 
+Each controller's section lists, per processing, the retention applied to its data: the
+register's default, or the customer's own instruction (GDPR Art. 28(3)(a)) with its date and
+reference (`dpa.retention_rules.effective_rule`).
+
 Every activity row also carries the columns of the Belgian GBA/APD model, the ICO template
 and CNIL's sheet (legal basis, source, retention, status), so the CSV can be handed over as it
 is. `build` is pure; the renderers turn its result into Markdown, CSV, JSON or HTML.
@@ -21,12 +25,13 @@ import csv
 import html
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from dpa.customers import CustomerView
 from dpa.register import Activity, Register
+from dpa.retention_rules import Instruction, effective_rule
 
 __all__ = ["FORMATS", "build", "render"]
 
@@ -88,14 +93,47 @@ def _activity(register: Register, activity: Activity) -> dict[str, Any]:
     }
 
 
+def _controller_retention(
+    register: Register,
+    customer_id: str,
+    activities: Sequence[Activity],
+    instructions: Mapping[tuple[str, str], Instruction],
+) -> list[dict[str, Any]]:
+    out = []
+    for activity in activities:
+        effective = effective_rule(None, register, customer_id, activity, instructions=instructions)
+        instruction = effective.instruction
+        out.append(
+            {
+                "activity": activity.id,
+                "summary": effective.text,
+                "duration": str(effective.rule.duration),
+                "source": effective.source,
+                "instructed_on": None
+                if instruction is None
+                else instruction.instructed_on.isoformat(),
+                "reference": None if instruction is None else instruction.reference,
+                "bounds": None if activity.bounds is None else str(activity.bounds),
+            }
+        )
+    return out
+
+
 def build(
     register: Register,
     customers: Sequence[CustomerView],
     *,
     version: int,
     generated_at: datetime,
+    instructions: Mapping[tuple[str, str], Instruction] | None = None,
 ) -> dict[str, Any]:
-    """The Art. 30(2) and Art. 30(1) records as one JSON-ready document."""
+    """The Art. 30(2) and Art. 30(1) records as one JSON-ready document.
+
+    `instructions` are the customers' retention instructions in force
+    (`dpa.retention_rules.instructions_in_force`); none: every customer has the defaults.
+    """
+    given = instructions or {}
+    processing = [a for a in register.activities if a.role == "processor"]
     provider = register.provider
     processor_activities = [
         _activity(register, a) for a in register.activities if a.role == "processor"
@@ -133,6 +171,7 @@ def build(
                         None if c.window_end_at is None else c.window_end_at.isoformat()
                     ),
                     "processing": [a["id"] for a in processor_activities],
+                    "retention": _controller_retention(register, c.id, processing, given),
                 }
                 for c in customers
             ],
@@ -185,6 +224,16 @@ def _md_activity(activity: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _whose(kept: dict[str, Any]) -> str:
+    """Whose rule a controller's retention is: the default, or its instruction and when."""
+    if kept["source"] != "customer instruction":
+        return "provider default" + (
+            f" (customer may instruct {kept['bounds']})" if kept["bounds"] else ""
+        )
+    reference = f", reference {kept['reference']}" if kept["reference"] else ""
+    return f"customer instruction of {kept['instructed_on']}{reference} (Art. 28(3)(a))"
+
+
 def _markdown(record: dict[str, Any]) -> str:
     p = record["provider"]
     proc = record["processor_record"]
@@ -225,15 +274,17 @@ def _markdown(record: dict[str, Any]) -> str:
             )
             + ".",
             "",
-            "| processing | data categories | legal basis | retention |",
-            "|---|---|---|---|",
+            "| processing | data categories | legal basis | retention | whose rule |",
+            "|---|---|---|---|---|",
         ]
         by_id = {a["id"]: a for a in proc["categories_of_processing"]}
+        retention = {r["activity"]: r for r in c["retention"]}
         for activity_id in c["processing"]:
-            a = by_id[activity_id]
+            a, kept = by_id[activity_id], retention[activity_id]
             lines.append(
                 f"| {_md_cell(a['name'])} | {_md_cell(_names(a['data_categories']))} | "
-                f"{a['legal_basis']['article']} | {_md_cell(a['retention']['summary'])} |"
+                f"{a['legal_basis']['article']} | {_md_cell(kept['summary'])} | "
+                f"{_md_cell(_whose(kept))} |"
             )
         lines.append("")
     lines += ["### Categories of processing carried out on behalf of controllers", ""]
@@ -272,6 +323,9 @@ CSV_COLUMNS = (
     "retention_duration",
     "retention_anchor",
     "retention_action",
+    "retention_source",
+    "retention_instructed_on",
+    "retention_reference",
     "security_measures",
     "source",
     "status",
@@ -280,6 +334,9 @@ CSV_COLUMNS = (
 
 
 def _csv_row(record: str, controller: dict[str, Any] | None, a: dict[str, Any]) -> dict[str, str]:
+    kept: dict[str, Any] | None = None
+    if controller is not None:
+        kept = next(r for r in controller["retention"] if r["activity"] == a["id"])
     return {
         "record": record,
         "controller_id": controller["customer_id"] if controller else "",
@@ -295,10 +352,13 @@ def _csv_row(record: str, controller: dict[str, Any] | None, a: dict[str, Any]) 
         "data_subjects": _names(a["subject_categories"]),
         "recipients": _names(a["recipients"]),
         "transfers": _transfers(a["transfers"]),
-        "retention": a["retention"]["summary"],
-        "retention_duration": a["retention"]["duration"],
+        "retention": a["retention"]["summary"] if kept is None else kept["summary"],
+        "retention_duration": a["retention"]["duration"] if kept is None else kept["duration"],
         "retention_anchor": a["retention"]["anchor"],
         "retention_action": a["retention"]["action"],
+        "retention_source": "provider default" if kept is None else kept["source"],
+        "retention_instructed_on": "" if kept is None else kept["instructed_on"] or "",
+        "retention_reference": "" if kept is None else kept["reference"] or "",
         "security_measures": "; ".join(a["security_measures"]),
         "source": a["source"] or "",
         "status": controller["status"] if controller else a["status"],
@@ -394,7 +454,13 @@ def _html(record: dict[str, Any]) -> str:
                 if c["effective_on"]
                 else ""
             )
-            + f"</td></tr><tr><th>Processing on its behalf</th><td>{_h(', '.join(c['processing']))}</td></tr></table>"
+            + f"</td></tr><tr><th>Processing on its behalf</th><td>{_h(', '.join(c['processing']))}</td></tr>"
+            + "".join(
+                f"<tr><th>Retention: {_h(r['activity'])}</th><td>{_h(r['summary'])}"
+                f"<br><small>{_h(_whose(r))}</small></td></tr>"
+                for r in c["retention"]
+            )
+            + "</table>"
         )
     parts.append("<h3>Categories of processing carried out on behalf of controllers</h3>")
     parts += [_html_activity(a) for a in proc["categories_of_processing"]]

@@ -9,7 +9,13 @@ customer stays, anonymised CDRs included). Two events move due times:
   them gets its one due time, and every other record is capped at the window end. Both are
   a few set-based UPDATEs, whatever the number of records;
 - a **new register version** can change which activity processes a category and any rule:
-  every record is recomputed (streamed, in batches).
+  every record is recomputed (streamed, in batches);
+- a customer's **retention instruction** (`dpa.customer_retention`) changes the duration of
+  one activity for that customer: its records of that activity are recomputed, the same
+  streamed way.
+
+Every path takes the rule from `dpa.retention_rules.effective_rule`: the customer's
+instruction where one is in force, else the register's default.
 
 Both return the number of records whose due time or activity changed, for the ledger.
 """
@@ -22,11 +28,12 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from dpa.models import Customer, Record
+from dpa.retention_rules import effective_rule, instructions_in_force
 
 if TYPE_CHECKING:
     from dpa.register.model import Register
 
-__all__ = ["recompute_all", "recompute_customer"]
+__all__ = ["recompute_activity", "recompute_all", "recompute_customer"]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _CUSTOMERS: sa.Table = Customer.__table__  # type: ignore[attr-defined]
@@ -42,8 +49,9 @@ def recompute_customer(session: Session, register: Register, customer: Customer)
     changed = 0
     zone = register.settings.timezone
     mine = r.customer_id == customer.id
+    instructions = instructions_in_force(session, customer.id)
     for activity in register.activities:
-        rule = activity.retention
+        rule = effective_rule(None, register, customer.id, activity, instructions=instructions).rule
         of_activity = sa.and_(mine, r.activity == activity.id)
         if rule.anchor == "collected":
             # Its own due time stands unless the window closes first.
@@ -70,20 +78,56 @@ def recompute_customer(session: Session, register: Register, customer: Customer)
 
 def recompute_all(session: Session, register: Register) -> int:
     """Reassign every record's activity and due time under `register` (after a register load)."""
+    return _recompute(session, register, sa.true())
+
+
+def recompute_activity(
+    session: Session, register: Register, customer_id: str, activity_id: str, *, write: bool = True
+) -> int:
+    """Recompute the due times of one customer's records of one activity (its retention
+    instruction changed): each record's own due time under the rule now in force.
+
+    With `write=False` nothing is written: the count is of the records whose stored due time
+    differs from the rule in force (0 when the rule is applied; `dpa customer retention show`).
+    """
+    r = _RECORDS.c
+    categories = register.activity(activity_id).data_categories
+    # Customer, category and activity lead the index `ix_records_sweep`.
+    return _recompute(
+        session,
+        register,
+        sa.and_(
+            r.customer_id == customer_id,
+            r.category.in_(categories),
+            r.activity == activity_id,
+        ),
+        write=write,
+    )
+
+
+def _recompute(
+    session: Session, register: Register, which: sa.ColumnElement[bool], *, write: bool = True
+) -> int:
+    """Activity and due time of the records `which` selects, streamed in batches by id."""
     r, c = _RECORDS.c, _CUSTOMERS.c
     ends = {
         row.id: (row.contract_end_at, row.window_end_at)
         for row in session.execute(sa.select(c.id, c.contract_end_at, c.window_end_at))
     }
+    instructions = instructions_in_force(session)
     zone = register.settings.timezone
     activities = {
         category: activity
         for activity in register.activities
         for category in activity.data_categories
     }
-    query = sa.select(
-        r.id, r.customer_id, r.category, r.activity, r.collected_at, r.due_at, r.anonymised_at
-    ).order_by(r.id)
+    query = (
+        sa.select(
+            r.id, r.customer_id, r.category, r.activity, r.collected_at, r.due_at, r.anonymised_at
+        )
+        .where(which)
+        .order_by(r.id)
+    )
     changes: list[dict[str, object]] = []
     changed = 0
     last = ""
@@ -101,10 +145,16 @@ def recompute_all(session: Session, register: Register) -> int:
                 activity_id, due = activity.id, window_end
             else:
                 activity_id = activity.id
-                due = activity.retention.due_at(row.collected_at, contract_end, window_end, zone)
+                rule = effective_rule(
+                    None, register, row.customer_id, activity, instructions=instructions
+                ).rule
+                due = rule.due_at(row.collected_at, contract_end, window_end, zone)
             if activity_id != row.activity or due != row.due_at:
                 changes.append({"rid": row.id, "activity": activity_id, "due_at": due})
-        if changes:
+        if changes and not write:
+            changed += len(changes)
+            changes.clear()
+        elif changes:
             update = (
                 sa.update(_RECORDS)
                 .where(r.id == sa.bindparam("rid"))

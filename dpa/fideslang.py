@@ -177,6 +177,9 @@ def _activity_meta(activity: Activity) -> dict[str, Any]:
         "subject_categories": list(activity.subject_categories),
         "recipients": list(activity.recipients),
         "retention": str(activity.retention),
+        # What a customer may instruct instead (GDPR Art. 28(3)(a)); each customer's own
+        # retention is in the Art. 30(2) record (`dpa register export`), not in this export.
+        "customer_retention_bounds": None if activity.bounds is None else str(activity.bounds),
         "transfers": [f"{t.country}: {t.safeguard}" for t in activity.transfers],
     }
 

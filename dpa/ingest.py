@@ -83,6 +83,7 @@ from dpa.parsers.base import ParsedRecord, local_to_utc
 from dpa.periods import end_of_day
 from dpa.prepare import Generations, Prepared, prepare
 from dpa.register import Register, RetentionRule
+from dpa.retention_rules import effective_rule
 
 __all__ = [
     "BATCH",
@@ -659,7 +660,9 @@ def _ingest(
                         f"the register has no activity for category {category!r}"
                     ) from None
                 activity_id = activity.id
-                due_times = _DueTimes(activity.retention, contract_end_at, window_end_at, zone)
+                # The customer's instruction where one is in force: resolved once per file.
+                rule = effective_rule(session, register, customer_id, activity).rule
+                due_times = _DueTimes(rule, contract_end_at, window_end_at, zone)
                 source_digest = identifiers.digester(f"source:{customer_id}:{category}:")
                 writer.compare_times = category == "cdr"
             if category == "cdr":

@@ -17,6 +17,7 @@ __all__ = [
     "BlobTrash",
     "Certificate",
     "Customer",
+    "CustomerRetention",
     "DataKey",
     "ErasureNotice",
     "Export",
@@ -99,6 +100,29 @@ class Customer(SQLModel, table=True):
     region: str | None = Field(
         default=None, max_length=2
     )  # phone numbers' region; None: register's
+
+
+class CustomerRetention(SQLModel, table=True):
+    """A customer's instruction on how long the records of one activity are kept (GDPR Art.
+    28(3)(a)), within the register's bounds (`dpa.customer_retention`).
+
+    Rows are history: a new instruction supersedes the one in force (`superseded_at`), and
+    a return to the provider's default is a row with no `keep`. At most one row per customer
+    and activity is in force (a partial unique index). No personal data: the reference is
+    checked for phone numbers and e-mail addresses like a hold's.
+    """
+
+    __tablename__ = "customer_retention"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id")
+    activity: str = Field(max_length=64)
+    keep: str | None = Field(default=None, max_length=32)  # "90 days"; None: the default
+    instructed_on: date
+    reference: str | None = Field(default=None, max_length=200)
+    actor: str = Field(max_length=128)
+    set_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    superseded_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class LedgerEvent(SQLModel, table=True):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["EARLIEST", "LATEST", "MAX_YEARS", "Duration", "end_of_day"]
+__all__ = ["EARLIEST", "LATEST", "MAX_YEARS", "Duration", "end_of_day", "never_longer"]
 
 # The calendar dpa computes with. Every date or instant it reads (an option, a file's line, a
 # file's modification time) must lie in [EARLIEST, LATEST], and every period a register may
@@ -159,3 +159,45 @@ def _shift(day: date, amount: int, unit: str) -> date:
 def end_of_day(day: date, tz: ZoneInfo) -> datetime:
     """The UTC instant at which `day` ends in `tz` (local midnight starting the next day)."""
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+
+
+# Start dates that show every length a number of calendar months can have: the first and the
+# last days of each month (later days clamp: 31 January + 1 month is 28 February), over
+# years around three century years (leap, not leap, and the 400-year rule's leap 2000).
+_SAMPLE_STARTS: tuple[date, ...] = tuple(
+    date(year, month, day)
+    for first in (1896, 1996, 2096)
+    for year in range(first, first + 8)
+    for month in range(1, 13)
+    for day in (1, 28, 29, 30, 31)
+    if day <= (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+)
+
+
+@lru_cache(maxsize=1024)
+def _month_span(months: int) -> tuple[int, int]:
+    """The fewest and the most days `months` calendar months last, over every start date."""
+    lengths = [((start + relativedelta(months=months)) - start).days for start in _SAMPLE_STARTS]
+    return min(lengths), max(lengths)
+
+
+def _days_span(period: Duration) -> tuple[int, int]:
+    if period.unit in ("days", "weeks"):
+        days = period.amount * (7 if period.unit == "weeks" else 1)
+        return days, days
+    return _month_span(period.amount * (12 if period.unit == "years" else 1))
+
+
+def never_longer(shorter: Duration, longer: Duration) -> bool:
+    """Whether `shorter` ends no later than `longer` from every start date.
+
+    Days and weeks compare by their days, months and years by their months (exact: a later
+    month never comes before an earlier one); a count of days against one of months
+    compares the longest the first can last with the shortest the second can (1 month is
+    28 to 31 days: 28 days never exceeds it, 30 days can, 1 year never exceeds 366 days).
+    """
+    day_units = ("days", "weeks")
+    if (shorter.unit in day_units) == (longer.unit in day_units):
+        factor = {"days": 1, "weeks": 7, "months": 1, "years": 12}
+        return shorter.amount * factor[shorter.unit] <= longer.amount * factor[longer.unit]
+    return _days_span(shorter)[1] <= _days_span(longer)[0]

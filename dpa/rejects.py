@@ -46,6 +46,7 @@ from dpa.errors import FileLineError, IntegrityFailure
 from dpa.keyring import Keyring
 from dpa.models import Customer, Hold, IngestReject
 from dpa.register import Register
+from dpa.retention_rules import effective_rule
 
 __all__ = [
     "MAX_RAW",
@@ -130,7 +131,8 @@ def store(
     if not quarantine.rejected:
         return []
     category = quarantine.category
-    rule = register.activity_for(category).retention
+    # The customer's instruction for the activity where one is in force (Art. 28(3)(a)).
+    rule = effective_rule(session, register, customer.id, register.activity_for(category)).rule
     zone = register.settings.timezone
     local = now.astimezone(zone)
     key_id, aead = keyring.bucket_key(

@@ -80,6 +80,8 @@ def build(
             "events": 0,
             "first_at": None,
             "last_at": None,
+            "rules": [],
+            "instructions": [],
         }
     )
     bases: dict[tuple[str, str], str | None] = {}
@@ -102,6 +104,14 @@ def build(
         entry["first_at"] = entry["first_at"] or _iso(event.at)
         entry["last_at"] = _iso(event.at)
         bases[slot] = event.legal_basis
+        # Which rule each erasure followed: the register's, or the customer's instruction.
+        if details.get("rule") and details["rule"] not in entry["rules"]:
+            entry["rules"].append(details["rule"])
+        given = details.get("instruction")
+        if given is not None:
+            applied = {k: given.get(k) for k in ("keep", "instructed_on", "reference")}
+            if applied not in entry["instructions"]:
+                entry["instructions"].append(applied)
     seq, head = ledger.head(session)
     provider = register.provider
     return {

@@ -16,6 +16,7 @@ from dpa.customers import Status, status
 from dpa.errors import UnknownCustomer
 from dpa.models import Customer, Record, UTCDateTime
 from dpa.register import Register
+from dpa.retention_rules import effective_rule, instructions_in_force
 from retention.holds import HoldView, held, list_holds
 
 __all__ = ["CustomerWindow", "Plan", "PlanRow", "plan"]
@@ -31,13 +32,14 @@ class PlanRow:
     category: str
     activity: str
     legal_basis: str
-    rule: str
+    rule: str  # in words; the customer's instruction, with its date and reference, where set
     action: str  # what a sweep would do now: delete, pseudonymise or anonymise
     records: int
     due: int  # due at the plan's moment and not held
     held: int  # due but kept by a legal hold
     next_due: datetime | None  # the earliest due time after the plan's moment
     undated: int  # no due time yet (anchor unknown: contract not terminated)
+    rule_source: str = "provider default"  # or "customer instruction" (Art. 28(3)(a))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +102,23 @@ def plan(
             select(Customer).where(True if customer_id is None else col(Customer.id) == customer_id)
         )
     }
+    instructions = instructions_in_force(session, customer_id)
     rows: list[PlanRow] = []
     for row in session.execute(query.order_by(r.customer_id, r.category, r.activity)):
         customer = customers[row.customer_id]
         try:
-            activity = register.activity(row.activity)
-            rule, basis, action = (
-                str(activity.retention),
-                activity.legal_basis.short,
-                activity.retention.action,
+            effective = effective_rule(
+                None, register, row.customer_id, row.activity, instructions=instructions
             )
+            rule, basis, action = (
+                effective.text,
+                effective.activity.legal_basis.short,
+                effective.rule.action,
+            )
+            source = effective.source
         except KeyError:
             rule, basis, action = "activity no longer in the register", "", "delete"
+            source = "provider default"
         window_end = customer.window_end_at
         if window_end is not None and window_end <= as_of:
             action = "delete"  # after the window nothing of a former customer stays
@@ -128,6 +135,7 @@ def plan(
                 held=int(row.held or 0),
                 next_due=row.next_due,
                 undated=int(row.undated or 0),
+                rule_source=source,
             )
         )
     windows = [

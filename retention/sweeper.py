@@ -93,6 +93,7 @@ from dpa.models import (
 )
 from dpa.register import Register, RetentionRule
 from dpa.register.model import period_start
+from dpa.retention_rules import effective_rule
 from dpa.workspace import Workspace
 from retention import certificates, notify
 from retention.batches import ErasureBatch
@@ -323,11 +324,14 @@ def _one_batch(
     assert customer is not None
     closed = customer.window_end_at is not None and customer.window_end_at <= now
     bulk = closed and exclusive  # the window closed between the two reads: rows one by one
+    instruction: dict[str, Any] | None = None
     try:
-        activity = register.activity(group.activity)
-        rule, basis = activity.retention, activity.legal_basis.short
+        effective = effective_rule(session, register, group.customer_id, group.activity)
+        rule, basis = effective.rule, effective.activity.legal_basis.short
         action = "delete" if closed else rule.action
-        rule_text = str(rule)
+        rule_text = effective.text  # says so when it is the customer's instruction
+        if effective.instruction is not None:
+            instruction = effective.instruction.as_json()
     except KeyError:  # the activity left the register: nothing may be kept without one
         rule, basis, action = None, None, "delete"
         rule_text = "no activity in the register processes these records any more"
@@ -378,6 +382,8 @@ def _one_batch(
         "as_of": now.isoformat(),
         "blobs": len(blob_ids),
     }
+    if instruction is not None:  # the customer's own retention (GDPR Art. 28(3)(a))
+        details["instruction"] = instruction
     if bulk:
         pass  # the rows went in _purge_batch
     elif action == "delete":

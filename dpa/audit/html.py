@@ -562,6 +562,7 @@ def render(report: Report) -> str:
                         "legal_basis": a.get("legal_basis", ""),
                         "data_categories": a.get("categories", ""),
                         "retention": a.get("retention", ""),
+                        "customer may instruct": a.get("customer_bounds", "") or "no",
                     }
                     for a in report.activities
                 ],
@@ -571,6 +572,19 @@ def render(report: Report) -> str:
         )
     else:
         parts.append('<p class="meta">The register lists no activities.</p>')
+    if report.customer_retention:
+        parts.append("<h3>Customers' own retention (GDPR Art. 28(3)(a))</h3>")
+        parts.append(
+            _table(
+                [
+                    {k: c[k] for k in ("customer", "activity", "keep", "default")}
+                    | {"instructed on": c["instructed_on"], "reference": c["reference"] or ""}
+                    for c in report.customer_retention
+                ],
+                len(report.customer_retention),
+                "instructions",
+            )
+        )
     head = report.ledger.get("head_hash") or ""
     parts.append(
         "</section><footer>"

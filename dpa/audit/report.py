@@ -27,6 +27,7 @@ from dpa.errors import IntegrityFailure
 from dpa.models import Customer, Export, Hold, LedgerEvent, Record
 from dpa.register import Register
 from dpa.resources import load_schema
+from dpa.retention_rules import effective_rule, instructions_in_force
 
 __all__ = ["FORMAT", "Report", "as_json", "as_text", "build"]
 
@@ -54,6 +55,9 @@ class Report:
     window_ends: list[dict[str, str]]  # {customer, window_end, status}
     erasures: list[dict[str, Any]]  # {month, deleted, pseudonymised, anonymised}
     ledger: dict[str, Any] = field(default_factory=dict)
+    # Customers' own retention instructions in force (GDPR Art. 28(3)(a)), by customer and
+    # activity: {customer, activity, keep, default, instructed_on, reference, set_at, rule}.
+    customer_retention: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
@@ -136,6 +140,27 @@ def build(
         "critical": sum(1 for f in findings if f.severity == "critical"),
         "warnings": sum(1 for f in findings if f.severity == "warning"),
     }
+    instructions = instructions_in_force(session)
+    customer_retention = []
+    for (customer_id, activity_id), instruction in sorted(instructions.items()):
+        try:
+            effective = effective_rule(
+                None, register, customer_id, activity_id, instructions=instructions
+            )
+        except KeyError:  # a register load refuses this; an older row is reported as it is
+            continue
+        customer_retention.append(
+            {
+                "customer": customer_id,
+                "activity": activity_id,
+                "keep": str(instruction.keep),
+                "default": str(effective.activity.retention.duration),
+                "instructed_on": instruction.instructed_on.isoformat(),
+                "reference": instruction.reference,
+                "set_at": _iso(instruction.set_at),
+                "rule": effective.text,
+            }
+        )
     return Report(
         as_of=as_of,
         generated_at=now,
@@ -152,6 +177,7 @@ def build(
                 "legal_basis": a.legal_basis.short,
                 "categories": ", ".join(a.data_categories),
                 "retention": str(a.retention),
+                "customer_bounds": "" if a.bounds is None else str(a.bounds),
             }
             for a in register.activities
         ],
@@ -165,6 +191,7 @@ def build(
             "head_hash": verified.head_hash,
             "checkpoint": checkpoint is not None,
         },
+        customer_retention=customer_retention,
     )
 
 
@@ -188,6 +215,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "window_ends": report.window_ends,
         "erasures": report.erasures,
         "ledger": report.ledger,
+        "customer_retention": report.customer_retention,
     }
     try:
         jsonschema.validate(document, load_schema("audit-report"))
@@ -220,6 +248,15 @@ def as_text(report: Report) -> str:
         if len(f.affected) > 10:
             lines.append(f"  - ... and {len(f.affected) - 10} more")
         lines.append(f"  to do: {f.action}")
+        lines.append("")
+    if report.customer_retention:
+        lines.append("customers' own retention (Art. 28(3)(a)):")
+        lines += [
+            f"  {c['customer']} {c['activity']}: {c['keep']} (default {c['default']}), "
+            f"instructed {c['instructed_on']}"
+            + (f", reference {c['reference']}" if c["reference"] else "")
+            for c in report.customer_retention
+        ]
         lines.append("")
     verdict = (
         f"{s['critical']} critical, {s['warnings']} warnings"

@@ -23,6 +23,7 @@ from dpa.cli._common import (
     write_output,
 )
 from dpa.errors import RegisterInvalid
+from dpa.retention_rules import instructions_in_force
 
 app = typer.Typer(help="The processing register (GDPR Art. 30 record) that drives everything else.")
 
@@ -58,7 +59,14 @@ def show(as_json: bool = JSON_OPTION) -> None:
     console.print(
         table(
             "Activities",
-            ["activity", "role", "legal basis", "data categories", "retention"],
+            [
+                "activity",
+                "role",
+                "legal basis",
+                "data categories",
+                "retention",
+                "customers may instruct",
+            ],
             [
                 (
                     a.id,
@@ -66,6 +74,7 @@ def show(as_json: bool = JSON_OPTION) -> None:
                     a.legal_basis.article,
                     ", ".join(a.data_categories),
                     str(a.retention),
+                    "no" if a.bounds is None else str(a.bounds),
                 )
                 for a in reg.activities
             ],
@@ -148,7 +157,14 @@ def export(
     with workspace() as ws, ws.session(read_only=True) as session:
         stored = register_mod.current(session)
         views = customers.list_all(session, ws.fields(session), moment)
-    record = art30.build(stored.register, views, version=stored.version, generated_at=moment)
+        instructions = instructions_in_force(session)
+    record = art30.build(
+        stored.register,
+        views,
+        version=stored.version,
+        generated_at=moment,
+        instructions=instructions,
+    )
     write_output(art30.render(record, fmt), output)
     if output is not None and views:
         err_console.print(

@@ -112,8 +112,18 @@ def plan(
                 keep=1,
             )
         )
-        for activity, rule in sorted({(row.activity, row.rule) for row in result.rows}):
+        defaults = {
+            (r.activity, r.rule) for r in result.rows if r.rule_source != "customer instruction"
+        }
+        for activity, rule in sorted(defaults):
             say(f"  {activity}: {rule}")
+        instructed = {
+            (r.activity, r.customer_id, r.rule)
+            for r in result.rows
+            if r.rule_source == "customer instruction"
+        }
+        for activity, customer_id, rule in sorted(instructed):
+            say(f"  {activity} for customer {customer_id}: {rule}")
     for window in result.windows:
         state = "purged" if window.purged else window.status
         say(

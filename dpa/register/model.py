@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from dpa import ledger
 from dpa.contracts import ContractPolicy
-from dpa.periods import Duration
+from dpa.periods import Duration, never_longer
 
 __all__ = [
     "Action",
@@ -54,6 +54,7 @@ __all__ = [
     "Recipient",
     "Register",
     "RegisterSettings",
+    "RetentionBounds",
     "RetentionRule",
     "Role",
     "SecurityMeasure",
@@ -378,6 +379,38 @@ class RetentionRule:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionBounds:
+    """The shortest and longest retention a customer (the controller) may instruct for an
+    activity's records (GDPR Art. 28(3)(a)), around the register's default duration.
+
+    An instruction changes the duration only: the anchor and the action (what is deleted,
+    what is kept and how coarsely) stay the provider's. A duration is within the bounds when
+    it ends no earlier than `min` and no later than `max` from every start date
+    (`dpa.periods.never_longer`).
+    """
+
+    min: Duration
+    max: Duration
+
+    def __post_init__(self) -> None:
+        if not never_longer(self.min, self.max):
+            raise ValueError(
+                f"the bounds' min ({self.min}) can be longer than their max ({self.max})"
+            )
+
+    def refusal(self, keep: Duration) -> str | None:
+        """None when `keep` is within the bounds, else which bound it breaks, in words."""
+        if not never_longer(self.min, keep):
+            return f"shorter than the minimum of {self.min}"
+        if not never_longer(keep, self.max):
+            return f"longer than the maximum of {self.max}"
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.min} to {self.max}"
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """A transfer to a third country and its safeguard (Art. 30(2)(c))."""
 
@@ -402,6 +435,8 @@ class Activity:
     transfers: tuple[Transfer, ...] = ()
     source: str | None = None
     note: str | None = None
+    # What a customer may instruct instead of `retention.duration`; None: nothing (schema 3).
+    bounds: RetentionBounds | None = None
 
 
 @dataclass(frozen=True, slots=True)

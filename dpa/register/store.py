@@ -2,7 +2,9 @@
 
 Installing stores the document as the next version with its SHA-256 in the ledger, unless it
 is the version in force already, and recomputes every stored record's due time under it
-(`dpa.due`). The highest version is the one in force; reading it validates it again.
+(`dpa.due`), each under its customer's retention instruction where one is in force; a
+register that would leave an instruction in force without its activity or outside the
+activity's bounds is refused. The highest version is the one in force; reading it validates it again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dpa.errors import NotInitialised, Problem, RegisterInvalid
 from dpa.models import Customer, Record, RegisterVersion
 from dpa.register.model import Register
 from dpa.register.validation import from_document
+from dpa.retention_rules import instructions_in_force
 
 __all__ = ["StoredRegister", "current", "install"]
 
@@ -59,6 +62,39 @@ def _policy_problems(session: Session, register: Register) -> Sequence[Problem]:
         Problem("data_categories", f"category {category!r} has stored records; keep it")
         for category in sorted(set(stored) - set(register.data_categories))
     ]
+    # A customer's instruction in force stays applicable: refuse rather than silently return
+    # its records to the default (GDPR Art. 28(3)(a): the controller instructs, not the file).
+    # A purged customer has no records left for an instruction to apply to.
+    purged = set(session.exec(select(Customer.id).where(col(Customer.purged_at).is_not(None))))
+    for (customer_id, activity_id), instruction in sorted(instructions_in_force(session).items()):
+        if customer_id in purged:
+            continue
+        where = "activities"
+        try:
+            activity = register.activity(activity_id)
+        except KeyError:
+            reason = "drops the activity"
+        else:
+            where = f"activities[{register.activities.index(activity)}].retention"
+            bounds = activity.bounds
+            reason = (
+                "sets no bounds for it"
+                if bounds is None
+                else (
+                    f"makes it {refusal}"
+                    if (refusal := bounds.refusal(instruction.keep)) is not None
+                    else ""
+                )
+            )
+        if reason:
+            problems.append(
+                Problem(
+                    where,
+                    f"customer {customer_id!r} instructed {instruction.keep} for activity "
+                    f"{activity_id!r} and this register {reason}; clear the instruction "
+                    "(`dpa customer retention clear`) or allow it",
+                )
+            )
     return problems
 
 

@@ -15,6 +15,11 @@ in the document (`activities[2].retention.anchor`):
    generalises a field it does not keep, and (schema 2) an `anonymise` rule that keeps its
    fields exactly or gives no justification.
 
+Schema 3 lets a processor activity's retention name `min` and `max`: the bounds of the
+retention its customers may instruct (GDPR Art. 28(3)(a); `dpa customer retention set`),
+around the default `duration`. An activity without them takes no instruction: its default is
+the provider's only rule. Registers of schema 1 and 2 have no bounds and load as before.
+
 Schema 1 registers still load: their `anonymise` rules kept fields exactly, which is
 pseudonymisation, and they are read (and reported) as `pseudonymise` (see
 `dpa.register.model`).
@@ -40,7 +45,7 @@ from dpa import ledger
 from dpa.contracts import ContractPolicy
 from dpa.crontab import crontab_trigger
 from dpa.errors import InputError, Problem, RegisterInvalid
-from dpa.periods import Duration
+from dpa.periods import Duration, never_longer
 from dpa.register.model import (
     Action,
     Activity,
@@ -52,6 +57,7 @@ from dpa.register.model import (
     Recipient,
     Register,
     RegisterSettings,
+    RetentionBounds,
     RetentionRule,
     SecurityMeasure,
     Transfer,
@@ -242,6 +248,7 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[Problem]:
             else:
                 owner[category] = activity["id"]
         problems += _retention_problems(f"{where}.retention", activity["retention"], version)
+        problems += _bounds_problems(f"{where}.retention", activity, version)
     for index, category in enumerate(doc["data_categories"]):
         if category["id"] not in owner:
             problems.append(
@@ -314,6 +321,56 @@ def _retention_problems(where: str, retention: Mapping[str, Any], version: int) 
                 )
             )
     return problems
+
+
+def _bounds_problems(where: str, activity: Mapping[str, Any], version: int) -> list[Problem]:
+    """A retention block's `min` and `max`: schema 3, both or neither, a processor activity's,
+    and around the default duration (every start date)."""
+    retention = activity["retention"]
+    named = [name for name in ("min", "max") if name in retention]
+    if not named:
+        return []
+    if version < 3:
+        return [
+            Problem(
+                f"{where}.{named[0]}",
+                "the bounds of a customer's instruction need schema_version 3",
+            )
+        ]
+    if len(named) == 1:
+        missing = "max" if named == ["min"] else "min"
+        return [Problem(f"{where}.{missing}", f"is required with {named[0]!r}")]
+    if activity["role"] != "processor":
+        return [
+            Problem(
+                f"{where}.min",
+                "only a processor activity takes its customers' instructions on retention "
+                "(GDPR Art. 28(3)(a)); as controller the provider decides its own",
+            )
+        ]
+    problems = _duration_problems(f"{where}.min", retention["min"])
+    problems += _duration_problems(f"{where}.max", retention["max"])
+    if problems or _duration_problems(where, retention["duration"]):
+        return problems  # a bad default duration is reported by _retention_problems
+    low, high = Duration.parse(retention["min"]), Duration.parse(retention["max"])
+    default = Duration.parse(retention["duration"])
+    if not never_longer(low, high):
+        return [Problem(f"{where}.min", f"{low} can be longer than the max ({high})")]
+    if not never_longer(low, default):
+        return [
+            Problem(f"{where}.min", f"{low} can be longer than the default duration ({default})")
+        ]
+    if not never_longer(default, high):
+        return [
+            Problem(f"{where}.max", f"{high} can be shorter than the default duration ({default})")
+        ]
+    return []
+
+
+def _bounds(retention: Mapping[str, Any]) -> RetentionBounds | None:
+    if "min" not in retention:
+        return None
+    return RetentionBounds(Duration.parse(retention["min"]), Duration.parse(retention["max"]))
 
 
 def _rule(retention: Mapping[str, Any], version: int) -> RetentionRule:
@@ -419,6 +476,7 @@ def _build(doc: Mapping[str, Any], sha256: str) -> Register:
                 transfers=tuple(Transfer(**t) for t in a.get("transfers", ())),
                 source=a.get("source"),
                 note=a.get("note"),
+                bounds=_bounds(a["retention"]),
             )
             for a in doc["activities"]
         ),
