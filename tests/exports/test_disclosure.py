@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import zipfile
@@ -118,7 +119,7 @@ def test_a_disclosure_packages_exactly_its_scope_holds_it_and_ledgers_what_to_wh
     assert details["confidential_until"] is None
     assert details["customer_told"] == "listed for support"
     text = json.dumps(events)
-    assert "470" not in text and "Acme" not in text
+    assert "470123456" not in text and "0470 12" not in text and "Acme BV" not in text
     line = cli("audit", "log", "--action", "disclose").stdout
     assert AUTHORITY in line and REFERENCE in line and BASIS in line
     # The subject's own history shows the disclosure (through the blind index).
@@ -303,3 +304,16 @@ def test_unknown_disclosures_are_refused(cli: Cli) -> None:
     assert "no disclosure 7" in cli("disclose", "tell", "7", code=3).stderr
     cli("disclose", "show", "0", code=2)
     assert "no disclosures" in cli("disclose", "list").stdout
+
+
+def test_the_html_report_lists_disclosures(cli: Cli, tmp_path: Path) -> None:
+    add_customer(cli, samples=("cdr",))
+    _disclose(cli, "--confidential-until", "2027-01-15")
+    page = tmp_path / "audit.html"
+    run = dpa(
+        dict(os.environ), "audit", "report", "--format", "html", "-o", str(page), allowed=(0, 1)
+    )
+    assert run.exit_code in (0, 1)
+    html = page.read_text()
+    assert "Disclosures to authorities" in html and REFERENCE in html and "2027-01-15" in html
+    assert "470123456" not in html and "Acme BV" not in html
