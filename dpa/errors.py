@@ -22,7 +22,8 @@ The hierarchy::
 
 The engines add a few leaves of their own, next to the code that raises them:
 `retention.scheduler.SchedulerAlreadyRunning` (3), `exports.delivery.UnknownExport` and
-`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4).
+`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4),
+`exports.disclosure.DisclosureProblem` (3).
 
 Messages are for a person: they name ids, files and line numbers, never personal data
 (no phone number, name or e-mail address ever appears in a message).

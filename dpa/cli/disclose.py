@@ -168,7 +168,16 @@ def list_(
     console.print(
         table(
             None,
-            ["id", "customer", "date", "authority", "reference", "records", "holds", "customer"],
+            [
+                "id",
+                "customer",
+                "date",
+                "authority",
+                "reference",
+                "records",
+                "holds",
+                "customer told",
+            ],
             [
                 (
                     v.disclosure,
