@@ -384,7 +384,8 @@ class Disclosure(SQLModel, table=True):
     authority: str = Field(max_length=200)
     reference: str = Field(max_length=200)
     legal_basis: str
-    subject: bytes | None = None  # blind-index digest of the person disclosed, if one
+    about_subject: bool  # whether one person's records were disclosed (stays after the purge)
+    subject: bytes | None = None  # blind-index digest of that person; cleared at the purge
     categories: str  # canonical JSON list of the categories disclosed
     date_from: date | None = None
     date_to: date | None = None

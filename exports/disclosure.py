@@ -159,7 +159,7 @@ def _view(row: Disclosure, register: Register, now: datetime) -> DisclosureView:
         reference=row.reference,
         legal_basis=row.legal_basis,
         scope={
-            "subject": row.subject is not None,
+            "subject": row.about_subject,
             "categories": json.loads(row.categories),
             "from": None if row.date_from is None else row.date_from.isoformat(),
             "to": None if row.date_to is None else row.date_to.isoformat(),
@@ -248,6 +248,7 @@ def disclose(
             authority=checked.authority,
             reference=checked.reference,
             legal_basis=checked.legal_basis,
+            about_subject=package.subject_digest is not None,
             subject=package.subject_digest,
             categories=ledger.canonical_json(package.scope["categories"]),
             date_from=request.date_from,

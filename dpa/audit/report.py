@@ -202,7 +202,7 @@ def _disclosures(session: Session, register: Register, as_of: datetime) -> list[
                 "reference": d.reference,
                 "legal_basis": d.legal_basis,
                 "categories": json.loads(d.categories),
-                "subject": d.subject is not None,
+                "subject": d.about_subject,
                 "records": d.records,
                 "media_files": d.media_files,
                 "holds": json.loads(d.hold_ids),

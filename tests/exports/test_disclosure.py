@@ -317,3 +317,24 @@ def test_the_html_report_lists_disclosures(cli: Cli, tmp_path: Path) -> None:
     html = page.read_text()
     assert "Disclosures to authorities" in html and REFERENCE in html and "2027-01-15" in html
     assert "470123456" not in html and "Acme BV" not in html
+
+
+def test_the_purge_forgets_the_person_but_keeps_the_disclosure(
+    cli: Cli, settings: Settings
+) -> None:
+    add_customer(cli, samples=("cdr",))
+    out = json.loads(_disclose(cli, "--subject", CALLER, "--json").stdout)
+    cli("customer", "terminate", "acme", "--on", "2026-10-10")  # window ends 2026-12-31
+    with Workspace.open(settings) as ws:
+        report = sweeper.run(ws, actor="test", now=datetime(2027, 1, 2, tzinfo=UTC))
+    assert report.customers_purged == []  # the disclosure's hold keeps the caller's CDRs
+    for hold in out["holds"]:
+        cli("hold", "release", str(hold), "--reason", "Proceedings closed")
+    with Workspace.open(settings) as ws:
+        report = sweeper.run(ws, actor="test", now=datetime(2027, 1, 2, tzinfo=UTC))
+    assert report.customers_purged == ["acme"]
+    with Workspace.open(settings) as ws, ws.session(read_only=True) as s:
+        left = s.execute(sa.text("SELECT subject, about_subject FROM disclosures")).one()
+    assert left[0] is None and bool(left[1])
+    (listed,) = json.loads(cli("disclose", "list", "--json").stdout)
+    assert listed["scope"]["subject"] is True and listed["reference"] == REFERENCE

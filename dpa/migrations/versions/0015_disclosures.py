@@ -27,7 +27,8 @@ def upgrade() -> None:
         sa.Column("authority", sa.String(200), nullable=False),
         sa.Column("reference", sa.String(200), nullable=False),
         sa.Column("legal_basis", sa.Text(), nullable=False),
-        sa.Column("subject", sa.LargeBinary(), nullable=True),  # blind-index digest only
+        sa.Column("about_subject", sa.Boolean(), nullable=False),
+        sa.Column("subject", sa.LargeBinary(), nullable=True),  # blind digest; purge clears it
         sa.Column("categories", sa.Text(), nullable=False),  # canonical JSON list
         sa.Column("date_from", sa.Date(), nullable=True),
         sa.Column("date_to", sa.Date(), nullable=True),
