@@ -232,7 +232,12 @@ def windows_closing(ctx: Context) -> list[Finding]:
         .where(c.window_end_at > ctx.as_of, c.window_end_at <= soon, c.purged_at.is_(None))
         .where(
             ~sa.exists(
-                sa.select(e.id).where(e.customer_id == c.id, e.created_at >= c.contract_end_at)
+                sa.select(e.id).where(
+                    e.customer_id == c.id,
+                    e.created_at >= c.contract_end_at,
+                    # A package made for an authority is not the customer's copy of its data.
+                    e.id.not_in(sa.select(_D.c.export_id)),
+                )
             )
         )
         .order_by(c.window_end_at)

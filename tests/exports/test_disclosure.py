@@ -338,3 +338,16 @@ def test_the_purge_forgets_the_person_but_keeps_the_disclosure(
     assert left[0] is None and bool(left[1])
     (listed,) = json.loads(cli("disclose", "list", "--json").stdout)
     assert listed["scope"]["subject"] is True and listed["reference"] == REFERENCE
+
+
+def test_a_package_for_an_authority_is_not_the_customers_export(
+    cli: Cli, env: dict[str, str], clock: time_machine.Coordinates
+) -> None:
+    add_customer(cli, samples=("cdr",))
+    cli("customer", "terminate", "acme", "--on", "2026-10-10")  # window ends 2026-12-31
+    clock.move_to(datetime(2026, 12, 24, 9, 0, tzinfo=UTC))
+    _disclose(cli)
+    ids = {f["id"] for f in _report(env)["findings"]}
+    assert "window-closing-no-export" in ids
+    cli("export", "create", "--customer", "acme", "--recipient", PUBLIC)
+    assert "window-closing-no-export" not in {f["id"] for f in _report(env)["findings"]}
