@@ -106,6 +106,14 @@ run: $(STAMP)
 	@echo; echo "== fixed: the hold is placed again with its reference; the report is clean (also as HTML: $(RUN_HOME)/audit.html)"
 	$(DPA) hold release 2 --reason "Placed again with its reference"
 	$(DPA) hold add --customer globex --reason "Billing dispute" --reference DISP-2026-17
+	@echo; echo "== dpa disclose: the police demand one caller's CDRs (Fonzer 3.3): a package for their age key, a hold on what was handed over, the ledger; acme is listed for support to be told"
+	@$(BIN)/python -c "import pyrage; print(pyrage.x25519.Identity.generate().to_public())" > $(RUN_HOME)/police.pub
+	$(DPA) disclose create --customer acme --subject "+32 470 12 34 56" --category cdr --authority "Federal Judicial Police Brussels" --reference BR.55.L1.2026-118 --legal-basis "Art. 46bis Code of Criminal Procedure (BE)" --recipient $$(cat $(RUN_HOME)/police.pub)
+	@echo; echo "== an investigating judge's order that forbids telling acme until $(call last_day,1): not told, listed as confidential"
+	$(DPA) disclose create --customer acme --category voicemail --authority "Investigating judge, Brussels" --reference "JI 2026/0412" --legal-basis "Art. 88bis Code of Criminal Procedure (BE)" --recipient $$(cat $(RUN_HOME)/police.pub) --confidential-until $(call last_day,1)
+	$(DPA) disclose list
+	@echo; echo "== the regulator asks: what did you hand over, to whom, on what basis?"
+	$(DPA) audit log --action disclose
 	$(DPA) audit checkpoint -o $(RUN_HOME)/ledger-head.json
 	$(DPA) audit report --format html -o $(RUN_HOME)/audit.html
 	$(DPA) audit report --checkpoint $(RUN_HOME)/ledger-head.json

@@ -22,8 +22,9 @@ The hierarchy::
 
 The engines add a few leaves of their own, next to the code that raises them:
 `retention.scheduler.SchedulerAlreadyRunning` (3), `exports.delivery.UnknownExport` and
-`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4); `dpa.offload.WorkerLost`
-(1) when a reading worker process dies without a word.
+`ExportDeleted` (3), `PackageCorrupt` (1) and `SecretProblem` (4),
+`exports.disclosure.DisclosureProblem` (3); `dpa.offload.WorkerLost` (1) when a reading worker
+process dies without a word.
 
 Messages are for a person: they name ids, files and line numbers, never personal data
 (no phone number, name or e-mail address ever appears in a message).

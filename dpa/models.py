@@ -19,6 +19,7 @@ __all__ = [
     "Customer",
     "CustomerRetention",
     "DataKey",
+    "Disclosure",
     "ErasureNotice",
     "Export",
     "Hold",
@@ -389,3 +390,39 @@ class IngestReject(SQLModel, table=True):
     key_id: int = Field(foreign_key="data_keys.id", index=True)
     location_sealed: bytes
     raw_sealed: bytes
+
+
+class Disclosure(SQLModel, table=True):
+    """A disclosure to an authority (Fonzer terms 3.3, 3.6; GDPR Art. 28(3)(a)): what, to whom, why.
+
+    The package is an export (`exports`), the records disclosed are kept by holds until
+    released, and the customer is told unless the law forbids it until `confidential_until`.
+    Authority, reference and legal basis are checked to hold no personal data (they are
+    ledgered); the subject is only its blind-index digest, cleared at the customer's purge.
+    """
+
+    __tablename__ = "disclosures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id")
+    authority: str = Field(max_length=200)
+    reference: str = Field(max_length=200)
+    legal_basis: str
+    about_subject: bool  # whether one person's records were disclosed (stays after the purge)
+    subject: bytes | None = None  # blind-index digest of that person; cleared at the purge
+    categories: str  # canonical JSON list of the categories disclosed
+    date_from: date | None = None
+    date_to: date | None = None
+    export_id: str = Field(max_length=32)
+    package_sha256: str = Field(max_length=64)
+    records: int
+    media_files: int
+    hold_ids: str  # canonical JSON list of the holds keeping what was disclosed
+    confidential_until: datetime | None = Field(
+        default=None, sa_column=_utc_column(nullable=True)
+    )  # end of the last local day the customer may not be told
+    customer_told_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    customer_told_via: str | None = Field(default=None, max_length=64)
+    customer_told_by: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_by: str = Field(max_length=128)

@@ -57,7 +57,13 @@ from dpa import ledger
 from dpa import register as register_mod
 from dpa.blobs import BlobCorrupt
 from dpa.customers import status
-from dpa.errors import InputError, IntegrityFailure, UnknownCustomer, WindowClosed
+from dpa.errors import (
+    InputError,
+    IntegrityFailure,
+    PolicyRefusal,
+    UnknownCustomer,
+    WindowClosed,
+)
 from dpa.identifiers import normalise_email, normalise_ip, normalise_phone
 from dpa.ingest import BlindIndex, media_label
 from dpa.keyring import Keyring, record_ad
@@ -67,7 +73,14 @@ from dpa.workspace import Workspace
 from exports import formats, manifest
 from exports.age import AgeWriter, Recipient, X25519Recipient
 
-__all__ = ["ExportReport", "ExportRequest", "create", "package_path"]
+__all__ = [
+    "ExportReport",
+    "ExportRequest",
+    "NothingToExport",
+    "Sealed",
+    "create",
+    "package_path",
+]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _MEDIA: sa.Table = RecordMedia.__table__  # type: ignore[attr-defined]
@@ -109,6 +122,33 @@ class ExportReport:
     ledger_seq: int
 
 
+class NothingToExport(InputError):
+    """No record of the customer lies in the scope asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A package written and sealed, not yet recorded: what `create`'s `record` hook is given."""
+
+    export_id: str
+    customer_id: str
+    scope: dict[str, Any]  # categories, from, to, whether one subject (never the subject)
+    subject_digest: bytes | None
+    records: int
+    media_files: int
+    counts: tuple[manifest.CategoryCount, ...]
+    sha256: str
+    size: int
+    encryption: str
+    expires_at: datetime
+
+
+# Records a sealed package in the package's write transaction (its ledger event included)
+# and returns the ledger sequence number to report: `create`'s default ledgers
+# `export.create`; a disclosure to an authority (`exports.disclosure`) ledgers its own.
+Recorder = Callable[[Session, Sealed], int]
+
+
 def package_path(ws: Workspace, file_name: str) -> Path:
     """Where a package lives: DPA_HOME/exports."""
     return ws.exports / file_name
@@ -140,12 +180,17 @@ def create(
     now: datetime,
     output: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    window: bool = True,
+    record: Recorder | None = None,
 ) -> ExportReport:
     """Build, encrypt, store and ledger one package; refuse outside the contract and window.
 
     With `output`, the package is also copied there. A refusal or failure at any point leaves
     nothing behind: no row, no ledger event, no package, no partial copy. The output path is
-    checked (a file can be made next to it) before any work.
+    checked (a file can be made next to it) before any work. `window=False` lifts the
+    export window (a disclosure the law requires: whatever is still stored), not a purge.
+    `record` replaces the `export.create` event: it runs in the transaction that records the
+    package, and whatever it raises undoes the package too.
     """
     export_id = uuid.uuid4().hex
     copy = None if output is None else _Copy.reserve(output)
@@ -158,7 +203,7 @@ def create(
         folder.mkdir(mode=0o700, exist_ok=True)
         with ws.session(read_only=True) as session:
             stored = register_mod.current(session)
-            plan = _Plan.make(session, keyring, stored.register, request, now)
+            plan = _Plan.make(session, keyring, stored.register, request, now, window=window)
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as raw:
                 sealed = _Hashing(raw)
@@ -176,6 +221,19 @@ def create(
         expires = stored.register.settings.export_lifetime.shift(
             now, stored.register.settings.timezone
         )
+        sealed_as = Sealed(
+            export_id=export_id,
+            customer_id=request.customer_id,
+            scope=plan.scope,
+            subject_digest=plan.subject_digest,
+            records=sum(c.records for c in counts),
+            media_files=sum(c.media_files for c in counts),
+            counts=tuple(counts),
+            sha256=sealed.hash.hexdigest(),
+            size=sealed.size,
+            encryption=_kind(recipient),
+            expires_at=expires,
+        )
         with ws.session() as session:
             session.add(
                 Export(
@@ -184,36 +242,20 @@ def create(
                     created_at=now,
                     created_by=actor,
                     scope=ledger.canonical_json(plan.scope),
-                    records=sum(c.records for c in counts),
-                    media_files=sum(c.media_files for c in counts),
-                    encryption=_kind(recipient),
+                    records=sealed_as.records,
+                    media_files=sealed_as.media_files,
+                    encryption=sealed_as.encryption,
                     file_name=final.name,
                     size=sealed.size,
-                    sha256=sealed.hash.hexdigest(),
+                    sha256=sealed_as.sha256,
                     expires_at=expires,
                 )
             )
-            event = ledger.append(
-                session,
-                action="export.create",
-                actor=actor,
-                now=now,
-                customer_id=request.customer_id,
-                legal_basis=LEGAL_BASIS,
-                details={
-                    "export": export_id,
-                    "scope": plan.scope,
-                    "records": sum(c.records for c in counts),
-                    "media_files": sum(c.media_files for c in counts),
-                    "categories": {f"{c.category}/{c.activity}": c.records for c in counts},
-                    "package_sha256": sealed.hash.hexdigest(),
-                    "package_size": sealed.size,
-                    "encryption": _kind(recipient),
-                    "expires_at": expires.isoformat(),
-                },
-            )
-            seq = event.seq
-            ledger.link_subjects(session, seq, request.customer_id, [plan.subject_digest])
+            session.flush()
+            if record is None:
+                seq = _ledger_export(session, sealed_as, actor=actor, now=now)
+            else:
+                seq = record(session, sealed_as)
             if copy is not None:
                 # Last in the transaction: a copy that cannot be put in place rolls it back.
                 copy.publish()
@@ -238,6 +280,31 @@ def create(
         expires_at=expires,
         ledger_seq=seq,
     )
+
+
+def _ledger_export(session: Session, package: Sealed, *, actor: str, now: datetime) -> int:
+    """The `export.create` event of a package (scope, counts, checksum; never the subject)."""
+    event = ledger.append(
+        session,
+        action="export.create",
+        actor=actor,
+        now=now,
+        customer_id=package.customer_id,
+        legal_basis=LEGAL_BASIS,
+        details={
+            "export": package.export_id,
+            "scope": package.scope,
+            "records": package.records,
+            "media_files": package.media_files,
+            "categories": {f"{c.category}/{c.activity}": c.records for c in package.counts},
+            "package_sha256": package.sha256,
+            "package_size": package.size,
+            "encryption": package.encryption,
+            "expires_at": package.expires_at.isoformat(),
+        },
+    )
+    ledger.link_subjects(session, event.seq, package.customer_id, [package.subject_digest])
+    return event.seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,11 +339,18 @@ class _Plan:
         register: register_mod.Register,
         request: ExportRequest,
         now: datetime,
+        *,
+        window: bool = True,
     ) -> _Plan:
         customer = session.get(Customer, request.customer_id)
         if customer is None:
             raise UnknownCustomer(request.customer_id)
-        if status(customer, now) == "closed" or customer.purged_at is not None:
+        if customer.purged_at is not None and not window:
+            raise PolicyRefusal(
+                f"customer {customer.id!r} was purged on {customer.purged_at:%Y-%m-%d}: "
+                "nothing of its data is left"
+            )
+        if window and (status(customer, now) == "closed" or customer.purged_at is not None):
             assert customer.window_end_at is not None
             closed = (customer.window_end_at - timedelta(seconds=1)).astimezone(
                 register.settings.timezone
@@ -323,7 +397,7 @@ class _Plan:
         )
         groups = tuple((str(c), str(a), int(n), int(m)) for c, a, n, m in session.execute(query))
         if not groups:
-            raise InputError(
+            raise NothingToExport(
                 f"nothing to export: customer {request.customer_id!r} has no records in this scope"
             )
         return cls(request, customer, register, groups, digest, e164, start, end)

@@ -26,7 +26,7 @@ from dpa.models import Customer, Hold, Record
 from dpa.periods import end_of_day
 from dpa.register import Register
 
-__all__ = ["HoldStatus", "HoldView", "add", "held", "list_holds", "release"]
+__all__ = ["HoldStatus", "HoldView", "add", "check_text", "held", "list_holds", "release"]
 
 HoldStatus = rule.HoldStatus
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
@@ -57,18 +57,23 @@ def held(records: sa.Table) -> sa.ColumnElement[bool]:
     return rule.kept(records)
 
 
-def _check_text(what: str, text: str | None, region: str) -> str | None:
+def check_text(what: str, text: str | None, region: str, *, owner: str = "hold") -> str | None:
+    """`text` stripped; refused when empty or when it reads as a phone number or e-mail address.
+
+    For texts written to the ledger (reasons, references, an authority's name): they must not
+    hold personal data. `owner` names whose text it is in the message.
+    """
     if text is None:
         return None
     text = text.strip()
     if not text:
-        raise InputError(f"the hold's {what} is empty")
+        raise InputError(f"the {owner}'s {what} is empty")
     looks_personal = _EMAIL_IN_TEXT.search(text) is not None or any(
         True for _ in phonenumbers.PhoneNumberMatcher(text, region)
     )
     if looks_personal:
         raise InputError(
-            f"the hold's {what} seems to contain a phone number or e-mail address; it is written "
+            f"the {owner}'s {what} seems to contain a phone number or e-mail address; it is written "
             "to the ledger, so describe the request without personal data (use --subject for "
             "the person)"
         )
@@ -103,14 +108,14 @@ def add(
         known = ", ".join(sorted(register.data_categories))
         raise InputError(f"unknown data category {category!r}; the register has: {known}")
     region = register.settings.default_region
-    checked_reason = _check_text("reason", reason, region)
+    checked_reason = check_text("reason", reason, region)
     assert checked_reason is not None
     hold = Hold(
         customer_id=customer_id,
         category=category,
         subject=subject,
         reason=checked_reason,
-        reference=_check_text("reference", reference, region),
+        reference=check_text("reference", reference, region),
         created_at=now,
         created_by=actor,
         until=None if until is None else end_of_day(until, register.settings.timezone),
@@ -148,7 +153,7 @@ def release(
         raise HoldProblem(
             f"legal hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}"
         )
-    checked = _check_text("release reason", reason, register.settings.default_region)
+    checked = check_text("release reason", reason, register.settings.default_region)
     hold.released_at, hold.released_by, hold.release_reason = now, actor, checked
     session.add(hold)
     session.flush()

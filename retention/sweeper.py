@@ -83,6 +83,7 @@ from dpa.models import (
     Certificate,
     Customer,
     DataKey,
+    Disclosure,
     Export,
     Hold,
     Record,
@@ -807,6 +808,9 @@ def _purge(
     session.execute(
         sa.update(holds_table).where(holds_table.c.customer_id == customer_id).values(subject=None)
     )
+    # Disclosures stay (what was handed over, to whom, on what basis), without the person.
+    told = Disclosure.__table__  # type: ignore[attr-defined]
+    session.execute(sa.update(told).where(told.c.customer_id == customer_id).values(subject=None))
     session.add(customer)
     session.flush()
     ledger.append(

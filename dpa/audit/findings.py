@@ -29,6 +29,7 @@ from dpa.keyring import SINCE
 from dpa.models import (
     Customer,
     DataKey,
+    Disclosure,
     ErasureNotice,
     Export,
     Hold,
@@ -50,6 +51,7 @@ _N: sa.Table = ErasureNotice.__table__  # type: ignore[attr-defined]
 _E: sa.Table = Export.__table__  # type: ignore[attr-defined]
 _S: sa.Table = Sweep.__table__  # type: ignore[attr-defined]
 _J: sa.Table = IngestReject.__table__  # type: ignore[attr-defined]
+_D: sa.Table = Disclosure.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,12 @@ def windows_closing(ctx: Context) -> list[Finding]:
         .where(c.window_end_at > ctx.as_of, c.window_end_at <= soon, c.purged_at.is_(None))
         .where(
             ~sa.exists(
-                sa.select(e.id).where(e.customer_id == c.id, e.created_at >= c.contract_end_at)
+                sa.select(e.id).where(
+                    e.customer_id == c.id,
+                    e.created_at >= c.contract_end_at,
+                    # A package made for an authority is not the customer's copy of its data.
+                    e.id.not_in(sa.select(_D.c.export_id)),
+                )
             )
         )
         .order_by(c.window_end_at)
@@ -319,6 +326,55 @@ def notices(ctx: Context) -> list[Finding]:
             "then `dpa retention notices send`.",
         )
     ]
+
+
+def disclosures_untold(ctx: Context) -> list[Finding]:
+    """Disclosures to authorities whose confidentiality period has ended, the customer not told."""
+    d = _D.c
+    rows = ctx.session.execute(
+        sa.select(d.id, d.customer_id, d.authority, d.reference, d.confidential_until)
+        .where(
+            d.customer_told_at.is_(None),
+            d.confidential_until.is_not(None),
+            d.confidential_until <= ctx.as_of,
+        )
+        .order_by(d.id)
+    ).all()
+    if not rows:
+        return []
+    tz = ctx.register.settings.timezone
+    return [
+        Finding(
+            id="disclosure-customer-not-told",
+            severity="warning",
+            title=f"{len(rows)} disclosures to authorities: confidentiality ended, customer not told",
+            article="GDPR Art. 28(3)(a); Fonzer terms 3.6",
+            affected=[
+                {
+                    "disclosure": i,
+                    "customer": cid,
+                    "authority": authority,
+                    "reference": reference,
+                    "confidential_until": _local_day(until, tz),
+                }
+                for i, cid, authority, reference, until in rows
+            ],
+            action="Tell each customer (`dpa disclose show ID` has the notice), then record it "
+            "with `dpa disclose tell ID`; if the authority extended the confidentiality, "
+            "keep its order with the file.",
+        )
+    ]
+
+
+def _local_day(end: Any, tz: Any) -> str | None:
+    """The last local day of a period that ends at `end` (the next local midnight)."""
+    if end is None:
+        return None
+    if isinstance(end, str):
+        end = datetime.fromisoformat(end)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    return str((end - timedelta(seconds=1)).astimezone(tz).date().isoformat())
 
 
 def register_gaps(ctx: Context) -> list[Finding]:
@@ -555,6 +611,7 @@ CHECKS: tuple[Check, ...] = (
     windows_closing,
     holds,
     notices,
+    disclosures_untold,
     exports_expired,
     orphan_blobs,
     register_gaps,

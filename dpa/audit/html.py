@@ -551,6 +551,38 @@ def render(report: Report) -> str:
         "recorded in the "
         "ledger.</figcaption>" + erasures_svg(report.erasures) + "</figure>"
     )
+    if report.disclosures:
+        parts.append("</section><section id=disclosures><h2>Disclosures to authorities</h2>")
+        parts.append(
+            '<p class="meta">'
+            + _prose(
+                "What was handed over, to whom, on what basis (`dpa audit log --action "
+                "disclose`), and whether the customer was told."
+            )
+            + "</p>"
+        )
+        parts.append(
+            _table(
+                [
+                    {
+                        "disclosure": d["disclosure"],
+                        "customer": d["customer"],
+                        "on": d["disclosed_on"],
+                        "authority": d["authority"],
+                        "reference": d["reference"],
+                        "legal_basis": d["legal_basis"],
+                        "categories": d["categories"],
+                        "records": d["records"],
+                        "holds": d["holds"],
+                        "confidential_until": d["confidential_until"],
+                        "customer_told": d["status"],
+                    }
+                    for d in report.disclosures
+                ],
+                len(report.disclosures),
+                "disclosures",
+            )
+        )
     parts.append("</section><section id=register><h2>Register of processing (summary)</h2>")
     if report.activities:
         parts.append(

@@ -10,8 +10,9 @@ report never holds personal data: customers by id, categories, counts and dates.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -24,7 +25,7 @@ from dpa.audit.tally import utc_month
 from dpa.blobs import BlobStore
 from dpa.customers import status
 from dpa.errors import IntegrityFailure
-from dpa.models import Customer, Export, Hold, LedgerEvent, Record
+from dpa.models import Customer, Disclosure, Export, Hold, LedgerEvent, Record
 from dpa.register import Register
 from dpa.resources import load_schema
 from dpa.retention_rules import effective_rule, instructions_in_force
@@ -58,6 +59,9 @@ class Report:
     # Customers' own retention instructions in force (GDPR Art. 28(3)(a)), by customer and
     # activity: {customer, activity, keep, default, instructed_on, reference, set_at, rule}.
     customer_retention: list[dict[str, Any]] = field(default_factory=list)
+    # Disclosures to authorities: {disclosure, customer, disclosed_on, authority, reference,
+    # legal_basis, records, media_files, holds, confidential_until, customer_told_on, status}
+    disclosures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
@@ -119,6 +123,7 @@ def build(
             key, {"month": key, "deleted": 0, "pseudonymised": 0, "anonymised": 0}
         )
         slot[ERASED_AS[action]] += int(total or 0)
+    disclosures = _disclosures(session, register, as_of)
     count = sa.select(sa.func.count())
     summary = {
         "customers": len(customers),
@@ -137,6 +142,7 @@ def build(
                 count.select_from(Export.__table__).where(Export.__table__.c.deleted_at.is_(None))  # type: ignore[attr-defined]
             ).scalar_one()
         ),
+        "disclosures": len(disclosures),
         "critical": sum(1 for f in findings if f.severity == "critical"),
         "warnings": sum(1 for f in findings if f.severity == "warning"),
     }
@@ -192,7 +198,47 @@ def build(
             "checkpoint": checkpoint is not None,
         },
         customer_retention=customer_retention,
+        disclosures=disclosures,
     )
+
+
+def _disclosures(session: Session, register: Register, as_of: datetime) -> list[dict[str, Any]]:
+    """Every disclosure to an authority: to whom, on what basis, what, whether the customer knows."""
+    tz = register.settings.timezone
+
+    def day(moment: datetime | None, *, end: bool = False) -> str | None:
+        if moment is None:
+            return None
+        local = (moment - timedelta(seconds=1) if end else moment).astimezone(tz)
+        return local.date().isoformat()
+
+    listed = []
+    for d in session.execute(sa.select(Disclosure).order_by(Disclosure.id)).scalars():  # type: ignore[arg-type]
+        if d.customer_told_at is not None:
+            state = "told"
+        elif d.confidential_until is not None and d.confidential_until > as_of:
+            state = "confidential"
+        else:
+            state = "to tell"
+        listed.append(
+            {
+                "disclosure": d.id,
+                "customer": d.customer_id,
+                "disclosed_on": day(d.created_at),
+                "authority": d.authority,
+                "reference": d.reference,
+                "legal_basis": d.legal_basis,
+                "categories": json.loads(d.categories),
+                "subject": d.about_subject,
+                "records": d.records,
+                "media_files": d.media_files,
+                "holds": json.loads(d.hold_ids),
+                "confidential_until": day(d.confidential_until, end=True),
+                "customer_told_on": day(d.customer_told_at),
+                "status": state,
+            }
+        )
+    return listed
 
 
 def _iso(moment: datetime) -> str:
@@ -216,6 +262,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "erasures": report.erasures,
         "ledger": report.ledger,
         "customer_retention": report.customer_retention,
+        "disclosures": report.disclosures,
     }
     try:
         jsonschema.validate(document, load_schema("audit-report"))
@@ -236,8 +283,13 @@ def as_text(report: Report) -> str:
         f"{s['customers']} customers ({s['active_customers']} active), {s['records']} records, "
         f"{s['active_holds']} active holds, {s['export_packages']} export packages, "
         f"{s['ledger_events']} ledger events",
-        "",
     ]
+    if report.disclosures:
+        waiting = sum(1 for d in report.disclosures if d["status"] == "confidential")
+        lines.append(
+            f"{len(report.disclosures)} disclosures to authorities ({waiting} still confidential)"
+        )
+    lines.append("")
     if not report.findings:
         lines.append("no findings: every check passed")
     for f in report.findings:

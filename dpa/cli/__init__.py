@@ -40,6 +40,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "retention": ("retention",),
     "hold": ("hold",),
     "export": ("export",),
+    "disclose": ("disclose",),
     "keys": ("keys",),
     "audit": ("audit",),
     "stats": ("stats",),

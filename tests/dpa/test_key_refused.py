@@ -92,6 +92,25 @@ COMMANDS: dict[str, list[tuple[str, ...]] | Exempt] = {
         ("--customer", "acme", "--passphrase-file", "{tmp}/pass.txt", "-o", "{tmp}/x.age")
     ],
     "export list": [()],
+    "disclose create": [
+        (
+            "--customer",
+            "acme",
+            "--authority",
+            "Federal Judicial Police",
+            "--reference",
+            "BR.55.L1",
+            "--legal-basis",
+            "Art. 46bis CCP (BE)",
+            "--recipient",
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+            "-o",
+            "{tmp}/d.age",
+        )
+    ],
+    "disclose list": [(), ("--json",)],
+    "disclose show": [("1",)],
+    "disclose tell": [("1",)],
     "export deliver": [("{export}", "--to", "https://127.0.0.1:9/in")],
     "export secret": [()],
     "keys rotate": [()],
