@@ -56,6 +56,11 @@ COMMANDS: dict[str, list[tuple[str, ...]] | Exempt] = {
     "customer show": [("acme",)],
     "customer terminate": [("acme", "--on", "2026-12-31")],
     "customer set-region": [("acme", "RU"), ("acme", "--default")],
+    "customer retention set": [
+        ("acme", "--activity", "call_recording", "--keep", "90d", "--reference", "REF-1")
+    ],
+    "customer retention clear": [("acme", "--activity", "call_recording")],
+    "customer retention show": [("acme",), ("acme", "--json")],
     "ingest cdr": [(*SAMPLES["cdr"][1:], "--customer", "acme")],
     "ingest voicemail": [(*SAMPLES["voicemail"][1:], "--customer", "acme")],
     "ingest recording": [(*SAMPLES["recording"][1:], "--customer", "acme")],
