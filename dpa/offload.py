@@ -28,6 +28,7 @@ process stores waits, so memory stays that of a batch, however long the file.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
@@ -83,10 +84,16 @@ def forked(items: Iterator[T], carry: Sequence[Carry] = ()) -> Iterator[T]:
     child = context.Process(
         target=_read, args=(items, tuple(carry), send), name="dpa-reader", daemon=True
     )
-    child.start()
-    send.close()  # the child's end: once the child is gone, recv() raises EOFError
+    # Frozen, what exists now is never walked by this process's collector while the child
+    # runs: a collection writes to every object it walks, and each page written here is a
+    # page the child must then keep a copy of (200,000 calls: 135 MB with the child, not 165).
+    gc.freeze()
     finished = False
     try:
+        try:
+            child.start()
+        finally:
+            send.close()  # the child's end: once the child is gone, recv() raises EOFError
         while True:
             try:
                 kind, value = receive.recv()
@@ -106,10 +113,12 @@ def forked(items: Iterator[T], carry: Sequence[Carry] = ()) -> Iterator[T]:
             else:
                 raise value
     finally:
-        if not finished:
-            child.terminate()  # before the pipe closes: a child never writes into a closed one
-        child.join()
+        if child.pid is not None:
+            if not finished:
+                child.terminate()  # before the pipe closes: a child never writes into a closed one
+            child.join()
         receive.close()
+        gc.unfreeze()
 
 
 def _read(items: Iterable[object], carry: tuple[Carry, ...], send: Connection) -> None:

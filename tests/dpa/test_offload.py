@@ -11,6 +11,7 @@ with every file read in a worker: tests/dpa/test_offloaded_*.py, on both backend
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import multiprocessing
 import os
@@ -62,6 +63,7 @@ def test_items_arrive_in_order_and_the_carried_state_comes_back(items: list[int]
     assert list(forked(_counted(items, counter), [counter])) == items
     assert counter.seen == len(items)  # counted in the child, adopted here
     assert not multiprocessing.active_children()
+    assert gc.get_freeze_count() == 0  # this process's objects collected again
 
 
 def test_an_error_is_raised_after_the_items_read_before_it() -> None:
@@ -79,6 +81,7 @@ def test_an_error_is_raised_after_the_items_read_before_it() -> None:
     assert str(raised.value) == "Master.csv:2101: start time is empty"
     assert counter.seen == 0  # a failed reading carries nothing back
     assert not multiprocessing.active_children()
+    assert gc.get_freeze_count() == 0
 
 
 class _Unpicklable(Exception):
@@ -99,8 +102,10 @@ def test_an_error_that_cannot_cross_is_named() -> None:
 def test_stopping_early_ends_the_child() -> None:
     reading = forked(iter(range(10 * offload.BATCH)))
     assert next(reading) == 0
+    assert gc.get_freeze_count() > 0  # while the child reads, nothing here is walked
     reading.close()
     assert not multiprocessing.active_children()
+    assert gc.get_freeze_count() == 0
 
 
 def _dying() -> Iterator[int]:
