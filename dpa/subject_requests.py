@@ -30,13 +30,14 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import phonenumbers
+import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
-from dpa import ledger
+from dpa import holds, ledger
 from dpa.crypto import FieldCipher
 from dpa.errors import InputError, RequestProblem, UnknownCustomer
-from dpa.models import Customer, SubjectRequest
+from dpa.models import Customer, Record, SubjectRequest
 from dpa.periods import EARLIEST, end_of_day
 from dpa.register import Register
 
@@ -56,6 +57,7 @@ __all__ = [
     "lift",
     "list_requests",
     "open_request",
+    "records_about",
     "refuse",
     "start",
     "subject_text",
@@ -400,6 +402,18 @@ def lift(
     session.flush()
     _event(session, row, "request.lift", actor, now, {"reason": checked})
     return view(session, row, now)
+
+
+def records_about(session: Session, customer_id: str, subject: bytes) -> int:
+    """How many of the customer's records are about the person (every subject column and
+    `record_subjects`)."""
+    r = Record.__table__.c  # type: ignore[attr-defined]
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Record.__table__)  # type: ignore[attr-defined]
+        .where(r.customer_id == customer_id, holds.about(subject))
+    )
+    return int(session.execute(query).scalar_one())
 
 
 def get(session: Session, request_id: int, now: datetime) -> RequestView:
