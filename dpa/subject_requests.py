@@ -145,8 +145,10 @@ def _row(session: Session, request_id: int, *, lock: bool = True) -> SubjectRequ
     return row
 
 
-def _open_row(session: Session, request_id: int, step: str) -> SubjectRequest:
-    row = _row(session, request_id)
+def _open_row(
+    session: Session, request_id: int, step: str, *, lock: bool = True
+) -> SubjectRequest:
+    row = _row(session, request_id, lock=lock)
     if row.status not in OPEN_STATUSES:
         raise RequestProblem(f"subject request {request_id} is {row.status}: it cannot be {step}")
     return row
@@ -337,9 +339,10 @@ def withdraw(
     return view(session, row, now)
 
 
-def claim(session: Session, request_id: int) -> SubjectRequest:
-    """The open request to fulfil, locked for the transaction that carries it out."""
-    return _open_row(session, request_id, "fulfilled")
+def claim(session: Session, request_id: int, *, lock: bool = True) -> SubjectRequest:
+    """The open request to fulfil, locked for the transaction that carries it out (unlocked
+    with `lock=False`: a read-only look before the work)."""
+    return _open_row(session, request_id, "fulfilled", lock=lock)
 
 
 def subject_text(cipher: FieldCipher, row: SubjectRequest) -> str:

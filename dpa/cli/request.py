@@ -145,8 +145,7 @@ def fulfil(
     moment, who = now(), actor(ctx)
     with workspace() as ws:
         with ws.session(read_only=True) as session:
-            row = subject_requests.claim(session, request_id)
-            kind = row.kind
+            kind = subject_requests.claim(session, request_id, lock=False).kind
         if kind in ("access", "portability"):
             view = _export(ws, request_id, recipient, passphrase_file, who, moment, as_json)
         elif recipient is not None or passphrase_file is not None:
@@ -184,7 +183,7 @@ def _export(
 
     sealed_for = _recipient(recipient, passphrase_file)
     with ws.session(read_only=True) as session:
-        row = subject_requests.claim(session, request_id)
+        row = subject_requests.claim(session, request_id, lock=False)
         typed = subject_requests.subject_text(ws.fields(session), row)
         customer_id, digest = row.customer_id, row.subject
         count = subject_requests.records_about(session, customer_id, digest)
