@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -57,6 +58,7 @@ __all__ = [
     "lift",
     "list_requests",
     "open_request",
+    "printable",
     "records_about",
     "refuse",
     "start",
@@ -123,6 +125,8 @@ def check_text(what: str, text: str | None, region: str) -> str | None:
         raise InputError(f"the request's {what} is empty")
     if len(text) > 500:
         raise InputError(f"the request's {what} is longer than 500 characters")
+    if not printable(text):
+        raise InputError(f"the request's {what} holds control characters or lone surrogates")
     looks_personal = _EMAIL_IN_TEXT.search(text) is not None or any(
         True for _ in phonenumbers.PhoneNumberMatcher(text, region)
     )
@@ -132,6 +136,11 @@ def check_text(what: str, text: str | None, region: str) -> str | None:
             "written to the ledger, so describe it without personal data"
         )
     return text
+
+
+def printable(text: str) -> bool:
+    """Whether text holds no control character (NUL, escapes) and no lone surrogate."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def _label(request_id: int) -> str:
@@ -189,7 +198,9 @@ def open_request(
 ) -> RequestView:
     """Record a request the customer passed on; due one calendar month after `received`."""
     if kind not in KINDS:
-        raise InputError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise InputError(f"--kind must be one of {', '.join(KINDS)}")
+    if not printable(subject_text) or len(subject_text) > 320:
+        raise InputError("--subject is not a phone number, e-mail or IP address")
     tz = register.settings.timezone
     today = now.astimezone(tz).date()
     if received > today:

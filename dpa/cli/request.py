@@ -74,6 +74,8 @@ def open_(
         raise InputError(f"--kind must be one of {', '.join(subject_requests.KINDS)}")
     day = parse_date(received, "--received")
     customer_id = check_id(customer)
+    if not subject_requests.printable(subject) or len(subject) > 320:
+        raise InputError("--subject is not a phone number, e-mail or IP address")
     with workspace() as ws, ws.session() as session:
         register = ws.register(session)
         digest = _digest(ws, session, register, subject)
