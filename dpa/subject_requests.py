@@ -154,9 +154,7 @@ def _row(session: Session, request_id: int, *, lock: bool = True) -> SubjectRequ
     return row
 
 
-def _open_row(
-    session: Session, request_id: int, step: str, *, lock: bool = True
-) -> SubjectRequest:
+def _open_row(session: Session, request_id: int, step: str, *, lock: bool = True) -> SubjectRequest:
     row = _row(session, request_id, lock=lock)
     if row.status not in OPEN_STATUSES:
         raise RequestProblem(f"subject request {request_id} is {row.status}: it cannot be {step}")

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Callable
 
 import pytest
+import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,8 +72,9 @@ COMMANDS = st.one_of(
 
 
 @pytest.fixture
-def acme(ws: Workspace, cli: Callable[..., Run]) -> str:
-    """One installation per test: a customer with CDRs and two open requests."""
+def acme(ws: Workspace, cli: Callable[..., Run], clock: time_machine.Coordinates) -> str:
+    """One installation per test: a customer with CDRs and two open requests; the program's
+    clock stopped at the samples' day (dates typed are judged against it)."""
     add_customer(cli, samples=("cdr",))
     for kind in ("restriction", "erasure"):
         cli("request", "open", "--customer", "acme", "--kind", kind, "--subject",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 import sqlalchemy as sa
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
@@ -130,7 +131,11 @@ def _rows(settings: Settings, customer: str) -> dict[str, tuple[Any, ...]]:
 
 
 @pytest.fixture
-def installation(ws: Workspace, cli: Callable[..., Run]) -> Workspace:
+def installation(
+    ws: Workspace, cli: Callable[..., Run], clock: time_machine.Coordinates
+) -> Workspace:
+    """The installation, the program's clock stopped at the samples' day (requests are
+    received on a fixed day, never in the future of the clock)."""
     return ws
 
 
