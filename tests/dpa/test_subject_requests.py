@@ -17,7 +17,7 @@ import time_machine
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from dpa.config import Settings
-from dpa.records import open_payload
+from dpa.records import open_payload, stored_cdrs
 from dpa.workspace import Workspace
 from exports.age import X25519Recipient
 from retention.erasure import BILLING_FIELDS
@@ -212,6 +212,10 @@ def test_a_restriction_keeps_records_from_sweeps_exports_and_subject_find_until_
     assert done["restriction_in_force"] and done["outcome"] == {"restricted_records": 6}
     found = json.loads(cli("subject", "find", JAN, "--json").stdout)
     assert found == [{"customer_id": "acme", "restricted": True, "request": 1}]
+    # Nothing is derived from them either (the call-back list's missed calls, statistics).
+    with ws.session(read_only=True) as session:
+        since = NOW - timedelta(days=3 * 365)
+        assert len(stored_cdrs(session, ws.keyring, "acme", since)) == 12 - 5
     assert "restricted" in cli("subject", "find", JAN).stdout
     after = json.loads(
         cli("export", "create", "--customer", "acme", "--recipient", RECIPIENT, "--json").stdout
