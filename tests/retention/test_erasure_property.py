@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import time_machine
 import sqlalchemy as sa
+import time_machine
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
