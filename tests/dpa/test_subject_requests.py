@@ -120,7 +120,7 @@ def test_due_one_calendar_month_after_receipt_extended_by_two_at_most(
     assert _valid(cli("request", "list", "--json").stdout) == []
     assert len(_valid(cli("request", "list", "--all", "--json").stdout)) == 1
     events = cli("audit", "log", "--action", "request", "--json").stdout
-    assert "470" not in events and "Peeters" not in events
+    assert "470123456" not in events and "470 12" not in events and "Peeters" not in events
     for action in ("request.open", "request.extend", "request.start", "request.withdraw"):
         assert action in events
 
@@ -165,7 +165,7 @@ def test_an_erasure_masks_cdrs_deletes_voicemail_and_leaves_other_customers_alon
     )
     assert links == 0
     shown = cli("request", "show", "1").stdout
-    assert "masked: 5 cdr records" in shown and "470" not in shown
+    assert "masked: 5 cdr records" in shown and "470 12" not in shown
 
 
 def test_holds_win_over_erasure_and_the_refusal_names_the_hold(
@@ -287,3 +287,22 @@ def test_a_purged_customer_takes_no_request(
     clock.move_to(NOW + timedelta(days=200))
     cli("retention", "sweep")
     _open(cli, kind, received="2026-11-30", code=3)
+
+
+def test_erasure_notices_to_recipients_name_the_request(
+    ws: Workspace, cli: Callable[..., Run], clock: time_machine.Coordinates
+) -> None:
+    from tests.retention.test_notify import install_endpoints
+
+    install_endpoints(ws, {"platform_provider": "https://127.0.0.1:9/erasures"})
+    add_customer(cli, samples=("cdr", "voicemail"))
+    _open(cli, "erasure")
+    done = _valid(cli("request", "fulfil", "1", "--json").stdout)
+    assert done["outcome"]["notices_queued"] == 1
+    body = json.loads(_scalar(ws.settings, "SELECT body FROM erasure_notices"))
+    assert body["data"]["request"] == 1
+    assert {(b["category"], b["action"], b["count"]) for b in body["data"]["batches"]} == {
+        ("cdr", "mask", 5),
+        ("voicemail", "delete", 1),
+    }
+    assert "470123456" not in json.dumps(body) and "Peeters" not in json.dumps(body)
