@@ -306,3 +306,25 @@ def test_erasure_notices_to_recipients_name_the_request(
         ("voicemail", "delete", 1),
     }
     assert "470123456" not in json.dumps(body) and "Peeters" not in json.dumps(body)
+
+
+def test_the_register_says_what_erasing_one_person_does_per_category() -> None:
+    from dpa.errors import RegisterInvalid
+    from dpa.register import default_register
+    from dpa.register.validation import parse
+
+    register = default_register()
+    assert register.erasure_rule("cdr") == "mask"
+    assert register.erasure_rule("call_recording") == "delete"
+    assert "both voices" in (register.data_categories["call_recording"].erasure_note or "")
+    assert register.erasure_rule("voicemail") == "delete"
+    text = (Path(__file__).parents[2] / "dpa" / "data" / "default-register.yaml").read_text()
+    # A register without the rule gets the defaults.
+    bare = parse(text.replace("    erasure: mask\n", ""))
+    assert bare.data_categories["cdr"].erasure is None and bare.erasure_rule("cdr") == "mask"
+    # dpa cannot mask a voicemail: refused, naming the path.
+    with pytest.raises(RegisterInvalid) as refused:
+        parse(text.replace("    erasure: delete\n", "    erasure: mask\n"))
+    assert "data_categories[" in str(refused.value) and ".erasure" in str(refused.value)
+    with pytest.raises(RegisterInvalid):
+        parse(text.replace("    erasure: mask\n", "    erasure: shred\n"))
