@@ -266,8 +266,14 @@ def test_the_audit_reports_requests_past_due_and_due_soon(
     _open(cli, "access", received="2026-10-01")  # due 1 November: past
     _open(cli, "erasure", received="2026-10-26")  # due 26 November: within 7 days
     _open(cli, "restriction", received="2026-11-20")  # due 20 December
+    cli("request", "fulfil", "3")  # a restriction in force: listed by the audit
     report = json.loads(cli("audit", "report", "--format", "json", code=1).stdout)
+    audit_schema = json.loads(
+        (Path(__file__).parents[2] / "schemas" / "audit-report.schema.json").read_text()
+    )
+    jsonschema.validate(report, audit_schema, format_checker=jsonschema.FormatChecker())
     by_id = {f["id"]: f for f in report["findings"]}
+    assert by_id["restrictions"]["affected"] == [{"request": 3, "customer": "acme", "records": 0}]
     assert by_id["request-overdue"]["severity"] == "critical"
     assert [a["request"] for a in by_id["request-overdue"]["affected"]] == [1]
     assert [a["request"] for a in by_id["request-due-soon"]["affected"]] == [2]
