@@ -4,7 +4,9 @@ The customer is the controller: a person asks it for access, erasure, restrictio
 portability, and it passes the request on to us, its processor, to carry out. A request is
 due one calendar month after the day it was received (Art. 12(3)), at the end of that day in
 the register's timezone (31 January + 1 month is the end of 28 or 29 February); it may be
-extended by at most two further months in all, with a reason, each extension ledgered.
+extended by at most two further months in all (counted from receipt), with a reason, and only
+within that first month, since the person must be told of an extension within it; each
+extension is ledgered.
 
 Statuses: `open` (received), `in_progress` (work started), then one of `fulfilled`,
 `refused` (with the reason and the article relied on) or `withdrawn`. An erasure that a
@@ -254,9 +256,16 @@ def extend(
     actor: str,
     now: datetime,
 ) -> RequestView:
-    """Extend an open request by `months` (Art. 12(3): two further months at most, in all)."""
+    """Extend an open request by `months` (Art. 12(3): two further months at most, in all,
+    decided within the first month after receipt)."""
     checked = check_text("extension reason", reason, register.settings.default_region)
     row = _open_row(session, request_id, "extended")
+    first_month = due_at(row.received_on, 0, register)
+    if now > first_month:
+        raise RequestProblem(
+            f"subject request {request_id}: an extension must be decided and told within one "
+            f"month of receipt (Art. 12(3)), which ended at {first_month:%Y-%m-%d %H:%M}Z"
+        )
     if months < 1 or row.extended_months + months > MAX_EXTENSION_MONTHS:
         raise RequestProblem(
             f"subject request {request_id} is extended by {row.extended_months} months; "

@@ -98,12 +98,16 @@ def test_due_one_calendar_month_after_receipt_extended_by_two_at_most(
     # 31 January + 1 month = 28 February, whose day ends at 23:00 UTC in Brussels (CET).
     assert opened["due_at"] == "2026-02-28T23:00:00+00:00"
     assert opened["status"] == "open" and opened["overdue"]
-    extended = _valid(cli("request", "extend", "1", "--by", "2m", "--reason", "complex",
+    # Past its first month: too late to extend (Art. 12(3)); it is overdue.
+    cli("request", "extend", "1", "--by", "1m", "--reason", "late", code=3)
+    cli("request", "withdraw", "1")
+    _open(cli, "access", received="2026-10-31")  # due at the end of 30 November
+    extended = _valid(cli("request", "extend", "2", "--by", "2m", "--reason", "complex",
                           "--json").stdout)  # fmt: skip
-    assert extended["due_at"] == "2026-04-30T22:00:00+00:00"  # CEST by then
-    assert extended["extended_months"] == 2
-    cli("request", "extend", "1", "--by", "1m", "--reason", "more", code=3)
-    cli("request", "extend", "1", "--by", "3m", "--reason", "more", code=2)
+    assert extended["due_at"] == "2027-01-31T23:00:00+00:00"  # three months from receipt
+    assert extended["extended_months"] == 2 and not extended["overdue"]
+    cli("request", "extend", "2", "--by", "1m", "--reason", "more", code=3)
+    cli("request", "extend", "2", "--by", "3m", "--reason", "more", code=2)
     _open(cli, "access", received="2026-11-24", code=2)  # tomorrow, by the stopped clock
     _open(cli, "deletion", code=2)
     _open(cli, "access", customer="nobody", code=3)
@@ -111,14 +115,14 @@ def test_due_one_calendar_month_after_receipt_extended_by_two_at_most(
     run = cli("request", "open", "--customer", "acme", "--kind", "erasure", "--subject", JAN,
               "--received", "2026-11-20", "--reference", "call 0470 12 34 56", code=2)  # fmt: skip
     assert "470" not in run.stderr
-    cli("request", "start", "1")
-    assert _valid(cli("request", "show", "1", "--json").stdout)["status"] == "in_progress"
-    withdrawn = _valid(cli("request", "withdraw", "1", "--json").stdout)
+    cli("request", "start", "2")
+    assert _valid(cli("request", "show", "2", "--json").stdout)["status"] == "in_progress"
+    withdrawn = _valid(cli("request", "withdraw", "2", "--json").stdout)
     assert withdrawn["status"] == "withdrawn" and withdrawn["closed_at"]
-    cli("request", "fulfil", "1", code=3)
-    assert _scalar(ws.settings, "SELECT subject_sealed FROM subject_requests WHERE id = 1") is None
+    cli("request", "fulfil", "2", code=3)
+    assert _scalar(ws.settings, "SELECT subject_sealed FROM subject_requests WHERE id = 2") is None
     assert _valid(cli("request", "list", "--json").stdout) == []
-    assert len(_valid(cli("request", "list", "--all", "--json").stdout)) == 1
+    assert len(_valid(cli("request", "list", "--all", "--json").stdout)) == 2
     events = cli("audit", "log", "--action", "request", "--json").stdout
     assert "470123456" not in events and "470 12" not in events and "Peeters" not in events
     for action in ("request.open", "request.extend", "request.start", "request.withdraw"):
