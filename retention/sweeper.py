@@ -365,9 +365,15 @@ def _one_batch(
             report.keys_destroyed += _shred(session, keyring, progress.keys, report, actor, now)
             progress.keys = set()
     else:
+        # A restriction's test is added only while one of the customer's is in force.
+        keeps = (
+            restrictions.kept_or_restricted()
+            if restrictions.any_in_force(session, group.customer_id)
+            else hold_rule.kept()
+        )
         query = (
             sa.select(*columns)
-            .where(*due, ~restrictions.kept_or_restricted())
+            .where(*due, ~keeps)
             .order_by(r.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=_RECORDS)
