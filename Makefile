@@ -13,6 +13,7 @@ MONTH := $(shell TZ=Europe/Brussels date +%Y-%m)
 month = $(shell date -d '$(MONTH)-01 $(1) months' +%Y-%m)
 last_day = $(shell date -d '$(call month,$(1))-01 +1 month -1 day' +%Y-%m-%d)
 SAMPLES := $(RUN_HOME)/samples
+TODAY := $(shell TZ=Europe/Brussels date +%Y-%m-%d)
 
 .PHONY: run test lint typecheck bench install clean
 
@@ -90,6 +91,14 @@ run: $(STAMP)
 	$(DPA) export list
 	@echo; echo "== what acme finds in its package after decrypting it: the manifest (every file's SHA-256)"
 	@$(BIN)/python -c "import io, json, zipfile, pyrage; k = pyrage.x25519.Identity.from_str(open('$(RUN_HOME)/acme.key').read()); z = zipfile.ZipFile(io.BytesIO(pyrage.decrypt(open('$(RUN_HOME)/acme-export.zip.age', 'rb').read(), [k]))); print('\n'.join(z.namelist())); m = json.loads(z.read('manifest.json')); print(json.dumps({k: m[k] for k in ('customer', 'created_at', 'scope', 'records', 'categories')}, indent=2))"
+	@echo; echo "== a data subject's request (Art. 12, 17): acme passes on a caller's erasure request, received today, due in one calendar month"
+	$(DPA) request open --customer acme --kind erasure --subject "0478 11 22 33" --received $(TODAY) --reference ACME-DSR-1
+	$(DPA) request list
+	@echo "   fulfilled: the caller's CDRs masked (the other party and the billing fields stay), the rest deleted, what a hold keeps refused with its reason"
+	$(DPA) request fulfil 1
+	$(DPA) request show 1
+	$(DPA) subject find "0478 11 22 33"
+	$(DPA) audit log --action request
 	@echo; echo "== initech's window closed on $(call last_day,-1): its export is refused"
 	$(DPA) export create --customer initech --recipient $$(cat $(RUN_HOME)/acme.pub); test $$? -eq 3  # refused: exit 3
 	@echo; echo "== dpa register export: the Art. 30 record (also written as HTML to $(RUN_HOME)/art30.html)"

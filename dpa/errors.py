@@ -13,7 +13,8 @@ The hierarchy::
     │   ├── CustomerExists         a customer with that id already exists
     │   ├── AlreadyTerminated      the contract has already been terminated
     │   ├── WindowClosed           the two-month window after the contract has ended
-    │   └── HoldProblem            no such legal hold, or it was already released
+    │   ├── HoldProblem            no such legal hold, or it was already released
+    │   └── RequestProblem         no such subject request, or its status forbids the step
     ├── KeyProblem        (4)      the master key is missing, wrong or exposed
     │   ├── MasterKeyMissing       no DPA_MASTER_KEY and no key file
     │   ├── MasterKeyMismatch      the key given is not the key this database was set up with
@@ -51,6 +52,7 @@ __all__ = [
     "PolicyRefusal",
     "Problem",
     "RegisterInvalid",
+    "RequestProblem",
     "UnknownContractPolicy",
     "UnknownCustomer",
     "WindowClosed",
@@ -146,6 +148,10 @@ class WindowClosed(PolicyRefusal):
 
 class HoldProblem(PolicyRefusal):
     """Raised when a legal hold does not exist or has already been released."""
+
+
+class RequestProblem(PolicyRefusal):
+    """Raised when a data subject's request does not exist or its status forbids the step."""
 
 
 class KeyProblem(DpaError):

@@ -29,6 +29,7 @@ __all__ = [
     "Record",
     "RegisterVersion",
     "SubjectEvent",
+    "SubjectRequest",
     "Sweep",
     "SystemKey",
     "UTCDateTime",
@@ -426,3 +427,37 @@ class Disclosure(SQLModel, table=True):
     customer_told_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     created_by: str = Field(max_length=128)
+
+
+class SubjectRequest(SQLModel, table=True):
+    """A data subject's request the customer (controller) passed on (`dpa.subject_requests`).
+
+    The person is kept only as the blind-index digest of what was typed (`subject`) and, while
+    the request is open, a sealed copy of the text itself (`subject_sealed`, under the
+    `customer-fields` key, bound to the request's id), which an access export needs to show
+    the person's own number; it is erased when the request closes. `reference`, reasons and
+    `outcome` (canonical JSON: counts, holds, export id) hold no personal data.
+    """
+
+    __tablename__ = "subject_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, foreign_key="customers.id", index=True)
+    kind: str = Field(max_length=16)  # access, erasure, restriction, portability
+    subject: bytes = Field(index=True)  # 16-byte blind-index digest
+    subject_sealed: bytes | None = None
+    reference: str | None = Field(default=None, max_length=200)
+    received_on: date
+    due_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    extended_months: int = 0
+    extension_reason: str | None = None
+    status: str = Field(max_length=16)  # open, in_progress, fulfilled, refused, withdrawn
+    refusal_reason: str | None = None
+    refusal_article: str | None = Field(default=None, max_length=100)
+    outcome: str | None = None
+    export_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_by: str = Field(max_length=128)
+    closed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    lifted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    lift_reason: str | None = None

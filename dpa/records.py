@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session
 
+from dpa import restrictions
 from dpa.errors import IntegrityFailure
 from dpa.keyring import Keyring, record_ad
 from dpa.models import Record
@@ -73,7 +74,8 @@ def stored_cdrs(
 
     `fields` keeps only those payload fields (the ones a payload has) in memory, for a
     caller that reads a few fields of many calls; None keeps the whole payload, including
-    the `e164` ingest added. Anonymised CDRs are left out: their parties are gone. Read in
+    the `e164` ingest added. Anonymised CDRs are left out: their parties are gone; so are the
+    CDRs of people whose processing is restricted (Art. 18, `dpa.restrictions`). Read in
     the caller's `session`; a payload that does not open stops the reading (see
     `open_payload`).
     """
@@ -88,6 +90,8 @@ def stored_cdrs(
         )
         .order_by(r.collected_at, r.id)
     )
+    if restrictions.any_in_force(session, customer_id):  # only stored, never derived from
+        query = query.where(~restrictions.restricted(_RECORDS))
     out: dict[str, dict[str, Any]] = {}
     for record_id, key_id, sealed in session.execute(query):
         payload = open_payload(session, keyring, customer_id, "cdr", record_id, key_id, sealed)

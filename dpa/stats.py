@@ -51,6 +51,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session
 
+from dpa import restrictions
 from dpa.customers import check_id
 from dpa.errors import InputError, IntegrityFailure, UnknownCustomer
 from dpa.keyring import Keyring, record_ad
@@ -291,6 +292,8 @@ def compute(
         where.append(r.collected_at >= end_of_day(request.start - timedelta(days=1), tz))
     if request.end is not None:
         where.append(r.collected_at < end_of_day(request.end, tz))
+    if restrictions.any_in_force(session):  # restricted people's records are only stored
+        where.append(~restrictions.restricted(_R))
     sqlite = session.get_bind().dialect.name == "sqlite"
     # SQLite gives its naive UTC text unprocessed (the bucketer reads the hour from it);
     # PostgreSQL gives aware datetimes.

@@ -53,7 +53,7 @@ from sqlmodel import Session
 from stream_zip import ZIP_64, stream_zip
 
 from dpa import holds as hold_rule
-from dpa import ledger
+from dpa import ledger, restrictions
 from dpa import register as register_mod
 from dpa.blobs import BlobCorrupt
 from dpa.customers import status
@@ -182,6 +182,7 @@ def create(
     progress: Callable[[int], None] | None = None,
     window: bool = True,
     record: Recorder | None = None,
+    on_commit: Callable[[Session, str], None] | None = None,
 ) -> ExportReport:
     """Build, encrypt, store and ledger one package; refuse outside the contract and window.
 
@@ -191,6 +192,8 @@ def create(
     export window (a disclosure the law requires: whatever is still stored), not a purge.
     `record` replaces the `export.create` event: it runs in the transaction that records the
     package, and whatever it raises undoes the package too.
+    `on_commit(session, export_id)` runs in the same transaction after the event (a subject
+    request's fulfilment): if it raises, nothing of the export is kept.
     """
     export_id = uuid.uuid4().hex
     copy = None if output is None else _Copy.reserve(output)
@@ -256,6 +259,8 @@ def create(
                 seq = _ledger_export(session, sealed_as, actor=actor, now=now)
             else:
                 seq = record(session, sealed_as)
+            if on_commit is not None:
+                on_commit(session, export_id)
             if copy is not None:
                 # Last in the transaction: a copy that cannot be put in place rolls it back.
                 copy.publish()
@@ -319,6 +324,9 @@ class _Plan:
     subject_e164: str | None
     collected_from: datetime | None
     collected_to: datetime | None
+    # Digests of the people whose processing the customer restricted (Art. 18), other than
+    # the export's own subject: their records are left out of the package.
+    withheld: tuple[bytes, ...] = ()
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -383,6 +391,11 @@ class _Plan:
             else end_of_day(request.date_from - timedelta(days=1), tz)
         )
         end = None if request.date_to is None else end_of_day(request.date_to, tz)
+        withheld = tuple(
+            bytes(subject)
+            for _, _, subject in restrictions.restricted_subjects(session, request.customer_id)
+            if bytes(subject) != digest
+        )
         r = _RECORDS.c
         query = (
             sa.select(
@@ -391,7 +404,7 @@ class _Plan:
                 sa.func.count(),
                 sa.func.count(r.blob_id),
             )
-            .where(*_filters(request.customer_id, request.categories, digest, start, end))
+            .where(*_filters(request.customer_id, request.categories, digest, start, end, withheld))
             .group_by(r.category, r.activity)
             .order_by(r.category, r.activity)
         )
@@ -400,7 +413,7 @@ class _Plan:
             raise NothingToExport(
                 f"nothing to export: customer {request.customer_id!r} has no records in this scope"
             )
-        return cls(request, customer, register, groups, digest, e164, start, end)
+        return cls(request, customer, register, groups, digest, e164, start, end, withheld)
 
 
 def _filters(
@@ -409,6 +422,7 @@ def _filters(
     subject: bytes | None,
     start: datetime | None,
     end: datetime | None,
+    withheld: Sequence[bytes] = (),
 ) -> list[sa.ColumnElement[bool]]:
     r = _RECORDS.c
     where: list[sa.ColumnElement[bool]] = [r.customer_id == customer_id]
@@ -416,6 +430,8 @@ def _filters(
         where.append(r.category.in_(list(categories)))
     if subject is not None:
         where.append(hold_rule.about(subject))  # its three columns and record_subjects
+    if withheld:  # restricted people's records: stored only (Art. 18(2))
+        where.append(~hold_rule.about_any(withheld))
     if start is not None:
         where.append(r.collected_at >= start)
     if end is not None:
@@ -448,7 +464,12 @@ def _read(
     r = _RECORDS.c
     req = plan.request
     where = _filters(
-        req.customer_id, [category], plan.subject_digest, plan.collected_from, plan.collected_to
+        req.customer_id,
+        [category],
+        plan.subject_digest,
+        plan.collected_from,
+        plan.collected_to,
+        plan.withheld,
     )
     where.append(r.activity == activity)
     if media_only:

@@ -188,27 +188,26 @@ def _notice_body(
     sweep_id: str,
     batches: Sequence[Mapping[str, Any]],
     stamp: str,
+    request: int | None = None,
 ) -> str:
     counts: dict[str, int] = {}
     for entry in batches:
         counts[entry["category"]] = counts.get(entry["category"], 0) + entry["count"]
+    data: dict[str, Any] = {
+        "notice": notice_id,
+        "recipient": recipient_id,
+        "customer": customer_id,
+        "sweep": sweep_id,
+        "erased_at": stamp,
+        "categories": sorted(counts),
+        "counts": counts,
+        "total": sum(counts.values()),
+        "batches": list(batches),
+    }
+    if request is not None:  # an erasure a data subject asked for (Art. 17, 19)
+        data["request"] = request
     return ledger.canonical_json(
-        {
-            "type": NOTICE_TYPE,
-            "version": NOTICE_VERSION,
-            "timestamp": stamp,
-            "data": {
-                "notice": notice_id,
-                "recipient": recipient_id,
-                "customer": customer_id,
-                "sweep": sweep_id,
-                "erased_at": stamp,
-                "categories": sorted(counts),
-                "counts": counts,
-                "total": sum(counts.values()),
-                "batches": list(batches),
-            },
-        }
+        {"type": NOTICE_TYPE, "version": NOTICE_VERSION, "timestamp": stamp, "data": data}
     )
 
 
@@ -254,6 +253,7 @@ def queue_notices(
     sweep_id: str,
     batches: Sequence[ErasureBatch],
     now: datetime,
+    request: int | None = None,
 ) -> list[ErasureNotice]:
     """Queue what a sweep erased for each recipient with an erasure endpoint (caller's transaction).
 
@@ -261,7 +261,8 @@ def queue_notices(
     recipient receives data of: the sweeper calls this once per batch, and each batch joins
     the notice its sweep already queued for that customer and recipient, as long as no
     delivery has taken that notice's body. A batch erased after that goes into a follow-up
-    notice (a new id), so a sent body never changes under its id. Batches that erased
+    notice (a new id), so a sent body never changes under its id. An erasure a data subject
+    asked for passes its request id (`retention.erasure`): the body names it. Batches that erased
     nothing are left out; a batch already queued (a rerun) is not queued again. Returns the
     notices created (a batch joining a waiting notice creates none).
     """
@@ -304,6 +305,7 @@ def queue_notices(
                 sweep_id,
                 [*document["data"]["batches"], *fresh],
                 document["timestamp"],
+                document["data"].get("request"),
             )
             session.add(waiting)
             continue
@@ -313,7 +315,9 @@ def queue_notices(
             recipient_id=recipient_id,
             customer_id=customer_id,
             sweep_id=sweep_id,
-            body=_notice_body(notice_id, recipient_id, customer_id, sweep_id, fresh, _instant(now)),
+            body=_notice_body(
+                notice_id, recipient_id, customer_id, sweep_id, fresh, _instant(now), request
+            ),
             created_at=now.astimezone(UTC),
         )
         session.add(notice)

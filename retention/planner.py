@@ -12,12 +12,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from dpa import restrictions
 from dpa.customers import Status, status
 from dpa.errors import UnknownCustomer
 from dpa.models import Customer, Record, UTCDateTime
 from dpa.register import Register
 from dpa.retention_rules import effective_rule, instructions_in_force
-from retention.holds import HoldView, held, list_holds
+from retention.holds import HoldView, list_holds
 
 __all__ = ["CustomerWindow", "Plan", "PlanRow", "plan"]
 
@@ -36,7 +37,7 @@ class PlanRow:
     action: str  # what a sweep would do now: delete, pseudonymise or anonymise
     records: int
     due: int  # due at the plan's moment and not held
-    held: int  # due but kept by a legal hold
+    held: int  # due but kept by a legal hold or a restriction (Art. 18)
     next_due: datetime | None  # the earliest due time after the plan's moment
     undated: int  # no due time yet (anchor unknown: contract not terminated)
     rule_source: str = "provider default"  # or "customer instruction" (Art. 28(3)(a))
@@ -81,7 +82,7 @@ def plan(
         raise UnknownCustomer(customer_id)
     r = _RECORDS.c
     is_due = r.due_at <= as_of
-    is_held = held(_RECORDS)
+    is_held = restrictions.kept_or_restricted(_RECORDS)  # a restriction keeps as a hold
     query = sa.select(
         r.customer_id,
         r.category,

@@ -72,7 +72,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
-from dpa import cursors, db, ledger, orphans, rejects
+from dpa import cursors, db, ledger, orphans, rejects, restrictions
 from dpa import holds as hold_rule
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
@@ -99,7 +99,18 @@ from dpa.workspace import Workspace
 from retention import certificates, notify
 from retention.batches import ErasureBatch
 
-__all__ = ["ErasureBatch", "SweepReport", "purgeable", "run"]
+__all__ = [
+    "ErasureBatch",
+    "SweepReport",
+    "delete_records",
+    "drop_side_rows",
+    "purgeable",
+    "remove_blobs",
+    "reseal",
+    "run",
+    "shred",
+    "side_rows",
+]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _TRASH: sa.Table = BlobTrash.__table__  # type: ignore[attr-defined]
@@ -204,7 +215,7 @@ def run(
                         now=now,
                         limit=batch,
                     )
-                _remove_blobs(ws, blob_ids)
+                remove_blobs(ws, blob_ids)
                 if done is None:
                     break
                 report.batches.append(done)
@@ -261,10 +272,13 @@ def _due_groups(session: Session, now: datetime) -> list[_Group]:
     r, h = _RECORDS.c, Hold.__table__.c  # type: ignore[attr-defined]
     # Whether a hold keeps a record is tested per record only if a hold is in force: a
     # group this lists in vain costs one empty batch (each batch tests holds again).
-    held = session.execute(sa.select(h.id).where(hold_rule.in_force()).limit(1)).first()
+    # A restriction in force (Art. 18) keeps the records it covers as a hold does.
+    held = session.execute(
+        sa.select(h.id).where(hold_rule.in_force()).limit(1)
+    ).first() is not None or restrictions.any_in_force(session)
     query = (
         sa.select(r.customer_id, r.category, r.activity)
-        .where(r.due_at <= now, ~hold_rule.kept() if held else sa.true())
+        .where(r.due_at <= now, ~restrictions.kept_or_restricted() if held else sa.true())
         .group_by(r.customer_id, r.category, r.activity)
         .order_by(r.customer_id, r.category, r.activity)
     )
@@ -356,9 +370,15 @@ def _one_batch(
             report.keys_destroyed += _shred(session, keyring, progress.keys, report, actor, now)
             progress.keys = set()
     else:
+        # A restriction's test is added only while one of the customer's is in force.
+        keeps = (
+            restrictions.kept_or_restricted()
+            if restrictions.any_in_force(session, group.customer_id)
+            else hold_rule.kept()
+        )
         query = (
             sa.select(*columns)
-            .where(*due, ~hold_rule.kept())
+            .where(*due, ~keeps)
             .order_by(r.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=_RECORDS)
@@ -369,11 +389,11 @@ def _one_batch(
     # Column by column: a Row's attributes cost a lookup each, a tuple's items do not.
     ids, key_ids, first_blobs, *subject_columns = (list(c) for c in zip(*rows, strict=True))
     root = merkle_root(ids)  # ids come sorted: the ledger's root can be recomputed from them
-    more_subjects, more_blobs, owners = _side_rows(session, ids)
+    more_subjects, more_blobs, owners = side_rows(session, ids)
     blob_ids = [b for b in first_blobs if b] + more_blobs
     if blob_ids:
         session.execute(sa.insert(_TRASH), [{"blob_id": b, "queued_at": now} for b in blob_ids])
-    _drop_side_rows(session, owners)
+    drop_side_rows(session, owners)
     details: dict[str, Any] = {
         "sweep": report.sweep_id,
         "category": group.category,
@@ -388,7 +408,7 @@ def _one_batch(
     if bulk:
         pass  # the rows went in _purge_batch
     elif action == "delete":
-        _delete(session, ids)
+        delete_records(session, ids)
     else:
         assert rule is not None
         details |= _keep(session, keyring, register, group, rows, rule, customer.window_end_at, now)
@@ -467,7 +487,10 @@ def _purge_batch(
     held = session.execute(
         sa.select(h.id).where(h.customer_id == customer_id, hold_rule.in_force()).limit(1)
     ).first()
-    where = (*due, ~hold_rule.kept()) if held is not None else due
+    if held is not None or restrictions.any_in_force(session, customer_id):
+        where = (*due, ~restrictions.kept_or_restricted())
+    else:
+        where = due
     if after is not None:  # past the ids taken (or held) before: no walk over dead entries
         where = (*where, r.id > after)
     # The batch's last id, then one range: the index on (customer, category, activity, id)
@@ -496,7 +519,7 @@ def _link_subjects(session: Session, seq: int, customer_id: str, subjects: set[b
     )
 
 
-def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str], list[str]]:
+def side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str], list[str]]:
     """The batch's subjects beyond the three columns, its records' further blob files, and
     the ids of its records that have either.
 
@@ -525,7 +548,7 @@ def _side_rows(session: Session, ids: list[str]) -> tuple[set[bytes], list[str],
     return subjects, blobs, sorted(owners)
 
 
-def _drop_side_rows(session: Session, owners: list[str]) -> None:
+def drop_side_rows(session: Session, owners: list[str]) -> None:
     """Delete the further subjects and files of these records (both go when a record is
     deleted or kept in part: keeping part of a record drops every digest and every blob)."""
     if owners:
@@ -533,7 +556,7 @@ def _drop_side_rows(session: Session, owners: list[str]) -> None:
         session.execute(sa.delete(_MEDIA).where(_MEDIA.c.record_id.in_(owners)))
 
 
-def _delete(session: Session, ids: list[str]) -> None:
+def delete_records(session: Session, ids: list[str]) -> None:
     """DELETE by primary key at the driver level: a batch's ids need no SQL expression each."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
@@ -562,25 +585,19 @@ def _keep(
     coarse_time = rule.time_granularity or ("month" if anonymise else None)
     dropped: dict[str, int] = {}
     changes: list[dict[str, object]] = []
-    for row in rows:
-        aead = keyring.cipher(session, row.key_id)
-        ad = record_ad(group.customer_id, group.category, row.id, row.key_id)
-        try:
-            payload = json.loads(aead.decrypt(row.payload[:12], row.payload[12:], ad))
-        except InvalidTag:
-            raise IntegrityFailure(
-                f"record {row.id} does not decrypt under its key: it was altered or moved; "
-                "nothing of this batch was changed"
-            ) from None
+
+    def keep_part(payload: dict[str, Any]) -> dict[str, Any]:
         kept = rule.apply(payload, tz)
         for name, count in kept.dropped.items():
             dropped[name] = dropped.get(name, 0) + count
-        nonce = os.urandom(12)
-        plain = json.dumps(kept.payload, separators=(",", ":")).encode()
-        change: dict[str, object] = {
-            "rid": row.id,
-            "payload": nonce + aead.encrypt(nonce, plain, ad),
-        }
+        return dict(kept.payload)
+
+    for row in rows:
+        sealed = reseal(
+            session, keyring, group.customer_id, group.category, row.id, row.key_id, row.payload,
+            keep_part,
+        )  # fmt: skip
+        change: dict[str, object] = {"rid": row.id, "payload": sealed}
         change["collected"] = (
             row.collected_at
             if coarse_time is None
@@ -622,14 +639,47 @@ def _keep(
     return said
 
 
-def _shred(
+def reseal(
+    session: Session,
+    keyring: Keyring,
+    customer_id: str,
+    category: str,
+    record_id: str,
+    key_id: int,
+    sealed: bytes,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> bytes:
+    """A stored payload opened, changed by `change` and sealed again under its own key and
+    associated data (a fresh nonce): the one path that rewrites a record's payload in place
+    (keeping part of it here; masking one person in `retention.erasure`).
+
+    IntegrityFailure when it does not decrypt (altered or moved): nothing is changed.
+    """
+    aead = keyring.cipher(session, key_id)
+    ad = record_ad(customer_id, category, record_id, key_id)
+    box = bytes(sealed)
+    try:
+        payload = json.loads(aead.decrypt(box[:12], box[12:], ad))
+    except InvalidTag:
+        raise IntegrityFailure(
+            f"record {record_id} does not decrypt under its key: it was altered or moved; "
+            "nothing of this batch was changed"
+        ) from None
+    nonce = os.urandom(12)
+    plain = json.dumps(change(payload), separators=(",", ":")).encode()
+    return nonce + aead.encrypt(nonce, plain, ad)
+
+
+def shred(
     session: Session,
     keyring: Keyring,
     key_ids: set[int],
-    report: SweepReport,
     actor: str,
     now: datetime,
+    details: dict[str, Any],
 ) -> int:
+    """Destroy the keys among `key_ids` that no record or reject uses any more, one
+    `keys.destroy` event per customer (with `details`, e.g. the sweep or request)."""
     destroyed = keyring.destroy_unused(session, key_ids)
     by_customer: dict[str, list[str]] = {}
     for key in destroyed:
@@ -641,9 +691,20 @@ def _shred(
             actor=actor,
             now=now,
             customer_id=customer_id,
-            details={"sweep": report.sweep_id, "keys": len(buckets), "buckets": sorted(buckets)},
+            details={**details, "keys": len(buckets), "buckets": sorted(buckets)},
         )
     return len(destroyed)
+
+
+def _shred(
+    session: Session,
+    keyring: Keyring,
+    key_ids: set[int],
+    report: SweepReport,
+    actor: str,
+    now: datetime,
+) -> int:
+    return shred(session, keyring, key_ids, actor, now, {"sweep": report.sweep_id})
 
 
 def _expire_exports(ws: Workspace, report: SweepReport, actor: str, now: datetime) -> int:
@@ -856,7 +917,7 @@ def _collect_orphans(ws: Workspace, report: SweepReport, actor: str, now: dateti
                     "grace_hours": int(orphans.GRACE.total_seconds() // 3600),
                 },
             )
-    _remove_blobs(ws, queued.blob_ids)
+    remove_blobs(ws, queued.blob_ids)
     return queued.count
 
 
@@ -864,10 +925,10 @@ def _empty_trash(ws: Workspace) -> None:
     """Remove blob files an interrupted sweep queued but did not get to remove."""
     with ws.session(read_only=True) as session:
         left = list(session.exec(select(BlobTrash.blob_id)))
-    _remove_blobs(ws, left)
+    remove_blobs(ws, left)
 
 
-def _remove_blobs(ws: Workspace, blob_ids: Sequence[str]) -> None:
+def remove_blobs(ws: Workspace, blob_ids: Sequence[str]) -> None:
     if not blob_ids:
         return
     for blob_id in blob_ids:
@@ -893,7 +954,7 @@ def _finish(
             session.execute(
                 sa.select(sa.func.count())
                 .select_from(_RECORDS)
-                .where(r.due_at <= now, hold_rule.kept())
+                .where(r.due_at <= now, restrictions.kept_or_restricted())
             ).scalar_one()
         )
         sweep = session.get(Sweep, report.sweep_id)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from dpa import holds as hold_rule
-from dpa import ledger, orphans
+from dpa import ledger, orphans, restrictions
 from dpa.audit import tally as tally_mod
 from dpa.blobs import BlobStore
 from dpa.crontab import crontab_trigger
@@ -36,6 +36,7 @@ from dpa.models import (
     IngestReject,
     Meta,
     Record,
+    SubjectRequest,
     Sweep,
 )
 from dpa.register import Register
@@ -52,6 +53,7 @@ _E: sa.Table = Export.__table__  # type: ignore[attr-defined]
 _S: sa.Table = Sweep.__table__  # type: ignore[attr-defined]
 _J: sa.Table = IngestReject.__table__  # type: ignore[attr-defined]
 _D: sa.Table = Disclosure.__table__  # type: ignore[attr-defined]
+_Q: sa.Table = SubjectRequest.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Thresholds:
     window_warning: timedelta = timedelta(days=14)
     notice_ack: timedelta = timedelta(days=7)
     orphan_grace: timedelta = orphans.GRACE
+    request_due_soon: timedelta = timedelta(days=7)
 
 
 @dataclass(slots=True)
@@ -133,12 +136,26 @@ def overdue_records(ctx: Context) -> list[Finding]:
                 .group_by(r.customer_id, r.category)
             )
         }
+    # Records a restriction (Art. 18) keeps and no hold does: kept as a hold would keep them.
+    restricted: dict[tuple[str, str], int] = {}
+    if restrictions.any_in_force(ctx.session):
+        restricted = {
+            (str(c), str(k)): int(n)
+            for c, k, n in ctx.session.execute(
+                sa.select(r.customer_id, r.category, sa.func.count())
+                .where(r.due_at <= limit, restrictions.restricted(), ~hold_rule.kept())
+                .group_by(r.customer_id, r.category)
+            )
+        }
     rows = []
     for (customer, category), n in sorted(ctx.tally().overdue.items()):
         first: Any = ctx.tally().earliest[customer, category]
         touching = [s for s in scopes if s.touches(customer, category)]
         if any(s.keeps_all_of(customer, category) for s in touching):
             continue  # a hold on the whole category (or customer) keeps every one of them
+        n -= restricted.get((customer, category), 0)
+        if not n:
+            continue
         if touching:  # only holds on data subjects: those people's records are kept
             n -= kept.get((customer, category), 0)
             if not n:
@@ -592,6 +609,81 @@ def _interval(register: Register) -> timedelta:
     return max(gaps) if gaps else timedelta(days=1)
 
 
+def subject_requests(ctx: Context) -> list[Finding]:
+    """Data subjects' requests past due or due soon; restrictions in force (Art. 12(3), 18)."""
+    q = _Q.c
+    found: list[Finding] = []
+    open_ = ctx.session.execute(
+        sa.select(q.id, q.customer_id, q.kind, q.status, q.due_at)
+        .where(q.status.in_(("open", "in_progress")))
+        .where(q.due_at <= ctx.as_of + ctx.thresholds.request_due_soon)
+        .order_by(q.due_at, q.id)
+    ).all()
+    late = [row for row in open_ if row.due_at <= ctx.as_of]
+    soon = [row for row in open_ if row.due_at > ctx.as_of]
+
+    def listed(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "request": i,
+                "customer": cid,
+                "kind": kind,
+                "status": status,
+                "due": due.astimezone(UTC).isoformat(timespec="seconds"),
+            }
+            for i, cid, kind, status, due in rows
+        ]
+
+    if late:
+        found.append(
+            Finding(
+                id="request-overdue",
+                severity="critical",
+                title=f"{len(late)} data subjects' requests are past their due date",
+                article="GDPR Art. 12(3) and 28(3)(e)",
+                affected=listed(late),
+                action="Fulfil or refuse each now (`dpa request fulfil ID`, `dpa request refuse "
+                "ID`) and tell the customer why it is late.",
+            )
+        )
+    if soon:
+        days = ctx.thresholds.request_due_soon.days
+        found.append(
+            Finding(
+                id="request-due-soon",
+                severity="warning",
+                title=f"{len(soon)} data subjects' requests are due within {days} days",
+                article="GDPR Art. 12(3) and 28(3)(e)",
+                affected=listed(soon),
+                action="Fulfil each, or extend it with a reason (`dpa request extend ID --by 1m "
+                "--reason ...`, two further months at most).",
+            )
+        )
+    rows = restrictions.restricted_subjects(ctx.session)
+    if rows:
+        r = _R.c
+        affected = []
+        for request_id, customer_id, subject in rows:
+            count = ctx.session.execute(
+                sa.select(sa.func.count())
+                .select_from(_R)
+                .where(r.customer_id == customer_id, hold_rule.about(bytes(subject)))
+            ).scalar_one()
+            affected.append({"request": request_id, "customer": customer_id, "records": count})
+        found.append(
+            Finding(
+                id="restrictions",
+                severity="info",
+                title=f"{len(rows)} restrictions of processing are in force",
+                article="GDPR Art. 18",
+                affected=affected,
+                action="These people's records are only stored (not swept, exported or "
+                "listed); `dpa request lift ID --reason ...` once the restriction ends.",
+            )
+        )
+    return found
+
+
 def _day(moment: Any) -> str | None:
     if moment is None:
         return None
@@ -610,6 +702,7 @@ CHECKS: tuple[Check, ...] = (
     sweep_freshness,
     windows_closing,
     holds,
+    subject_requests,
     notices,
     disclosures_untold,
     exports_expired,

@@ -39,6 +39,7 @@ _AREAS: dict[str, tuple[str, ...]] = {
     "subject": ("subject",),
     "retention": ("retention",),
     "hold": ("hold",),
+    "request": ("request",),
     "export": ("export",),
     "disclose": ("disclose",),
     "keys": ("keys",),

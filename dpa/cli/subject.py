@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dpa import customers, ingest
+from dpa import customers, ingest, restrictions
 from dpa.cli._common import JSON_OPTION, console, print_json, say, table, workspace
 from dpa.errors import InputError
 
@@ -27,7 +27,8 @@ def find(
     ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List customers, categories, record counts and date ranges holding data of this person."""
+    """List customers, categories, record counts and date ranges holding data of this person
+    ("restricted" for a customer that restricted its processing, Art. 18)."""
     if region is not None:
         region = customers.check_region(region, "--region")
     with workspace() as ws, ws.session(read_only=True) as session:
@@ -41,19 +42,35 @@ def find(
                 f"{read_in}; --region names another, a number with + needs none)"
             )
         hits = ingest.find_subject(session, digest)
+        # A customer that restricted this person's processing (Art. 18) answers "restricted":
+        # the records are stored, and nothing else is said or done with them.
+        restricted = {
+            customer_id: request_id
+            for request_id, customer_id, subject in restrictions.restricted_subjects(session)
+            if bytes(subject) == digest
+        }
+    shown = [h for h in hits if h.customer_id not in restricted]
     if as_json:
-        print_json(hits)
+        answer: list[object] = list(shown)
+        answer += [
+            {"customer_id": c, "restricted": True, "request": r}
+            for c, r in sorted(restricted.items())
+        ]
+        print_json(answer)
         return
-    if not hits:
+    if not shown and not restricted:
         say("no records of this subject")
         return
+    customers_ = {h.customer_id for h in shown} | set(restricted)
+    rows: list[tuple[object, ...]] = [
+        (h.customer_id, h.category, h.records, f"{h.first:%Y-%m-%d}", f"{h.last:%Y-%m-%d}")
+        for h in shown
+    ]
+    rows += [(c, "restricted", f"request {r}", "", "") for c, r in sorted(restricted.items())]
     console.print(
         table(
-            f"records of this subject in {len({h.customer_id for h in hits})} customers",
+            f"records of this subject in {len(customers_)} customers",
             ["customer", "category", "records", "first", "last"],
-            [
-                (h.customer_id, h.category, h.records, f"{h.first:%Y-%m-%d}", f"{h.last:%Y-%m-%d}")
-                for h in hits
-            ],
+            rows,
         )
     )

@@ -116,12 +116,30 @@ class RegisterSettings:
 
 @dataclass(frozen=True, slots=True)
 class Category:
-    """A data category (Annex 1 item) or a subject category."""
+    """A data category (Annex 1 item) or a subject category.
+
+    `erasure` is what erasing one person (an Art. 17 request) does to a record of this data
+    category that the person shares with another party: `mask` removes the person's fields
+    and keeps the rest (a CDR: the other party's number, the billing fields), `delete`
+    deletes the record. None: the default (`ERASURE_DEFAULTS`, else `delete`). `note` says
+    why, for the Art. 30 record.
+    """
 
     id: str
     name: str
     description: str | None = None
     source: str | None = None
+    erasure: str | None = None
+    erasure_note: str | None = None
+
+
+# What erasing one person does to a shared record of a category whose register says nothing:
+# a CDR is masked (the other party's call and the customer's bill stay), every other
+# category's record is deleted (a recording holds both voices: it cannot be masked).
+ERASURE_DEFAULTS: dict[str, str] = {"cdr": "mask"}
+# The categories whose payloads dpa knows how to mask (retention.erasure): a `mask` rule on
+# any other is refused when the register is loaded.
+MASKABLE: frozenset[str] = frozenset({"cdr"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +485,14 @@ class Register:
             if category in activity.data_categories:
                 return activity
         raise KeyError(category)
+
+    def erasure_rule(self, category: str) -> str:
+        """`mask` or `delete`: what erasing one person does to a record of this category
+        (the register's `erasure`, else the default)."""
+        found = self.data_categories.get(category)
+        if found is not None and found.erasure is not None:
+            return found.erasure
+        return ERASURE_DEFAULTS.get(category, "delete")
 
     def policy(self, policy_id: str) -> ContractPolicy:
         """The contract policy with this id."""

@@ -47,6 +47,7 @@ from dpa.crontab import crontab_trigger
 from dpa.errors import InputError, Problem, RegisterInvalid
 from dpa.periods import Duration, never_longer
 from dpa.register.model import (
+    MASKABLE,
     Action,
     Activity,
     Category,
@@ -258,6 +259,24 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[Problem]:
                     "(no legal basis, no retention)",
                 )
             )
+    for index, category in enumerate(doc["data_categories"]):
+        if category.get("erasure") == "mask" and category["id"] not in MASKABLE:
+            problems.append(
+                Problem(
+                    f"data_categories[{index}].erasure",
+                    f"dpa cannot mask records of category {category['id']!r} (only "
+                    f"{', '.join(sorted(MASKABLE))}); write `delete`",
+                )
+            )
+    for index, category in enumerate(doc["subject_categories"]):
+        for name in ("erasure", "erasure_note"):
+            if name in category:
+                problems.append(
+                    Problem(
+                        f"subject_categories[{index}].{name}",
+                        "only data categories have an erasure rule",
+                    )
+                )
     for index, policy in enumerate(doc["contract_policies"]):
         problems += _policy_problems(f"contract_policies[{index}]", policy)
 

@@ -38,7 +38,7 @@ class Exempt:
 
 
 # Every command of `dpa`, with arguments that would make it act on the installation below
-# ({tmp}: a folder outside DPA_HOME; {hold} and {export}: ids that exist). `init` is listed:
+# ({tmp}: a folder outside DPA_HOME; {hold}, {request} and {export}: ids that exist). `init` is listed:
 # it must refuse a bad key for an installation that exists (it would only lock the data away).
 COMMANDS: dict[str, list[tuple[str, ...]] | Exempt] = {
     "init": [()],
@@ -93,6 +93,26 @@ COMMANDS: dict[str, list[tuple[str, ...]] | Exempt] = {
     ],
     "hold release": [("{hold}", "--reason", "Settled")],
     "hold list": [()],
+    "request open": [
+        (
+            "--customer",
+            "acme",
+            "--kind",
+            "access",
+            "--subject",
+            "0470 12 34 56",
+            "--received",
+            "2026-01-15",
+        ),
+    ],
+    "request extend": [("{request}", "--by", "1m", "--reason", "Complex")],
+    "request start": [("{request}",)],
+    "request fulfil": [("{request}",)],
+    "request refuse": [("{request}", "--reason", "Unfounded", "--article", "Art. 12(5)(b)")],
+    "request withdraw": [("{request}",)],
+    "request lift": [("{request}", "--reason", "Decided")],
+    "request list": [(), ("--due-within", "7d", "--json")],
+    "request show": [("{request}",)],
     "export create": [
         ("--customer", "acme", "--passphrase-file", "{tmp}/pass.txt", "-o", "{tmp}/x.age")
     ],
@@ -217,6 +237,9 @@ def installation(
             _ok(inst.run("ingest", *sample, "--customer", "acme"), tuple(sample))
         hold = ("hold", "add", "--customer", "acme", "--category", "fax", "--reason", "Audit", "--json")  # fmt: skip
         inst.ids["hold"] = str(json.loads(_ok(inst.run(*hold), hold).stdout)["id"])
+        request_ = ("request", "open", "--customer", "acme", "--kind", "erasure", "--subject",
+                    "0470 12 34 56", "--received", "2026-01-15", "--json")  # fmt: skip
+        inst.ids["request"] = str(json.loads(_ok(inst.run(*request_), request_).stdout)["id"])
         secret = tmp / "pass.txt"
         secret.write_text("correct horse battery staple\n")
         secret.chmod(0o600)
