@@ -120,6 +120,7 @@ def test_blind_index_finds_an_address_in_any_spelling() -> None:
 
     from dpa.ingest import BlindIndex
     from dpa.parsers.base import ParsedRecord
+    from dpa.prepare import prepare
 
     index = BlindIndex(b"k" * 32, "BE")
     record = ParsedRecord(
@@ -131,6 +132,7 @@ def test_blind_index_finds_an_address_in_any_spelling() -> None:
         phones=(),
         addresses=("2001:DB8:0::7", "not an address", "::ffff:203.0.113.7"),
     )
-    subjects, _ = index.of(record)
+    (prepared,) = prepare([record], "BE")
+    subjects = [index.digest_text(text) for text in prepared.subjects]
     assert subjects == [index.lookup("[2001:db8::7]"), index.lookup("203.0.113.7")]
     assert index.lookup("203.0.113.7") != index.lookup("0470123456")
