@@ -271,7 +271,7 @@ def test_a_sweep_killed_after_queueing_orphans_removes_them_next_time_without_a_
         if blob_ids:  # the trash is empty at the start: this is the orphans' turn
             raise RuntimeError("power cut")
 
-    monkeypatch.setattr(sweeper, "_remove_blobs", power_cut)
+    monkeypatch.setattr(sweeper, "remove_blobs", power_cut)
     with pytest.raises(RuntimeError):
         sweeper.run(ws, actor="test", now=NOW)
     monkeypatch.undo()
