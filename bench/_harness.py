@@ -426,11 +426,13 @@ class Raw:
         if target.url is None:
             import sqlite3
 
+            from dpa.db import SQLITE_CACHE_KIB
+
             target.home.mkdir(parents=True, exist_ok=True)
             path = settings(target).home / "dpa.sqlite3" if own else target.home / "raw.sqlite3"
             self.conn: Any = sqlite3.connect(path, isolation_level=None)
             pragmas = ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=16384")
-            for pragma in (*pragmas, "foreign_keys=ON"):
+            for pragma in (*pragmas, f"cache_size=-{SQLITE_CACHE_KIB}", "foreign_keys=ON"):
                 self.conn.execute(f"PRAGMA {pragma}")
             self.mark = "?"
         else:

@@ -40,6 +40,7 @@ __all__ = [
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 16_384  # the page cache of each connection (PRAGMA cache_size)
 VERSION_TABLE = "alembic_version"  # alembic's default, where it keeps the schema's revision
 
 
@@ -66,6 +67,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Checkpoint the WAL every 16k pages (64 MiB) instead of every 1000: bulk work in many
     # transactions (sweep batches) would otherwise copy the same index pages back each time.
     cursor.execute("PRAGMA wal_autocheckpoint=16384")
+    # A 16 MiB page cache (the default is 2 MiB): the records table's indexes on keyed, random
+    # values (source digests, subject digests) take an ingest's inserts and a sweep's deletes
+    # all over their pages, which then come from the OS rather than memory once the table
+    # outgrows the cache (a sweep of 200,000 records: 0.7 s less). 16 MiB holds their hot
+    # pages and is a bound: 20,000 calls already fill it, so peak memory does not grow with
+    # the table (32 MiB: x1.36 from 20,000 to 200,000 calls ingested).
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()

@@ -48,7 +48,6 @@ bucket and a wrong due time until it is read again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -335,14 +334,6 @@ class _Extras:
     media: list[tuple[int, str, int]]
 
 
-# SQLite's default page cache is 2 MiB; the unique index over keyed (random) source digests
-# and the subject indexes take inserts all over their pages, which then come from the OS
-# rather than memory once a table outgrows it. 16 MiB holds those indexes' hot pages (the
-# payloads are only appended) and is a bound: a file of 20,000 calls already fills it, so
-# peak memory no longer grows with the table (32 MiB: x1.36 from 20,000 to 200,000 calls).
-SQLITE_INGEST_CACHE_KIB = 16384
-
-
 # Subject digests an ingest keeps in memory for the ledger's subject links before it moves
 # them to a temporary table: half the parties of real traffic call once, so a file of a
 # million calls has hundreds of thousands (a set of them grew the ingest by 40 MB).
@@ -624,38 +615,27 @@ def ingest(
     they would have said had the file been read here."""
     customer = collecting(session, customer_id, now)
     writer = _BatchWriter(session, blobs, _instant_writer(session)(now))
-    cache_size = None
-    if writer.sqlite:
-        connection = session.connection()
-        cache_size = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_INGEST_CACHE_KIB}")
-    try:
-        return _ingest(
-            session,
-            keyring,
-            blobs,
-            register,
-            records,
-            writer,
-            customer=customer,
-            kind=kind,
-            actor=actor,
-            now=now,
-            progress=progress,
-            region=region or region_of(customer, register.settings.default_region),
-            offload=offload,
-            times=_TimeCheck(customer, register, now),
-            zone_evidence=zone_evidence,
-            strict_time=strict_time,
-            source=source,
-            quarantine=quarantine,
-            retime=retime,
-        )
-    finally:
-        if cache_size is not None:
-            # A failed transaction must report its own error, not one from this courtesy.
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                session.connection().exec_driver_sql(f"PRAGMA cache_size={int(cache_size)}")
+    return _ingest(
+        session,
+        keyring,
+        blobs,
+        register,
+        records,
+        writer,
+        customer=customer,
+        kind=kind,
+        actor=actor,
+        now=now,
+        progress=progress,
+        region=region or region_of(customer, register.settings.default_region),
+        offload=offload,
+        times=_TimeCheck(customer, register, now),
+        zone_evidence=zone_evidence,
+        strict_time=strict_time,
+        source=source,
+        quarantine=quarantine,
+        retime=retime,
+    )
 
 
 def _ingest(
