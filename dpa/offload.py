@@ -28,7 +28,6 @@ process stores waits, so memory stays that of a batch, however long the file.
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol, TypeVar
 
+from dpa import heap
 from dpa.errors import DpaError
 
 __all__ = ["BATCH", "OFFLOAD_BYTES", "Carry", "Offload", "WorkerLost", "forked", "worth_it"]
@@ -87,38 +87,38 @@ def forked(items: Iterator[T], carry: Sequence[Carry] = ()) -> Iterator[T]:
     # Frozen, what exists now is never walked by this process's collector while the child
     # runs: a collection writes to every object it walks, and each page written here is a
     # page the child must then keep a copy of (200,000 calls: 135 MB with the child, not 165).
-    gc.freeze()
     finished = False
-    try:
+    with heap.settled():
         try:
-            child.start()
-        finally:
-            send.close()  # the child's end: once the child is gone, recv() raises EOFError
-        while True:
             try:
-                kind, value = receive.recv()
-            except EOFError:
+                child.start()
+            finally:
+                send.close()  # the child's end: once the child is gone, recv() raises EOFError
+            while True:
+                try:
+                    kind, value = receive.recv()
+                except EOFError:
+                    child.join()
+                    raise WorkerLost(
+                        f"the reading worker ended (exit code {child.exitcode}) before it had read "
+                        "the whole file: nothing was stored; run again"
+                    ) from None
+                if kind == "items":
+                    yield from value
+                elif kind == "done":
+                    for target, state in zip(carry, value, strict=True):
+                        target.adopt(state)
+                    finished = True
+                    return
+                else:
+                    raise value
+        finally:
+            if child.pid is not None:
+                if not finished:
+                    # before the pipe closes: a child never writes into a closed one
+                    child.terminate()
                 child.join()
-                raise WorkerLost(
-                    f"the reading worker ended (exit code {child.exitcode}) before it had read "
-                    "the whole file: nothing was stored; run again"
-                ) from None
-            if kind == "items":
-                yield from value
-            elif kind == "done":
-                for target, state in zip(carry, value, strict=True):
-                    target.adopt(state)
-                finished = True
-                return
-            else:
-                raise value
-    finally:
-        if child.pid is not None:
-            if not finished:
-                child.terminate()  # before the pipe closes: a child never writes into a closed one
-            child.join()
-        receive.close()
-        gc.unfreeze()
+            receive.close()
 
 
 def _read(items: Iterable[object], carry: tuple[Carry, ...], send: Connection) -> None:
