@@ -72,7 +72,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from sqlmodel import Session, select
 
-from dpa import cursors, db, ledger, orphans, rejects, restrictions
+from dpa import cursors, db, heap, ledger, orphans, rejects, restrictions
 from dpa import holds as hold_rule
 from dpa import register as register_mod
 from dpa.errors import InputError, IntegrityFailure
@@ -183,7 +183,6 @@ def run(
             report.orphans_removed = orphans.find(session, ws.blobs, now=now).count
             report.rejects_deleted = rejects.count_due(session, now)
             return _dry_run(session, stored.register, report, now)
-    register = stored.register
     _empty_trash(ws)
     with ws.session() as session:
         _mark_interrupted(session)
@@ -197,75 +196,103 @@ def run(
                 status="running",
             )
         )
-    stop = should_stop or (lambda: False)
     try:
-        report.orphans_removed = _collect_orphans(ws, report, actor, now)
-        for group in groups:
-            progress_of_group = _Progress()
-            while not stop():
-                with ws.session() as session:
-                    done, blob_ids = _one_batch(
-                        session,
-                        keyring,
-                        register,
-                        group,
-                        report,
-                        progress_of_group,
-                        actor=actor,
-                        now=now,
-                        limit=batch,
-                    )
-                remove_blobs(ws, blob_ids)
-                if done is None:
-                    break
-                report.batches.append(done)
-                if done.action == "delete":
-                    report.deleted += done.count
-                elif done.action == "pseudonymise":
-                    report.pseudonymised += done.count
-                else:
-                    report.anonymised += done.count
-                if progress is not None:
-                    progress(report.deleted + report.pseudonymised + report.anonymised)
-            if stop():
-                report.stopped_early = True
-                if progress_of_group.keys:  # a closed customer's keys emptied so far go now
-                    with ws.session() as session:
-                        report.keys_destroyed += _shred(
-                            session, keyring, progress_of_group.keys, report, actor, now
-                        )
-                break
-        if not report.stopped_early:
-            _sweep_rejects(ws, keyring, report, actor, now, batch)
-        if not report.stopped_early:
-            # Keys emptied by concurrent sweeps (each saw the other's rows still there) or
-            # created for records that turned out to be duplicates have no records left.
-            with ws.session() as session:
-                report.keys_destroyed += _shred(
-                    session, keyring, _unused_keys(session), report, actor, now
-                )
-            report.exports_deleted = _expire_exports(ws, report, actor, now)
-            for customer_id in _candidates(ws, now):
-                with ws.session() as session:
-                    if _purge(
-                        session,
-                        ws,
-                        keyring,
-                        register,
-                        stored.version,
-                        customer_id,
-                        report,
-                        actor,
-                        now,
-                    ):
-                        report.customers_purged.append(customer_id)
-        _finish(
-            ws, register, report, actor, now, status="stopped" if report.stopped_early else "done"
-        )
+        with heap.settled():  # the collector walks the batches' rows, not the whole process
+            _sweep(
+                ws,
+                report,
+                groups,
+                keyring=keyring,
+                stored=stored,
+                actor=actor,
+                now=now,
+                batch=batch,
+                stop=should_stop or (lambda: False),
+                progress=progress,
+            )
     except BaseException:
         _mark_failed(ws, report.sweep_id)
         raise
     return report
+
+
+def _sweep(
+    ws: Workspace,
+    report: SweepReport,
+    groups: list[_Group],
+    *,
+    keyring: Keyring,
+    stored: register_mod.StoredRegister,
+    actor: str,
+    now: datetime,
+    batch: int,
+    stop: Callable[[], bool],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """The sweep's work once it is registered as running: orphans, the due groups batch by
+    batch, rejects, unused keys, expired exports, the purges, and its end."""
+    register = stored.register
+    report.orphans_removed = _collect_orphans(ws, report, actor, now)
+    for group in groups:
+        progress_of_group = _Progress()
+        while not stop():
+            with ws.session() as session:
+                done, blob_ids = _one_batch(
+                    session,
+                    keyring,
+                    register,
+                    group,
+                    report,
+                    progress_of_group,
+                    actor=actor,
+                    now=now,
+                    limit=batch,
+                )
+            remove_blobs(ws, blob_ids)
+            if done is None:
+                break
+            report.batches.append(done)
+            if done.action == "delete":
+                report.deleted += done.count
+            elif done.action == "pseudonymise":
+                report.pseudonymised += done.count
+            else:
+                report.anonymised += done.count
+            if progress is not None:
+                progress(report.deleted + report.pseudonymised + report.anonymised)
+        if stop():
+            report.stopped_early = True
+            if progress_of_group.keys:  # a closed customer's keys emptied so far go now
+                with ws.session() as session:
+                    report.keys_destroyed += _shred(
+                        session, keyring, progress_of_group.keys, report, actor, now
+                    )
+            break
+    if not report.stopped_early:
+        _sweep_rejects(ws, keyring, report, actor, now, batch)
+    if not report.stopped_early:
+        # Keys emptied by concurrent sweeps (each saw the other's rows still there) or
+        # created for records that turned out to be duplicates have no records left.
+        with ws.session() as session:
+            report.keys_destroyed += _shred(
+                session, keyring, _unused_keys(session), report, actor, now
+            )
+        report.exports_deleted = _expire_exports(ws, report, actor, now)
+        for customer_id in _candidates(ws, now):
+            with ws.session() as session:
+                if _purge(
+                    session,
+                    ws,
+                    keyring,
+                    register,
+                    stored.version,
+                    customer_id,
+                    report,
+                    actor,
+                    now,
+                ):
+                    report.customers_purged.append(customer_id)
+    _finish(ws, register, report, actor, now, status="stopped" if report.stopped_early else "done")
 
 
 def _due_groups(session: Session, now: datetime) -> list[_Group]:
@@ -357,16 +384,30 @@ def _one_batch(
     columns = [r.id, r.key_id, r.blob_id, r.subject_a, r.subject_b, r.subject_c]
     if action != "delete":
         columns += [r.payload, r.collected_at]
-    due = (
+    # Who was touched is linked to the erasure (below), except in a closed customer's purge
+    # with nothing held: the purge that follows removes every link of the customer, so the
+    # people are not indexed only to be forgotten (an interrupted purge leaves the state its
+    # end would: erasures in the ledger by count and Merkle root, no one listed by them).
+    linking = True
+    in_group = (
         r.customer_id == group.customer_id,
         r.category == group.category,
         r.activity == group.activity,
-        r.due_at <= now,
     )
+    due = (*in_group, r.due_at <= now)
     rows: Sequence[Any]
+    last = False  # a closed customer's batches: whether this one ends the group
     if bulk:
-        rows = _purge_batch(session, group.customer_id, due, columns, limit, progress.after)
-        if not rows:  # the group is done: the keys its batches emptied go now
+        linking = _keeps_some(session, group.customer_id)
+        if not linking:
+            columns = columns[:3]
+        rows, bound = _purge_batch(
+            session, in_group, due, columns, limit, progress.after, held=linking
+        )
+        last = bound is None
+        if rows:
+            progress.after = bound or rows[-1][0]
+        else:  # the group is done: the keys its batches emptied go now
             report.keys_destroyed += _shred(session, keyring, progress.keys, report, actor, now)
             progress.keys = set()
     else:
@@ -426,20 +467,20 @@ def _one_batch(
     # Who was touched, for `dpa audit log --subject` (kept beside the ledger until the purge):
     # a person is linked to the first event of each sweep, customer, category and activity
     # that erased their records; later batches of the same group are the same erasure.
-    touched: set[bytes | None] = set(more_subjects)
-    for column in subject_columns[:3]:
-        touched.update(column)
-    touched.discard(None)
-    fresh = {s for s in touched if s is not None} - progress.linked
-    _link_subjects(session, event.seq, group.customer_id, fresh)
-    progress.linked |= fresh  # if this batch rolls back, the sweep stops with it
+    if linking:
+        touched: set[bytes | None] = set(more_subjects)
+        for column in subject_columns[:3]:
+            touched.update(column)
+        touched.discard(None)
+        fresh = {s for s in touched if s is not None} - progress.linked
+        _link_subjects(session, event.seq, group.customer_id, fresh)
+        progress.linked |= fresh  # if this batch rolls back, the sweep stops with it
     if bulk:
         # Each batch would probe every key of its records past the index entries of the
         # records deleted before: a closed customer's emptied keys go when its group is done
         # (above), or with the purge, or with the sweep's final pass over unused keys.
-        progress.after = ids[-1]
         progress.keys.update(key_ids)
-        if len(ids) < limit:  # the last batch of the group
+        if last:
             report.keys_destroyed += _shred(session, keyring, progress.keys, report, actor, now)
             progress.keys = set()
     elif action == "delete":
@@ -463,46 +504,58 @@ def _one_batch(
     return done, blob_ids
 
 
-def _purge_batch(
-    session: Session,
-    customer_id: str,
-    due: tuple[sa.ColumnElement[bool], ...],
-    columns: list[Any],
-    limit: int,
-    after: str | None,
-) -> list[sa.Row[Any]]:
-    """Delete the next `limit` due records of a customer whose window has closed, in one
-    statement; return what went (`columns`), sorted by id.
-
-    Every key of these records is destroyed with the customer, so no payload is read: the
-    DELETE picks the first `limit` due ids (the index on customer, category, activity and
-    id, in order) and returns only what the ledger, the blob trash, the subject links and
-    the shredding need. It runs under the exclusive lock on the customer row: no hold can be
-    placed and no other sweep can take these rows meanwhile; a row a concurrent transaction
-    deleted first would not be returned, so no record is ledgered twice. Whether a hold keeps
-    a record is tested per record only when the customer has a hold in force.
-    """
-    r = _RECORDS.c
+def _keeps_some(session: Session, customer_id: str) -> bool:
+    """Whether a hold or a restriction of the customer is in force (under the customer's lock:
+    none can be placed until the batch commits)."""
     h = Hold.__table__.c  # type: ignore[attr-defined]
     held = session.execute(
         sa.select(h.id).where(h.customer_id == customer_id, hold_rule.in_force()).limit(1)
     ).first()
-    if held is not None or restrictions.any_in_force(session, customer_id):
-        where = (*due, ~restrictions.kept_or_restricted())
-    else:
-        where = due
-    if after is not None:  # past the ids taken (or held) before: no walk over dead entries
-        where = (*where, r.id > after)
-    # The batch's last id, then one range: the index on (customer, category, activity, id)
-    # serves both, where `id IN (...)` would probe the primary key once per record.
-    bound = session.execute(
-        sa.select(r.id).where(*where).order_by(r.id).offset(limit - 1).limit(1)
-    ).scalar_one_or_none()
-    if bound is not None:
-        where = (*where, r.id <= bound)
-    deleted = sa.delete(_RECORDS).where(*where).returning(*columns)
-    # Fetched at once (iterating a result fetches row by row), sorted by id for the root.
-    return sorted(session.execute(deleted).all(), key=itemgetter(0))
+    return held is not None or restrictions.any_in_force(session, customer_id)
+
+
+def _purge_batch(
+    session: Session,
+    in_group: tuple[sa.ColumnElement[bool], ...],
+    due: tuple[sa.ColumnElement[bool], ...],
+    columns: list[Any],
+    limit: int,
+    after: str | None,
+    *,
+    held: bool,
+) -> tuple[list[sa.Row[Any]], str | None]:
+    """Delete the due records among the group's next `limit` records past `after` of a
+    customer whose window has closed, in one statement; return what went (`columns`), sorted
+    by id, and the range's last id (None: the range reached the group's end).
+
+    Every key of these records is destroyed with the customer, so no payload is read. The
+    range's last id comes from the index on customer, category, activity and id alone (its
+    entries hold all four: no record is read); the DELETE then takes the due records of the
+    range (all of them: dpa.due caps every due time at the window's end) and returns only
+    what the ledger, the blob trash, the subject links and the shredding need. A range that
+    holds nothing to take (held records) is passed over.
+
+    It runs under the exclusive lock on the customer row: no hold can be placed and no other
+    sweep can take these rows meanwhile; a row a concurrent transaction deleted first would
+    not be returned, so no record is ledgered twice. Whether a hold keeps a record is tested
+    per record only when the customer has a hold (or restriction) in force (`held`).
+    """
+    r = _RECORDS.c
+    taken = (*due, ~restrictions.kept_or_restricted()) if held else due
+    while True:
+        # Past the ids taken (or held) before: no walk over dead index entries. One range,
+        # where `id IN (...)` would probe the primary key once per record.
+        past = () if after is None else (r.id > after,)
+        bound = session.execute(
+            sa.select(r.id).where(*in_group, *past).order_by(r.id).offset(limit - 1).limit(1)
+        ).scalar_one_or_none()
+        upto = () if bound is None else (r.id <= bound,)
+        deleted = sa.delete(_RECORDS).where(*taken, *past, *upto).returning(*columns)
+        # Fetched at once (iterating a result fetches row by row), sorted by id for the root.
+        rows = sorted(session.execute(deleted).all(), key=itemgetter(0))
+        if rows or bound is None:
+            return rows, bound
+        after = bound
 
 
 def _link_subjects(session: Session, seq: int, customer_id: str, subjects: set[bytes]) -> None:

@@ -1,7 +1,8 @@
 """A closed customer's records go in bulk (`retention.sweeper._purge_batch`), and the ledger
 still says exactly what went: per category and activity, counts and Merkle roots of runs of
-the sorted ids, every subject linked to an event of its group, every file trashed and
-removed, no side row left behind, and what a hold keeps untouched."""
+the sorted ids, every file trashed and removed, no side row left behind, and what a hold
+keeps untouched. While a hold keeps some, every subject is linked to an event of its group;
+with nothing held, the purge follows and links no one (it would remove the links)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def _blob_files(settings: Settings) -> set[str]:
     return {p.name for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
+@pytest.mark.parametrize("batch", [1, 2])  # 1: every range holding a held record is passed over
 def test_a_closed_customers_records_go_in_bulk_ledgered_exactly_and_held_ones_stay(
-    cli: Cli, settings: Settings, ws: Workspace
+    cli: Cli, settings: Settings, ws: Workspace, batch: int
 ) -> None:
     add_customer(cli)
     cli("customer", "terminate", "acme", "--on", "2026-10-10")
@@ -64,7 +66,7 @@ def test_a_closed_customers_records_go_in_bulk_ledgered_exactly_and_held_ones_st
     files_before = _blob_files(settings)
 
     with Workspace.open(settings) as opened:
-        report = sweeper.run(opened, actor="test", now=AFTER_WINDOW, batch=2)
+        report = sweeper.run(opened, actor="test", now=AFTER_WINDOW, batch=batch)
     after = _records(ws)
     assert report.customers_purged == []
     assert report.deleted == len(before) - held
@@ -84,7 +86,7 @@ def test_a_closed_customers_records_go_in_bulk_ledgered_exactly_and_held_ones_st
     seqs: dict[tuple[str, str], set[int]] = defaultdict(set)
     for event in sweep_events:
         group = (event["details"]["category"], event["activity"])
-        assert event["details"]["records"] <= 2
+        assert 1 <= event["details"]["records"] <= batch
         runs[group].append((event["details"]["records"], event["details"]["merkle_root"]))
         seqs[group].add(event["seq"])
     assert set(runs) == set(by_group)
@@ -194,3 +196,45 @@ def test_a_sweep_stopped_early_leaves_no_emptied_key_of_a_closed_customer(
         stops += 1
     assert stops >= 3
     assert report.customers_purged == ["acme"]
+
+
+def _sweep_links(ws: Workspace, sweep_id: str) -> int:
+    """Subject links to the delete events of one sweep."""
+    query = (
+        "SELECT count(*) FROM subject_events s JOIN ledger_events e ON e.seq = s.seq"
+        " WHERE e.action = 'delete' AND e.details LIKE :sweep"
+    )
+    with ws.session(read_only=True) as s:
+        return int(s.execute(sa.text(query), {"sweep": f"%{sweep_id}%"}).scalar_one())
+
+
+def test_a_purge_with_nothing_held_links_no_one_even_when_it_stops_halfway(
+    cli: Cli, settings: Settings, ws: Workspace
+) -> None:
+    """A sweep stopped within a closed customer's purge leaves the state its end would: the
+    erasures in the ledger (counts, Merkle roots), no one linked to them, so `audit log
+    --subject` lists no erasure of the person before the purge or after it."""
+    add_customer(cli)
+    cli("customer", "terminate", "acme", "--on", "2026-10-10")
+    linked_before = json.loads(cli("audit", "log", "--subject", CALLER, "--json").stdout)
+    assert linked_before, "ingest links the caller to its events"
+    calls = 0
+
+    def stop_soon() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3
+
+    with Workspace.open(settings) as opened:
+        report = sweeper.run(opened, actor="test", now=AFTER_WINDOW, batch=1, should_stop=stop_soon)
+    assert report.stopped_early and report.deleted > 0 and report.customers_purged == []
+    assert _sweep_links(ws, report.sweep_id) == 0
+    hits = json.loads(cli("audit", "log", "--subject", CALLER, "--json").stdout)
+    assert "delete" not in {e["action"] for e in hits}
+
+    with Workspace.open(settings) as opened:
+        report = sweeper.run(opened, actor="test", now=AFTER_WINDOW)
+    assert report.customers_purged == ["acme"]
+    assert _sweep_links(ws, report.sweep_id) == 0
+    assert json.loads(cli("audit", "log", "--subject", CALLER, "--json").stdout) == []
+    cli("audit", "verify")
