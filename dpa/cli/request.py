@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dpa import subject_requests
+from dpa.cli import _options
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
@@ -180,10 +181,9 @@ def _export(
     moment: datetime,
     quiet: bool,
 ) -> subject_requests.RequestView:
-    from dpa.cli.export import _recipient
     from exports import builder
 
-    sealed_for = _recipient(recipient, passphrase_file)
+    sealed_for = _options.recipient(recipient, passphrase_file)
     with ws.session(read_only=True) as session:
         row = subject_requests.claim(session, request_id, lock=False)
         typed = subject_requests.subject_text(ws.fields(session), row)
