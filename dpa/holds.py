@@ -12,8 +12,8 @@ come back while data kept a little longer can still be deleted.
 
 The rule comes in two forms that must agree (a property test holds them together): SQL
 expressions for the set-based sweeps, plans and audits, and `HoldScope.keeps` for code that
-already has a hold's fields in hand. `retention.holds` (placing and releasing holds), the
-sweeper, the planner and the audit all use this module; none writes the rule again.
+already has a hold's fields in hand. `dpa.hold_placement` (placing and releasing holds),
+the sweeper, the planner and the audit all use this module; none writes the rule again.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from dpa import ledger
+from dpa import hold_placement, ledger
 from dpa.errors import InputError, PolicyRefusal
 from dpa.models import Disclosure
 from dpa.periods import end_of_day
@@ -50,7 +50,6 @@ from dpa.register import Register
 from dpa.workspace import Workspace
 from exports import builder
 from exports.age import Recipient
-from retention import holds
 
 __all__ = [
     "TOLD_BY_SUPPORT",
@@ -207,7 +206,7 @@ class _Checked:
 def _check(request: DisclosureRequest, register: Register, now: datetime) -> _Checked:
     region = register.settings.default_region
     texts = [
-        holds.check_text(what, text, region, owner="disclosure")
+        hold_placement.check_text(what, text, region, owner="disclosure")
         for what, text in (
             ("authority", request.authority),
             ("reference", request.reference),
@@ -269,7 +268,7 @@ def disclose(
         session.flush()
         assert row.id is not None
         held = [
-            holds.add(
+            hold_placement.add(
                 session,
                 register,
                 customer_id=package.customer_id,

@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 from dpa import restrictions
 from dpa.customers import Status, status
 from dpa.errors import UnknownCustomer
+from dpa.hold_placement import HoldView, list_holds
 from dpa.models import Customer, Record, UTCDateTime
 from dpa.register import Register
 from dpa.retention_rules import effective_rule, instructions_in_force
-from retention.holds import HoldView, list_holds
 
 __all__ = ["CustomerWindow", "Plan", "PlanRow", "plan"]
 

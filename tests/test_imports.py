@@ -1,4 +1,5 @@
-"""Imports point one way: no cycle among dpa's modules, and the core never names the engines.
+"""Imports point one way: no cycle among dpa's modules, the core never names the engines, and
+neither engine names the other (only `dpa.cli` wires them together).
 
 Read from the source (`ast`), so imports under `if TYPE_CHECKING:` and inside functions count
 too: a cycle that only the type checker follows is still two modules that cannot be
@@ -130,3 +131,16 @@ def test_core_never_imports_the_engines(name: str) -> None:
         if target.split(".")[0] in ("retention", "exports")
     ]
     assert not engines, "\n".join(engines)
+
+
+@pytest.mark.parametrize(
+    "name", [m for m in MODULES if m.split(".")[0] in ("retention", "exports")]
+)
+def test_an_engine_never_imports_the_other(name: str) -> None:
+    engine = name.split(".")[0]
+    others = [
+        f"{MODULES[name].relative_to(ROOT)}:{line}: imports {target}"
+        for target, line in GRAPH[name]
+        if target.split(".")[0] in ("retention", "exports") and target.split(".")[0] != engine
+    ]
+    assert not others, "\n".join(others)

@@ -612,53 +612,31 @@ def _interval(register: Register) -> timedelta:
 def subject_requests(ctx: Context) -> list[Finding]:
     """Data subjects' requests past due or due soon; restrictions in force (Art. 12(3), 18)."""
     q = _Q.c
-    found: list[Finding] = []
     open_ = ctx.session.execute(
         sa.select(q.id, q.customer_id, q.kind, q.status, q.due_at)
         .where(q.status.in_(("open", "in_progress")))
         .where(q.due_at <= ctx.as_of + ctx.thresholds.request_due_soon)
         .order_by(q.due_at, q.id)
     ).all()
-    late = [row for row in open_ if row.due_at <= ctx.as_of]
-    soon = [row for row in open_ if row.due_at > ctx.as_of]
-
-    def listed(rows: Sequence[Any]) -> list[dict[str, Any]]:
-        return [
-            {
-                "request": i,
-                "customer": cid,
-                "kind": kind,
-                "status": status,
-                "due": due.astimezone(UTC).isoformat(timespec="seconds"),
-            }
-            for i, cid, kind, status, due in rows
-        ]
-
-    if late:
-        found.append(
-            Finding(
-                id="request-overdue",
-                severity="critical",
-                title=f"{len(late)} data subjects' requests are past their due date",
-                article="GDPR Art. 12(3) and 28(3)(e)",
-                affected=listed(late),
-                action="Fulfil or refuse each now (`dpa request fulfil ID`, `dpa request refuse "
-                "ID`) and tell the customer why it is late.",
-            )
-        )
-    if soon:
-        days = ctx.thresholds.request_due_soon.days
-        found.append(
-            Finding(
-                id="request-due-soon",
-                severity="warning",
-                title=f"{len(soon)} data subjects' requests are due within {days} days",
-                article="GDPR Art. 12(3) and 28(3)(e)",
-                affected=listed(soon),
-                action="Fulfil each, or extend it with a reason (`dpa request extend ID --by 1m "
-                "--reason ...`, two further months at most).",
-            )
-        )
+    days = ctx.thresholds.request_due_soon.days
+    found = [
+        *_requests_due(
+            [row for row in open_ if row.due_at <= ctx.as_of],
+            id="request-overdue",
+            severity="critical",
+            title="are past their due date",
+            action="Fulfil or refuse each now (`dpa request fulfil ID`, `dpa request refuse "
+            "ID`) and tell the customer why it is late.",
+        ),
+        *_requests_due(
+            [row for row in open_ if row.due_at > ctx.as_of],
+            id="request-due-soon",
+            severity="warning",
+            title=f"are due within {days} days",
+            action="Fulfil each, or extend it with a reason (`dpa request extend ID --by 1m "
+            "--reason ...`, two further months at most).",
+        ),
+    ]
     rows = restrictions.restricted_subjects(ctx.session)
     if rows:
         r = _R.c
@@ -682,6 +660,33 @@ def subject_requests(ctx: Context) -> list[Finding]:
             )
         )
     return found
+
+
+def _requests_due(
+    rows: Sequence[Any], *, id: str, severity: Severity, title: str, action: str
+) -> list[Finding]:
+    """One finding on open requests (id, customer, kind, status, due), none when there are none."""
+    if not rows:
+        return []
+    return [
+        Finding(
+            id=id,
+            severity=severity,
+            title=f"{len(rows)} data subjects' requests {title}",
+            article="GDPR Art. 12(3) and 28(3)(e)",
+            affected=[
+                {
+                    "request": i,
+                    "customer": cid,
+                    "kind": kind,
+                    "status": status,
+                    "due": due.astimezone(UTC).isoformat(timespec="seconds"),
+                }
+                for i, cid, kind, status, due in rows
+            ],
+            action=action,
+        )
+    ]
 
 
 def _day(moment: Any) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -319,6 +321,39 @@ def _change_json(change: customer_retention.Change) -> dict[str, object]:
     }
 
 
+def _instruct(
+    ctx: typer.Context,
+    change: Callable[..., customer_retention.Change],
+    *,
+    customer_id: str,
+    activity: str,
+    reference: str | None,
+    instructed: str | None,
+    as_json: bool,
+    done: str,
+) -> None:
+    """Make one change of a customer's retention (`customer_retention.set_instruction` or
+    `clear`) in one transaction, instructed on --instructed or today, and print it."""
+    day = None if instructed is None else parse_date(instructed, "--instructed")
+    moment = now()
+    with workspace() as ws, ws.session() as session:
+        reg = ws.register(session)
+        result = change(
+            session,
+            reg,
+            customer_id=customer_id,
+            activity=activity,
+            instructed_on=day or moment.astimezone(reg.settings.timezone).date(),
+            reference=reference,
+            actor=actor(ctx),
+            now=moment,
+        )
+    if as_json:
+        print_json(_change_json(result))
+    else:
+        _changed(result, done)
+
+
 @retention_app.command("set")
 def retention_set(
     ctx: typer.Context,
@@ -343,25 +378,16 @@ def retention_set(
     activity are recomputed in the same transaction; legal holds still win at sweep time.
     """
     duration = customer_retention.parse_keep(keep)
-    day = None if instructed is None else parse_date(instructed, "--instructed")
-    moment = now()
-    with workspace() as ws, ws.session() as session:
-        reg = ws.register(session)
-        change = customer_retention.set_instruction(
-            session,
-            reg,
-            customer_id=customer_id,
-            activity=activity,
-            keep=duration,
-            instructed_on=day or moment.astimezone(reg.settings.timezone).date(),
-            reference=reference,
-            actor=actor(ctx),
-            now=moment,
-        )
-    if as_json:
-        print_json(_change_json(change))
-    else:
-        _changed(change, "has this instruction")
+    _instruct(
+        ctx,
+        partial(customer_retention.set_instruction, keep=duration),
+        customer_id=customer_id,
+        activity=activity,
+        reference=reference,
+        instructed=instructed,
+        as_json=as_json,
+        done="has this instruction",
+    )
 
 
 @retention_app.command("clear")
@@ -378,24 +404,16 @@ def retention_clear(
     The instruction stays in the history; the due times are recomputed and the change is
     ledgered like a new instruction.
     """
-    day = None if instructed is None else parse_date(instructed, "--instructed")
-    moment = now()
-    with workspace() as ws, ws.session() as session:
-        reg = ws.register(session)
-        change = customer_retention.clear(
-            session,
-            reg,
-            customer_id=customer_id,
-            activity=activity,
-            instructed_on=day or moment.astimezone(reg.settings.timezone).date(),
-            reference=reference,
-            actor=actor(ctx),
-            now=moment,
-        )
-    if as_json:
-        print_json(_change_json(change))
-    else:
-        _changed(change, "follows the provider's default")
+    _instruct(
+        ctx,
+        customer_retention.clear,
+        customer_id=customer_id,
+        activity=activity,
+        reference=reference,
+        instructed=instructed,
+        as_json=as_json,
+        done="follows the provider's default",
+    )
 
 
 @retention_app.command("show")

@@ -20,10 +20,9 @@ from dpa.cli._common import (
     table,
     workspace,
 )
+from dpa.cli._options import CategoryOption, FromOption, ToOption, public_key
 from dpa.customers import check_id
-from dpa.errors import InputError
 from exports import disclosure
-from exports.age import X25519Recipient
 
 MAX_ID = 2**31 - 1  # disclosure numbers are an Integer column
 
@@ -84,16 +83,9 @@ def create(
         str | None,
         typer.Option(help="Only records of this phone number, e-mail or IP address."),
     ] = None,
-    category: Annotated[
-        list[str] | None,
-        typer.Option(help="Only this data category (repeat for several; default: all)."),
-    ] = None,
-    date_from: Annotated[
-        str | None, typer.Option("--from", help="Only records collected on or after YYYY-MM-DD.")
-    ] = None,
-    date_to: Annotated[
-        str | None, typer.Option("--to", help="Only records collected on or before YYYY-MM-DD.")
-    ] = None,
+    category: CategoryOption = None,
+    date_from: FromOption = None,
+    date_to: ToOption = None,
     confidential_until: Annotated[
         str | None,
         typer.Option(
@@ -120,10 +112,7 @@ def create(
             parse_date(confidential_until, "--confidential-until") if confidential_until else None
         ),
     )
-    try:
-        sealed_for = X25519Recipient.parse(recipient)
-    except ValueError as exc:
-        raise InputError(f"--recipient: {exc}") from None
+    sealed_for = public_key(recipient)
     with workspace() as ws, counting(f"disclosing {customer}", quiet=as_json) as progress:
         view, report = disclosure.disclose(
             ws,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlmodel import col, select
 
-from dpa.cli import export_deliver
+from dpa.cli import _options, export_deliver
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
@@ -23,10 +22,9 @@ from dpa.cli._common import (
     table,
     workspace,
 )
-from dpa.errors import InputError, KeyFileInsecure
+from dpa.cli._options import CategoryOption, FromOption, ToOption
 from dpa.models import Export
 from exports import builder
-from exports.age import Recipient, ScryptRecipient, X25519Recipient
 
 app = typer.Typer(
     help="Exports: a customer's data as an encrypted, schema-checked package, while its contract "
@@ -34,29 +32,6 @@ app = typer.Typer(
 )
 app.command()(export_deliver.deliver)
 app.command()(export_deliver.secret)
-
-
-def _recipient(recipient: str | None, passphrase_file: Path | None) -> Recipient:
-    if (recipient is None) == (passphrase_file is None):
-        raise InputError("give exactly one of --recipient AGE_PUBLIC_KEY or --passphrase-file FILE")
-    if recipient is not None:
-        try:
-            return X25519Recipient.parse(recipient)
-        except ValueError as exc:
-            raise InputError(f"--recipient: {exc}") from None
-    assert passphrase_file is not None
-    try:
-        mode = passphrase_file.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileInsecure(
-                f"{passphrase_file} can be read by other users: chmod 600 it first"
-            )
-        secret = passphrase_file.read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise InputError(f"cannot read {passphrase_file}: {exc.strerror}") from None
-    if len(secret) < 12:
-        raise InputError("the passphrase must be at least 12 characters long")
-    return ScryptRecipient(secret)
 
 
 @app.command()
@@ -77,16 +52,9 @@ def create(
             help="Only records of this phone number, e-mail or IP address; other parties are masked."
         ),
     ] = None,
-    category: Annotated[
-        list[str] | None,
-        typer.Option(help="Only this data category (repeat for several; default: all)."),
-    ] = None,
-    date_from: Annotated[
-        str | None, typer.Option("--from", help="Only records collected on or after YYYY-MM-DD.")
-    ] = None,
-    date_to: Annotated[
-        str | None, typer.Option("--to", help="Only records collected on or before YYYY-MM-DD.")
-    ] = None,
+    category: CategoryOption = None,
+    date_from: FromOption = None,
+    date_to: ToOption = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -103,7 +71,7 @@ def create(
         date_from=parse_date(date_from, "--from") if date_from else None,
         date_to=parse_date(date_to, "--to") if date_to else None,
     )
-    sealed_for = _recipient(recipient, passphrase_file)
+    sealed_for = _options.recipient(recipient, passphrase_file)
     with workspace() as ws, counting(f"exporting {customer}", quiet=as_json) as progress:
         report = builder.create(
             ws,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dpa import ingest
+from dpa import hold_placement, ingest
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
@@ -20,7 +20,6 @@ from dpa.cli._common import (
 )
 from dpa.customers import check_id
 from dpa.errors import InputError
-from retention import holds
 
 MAX_ID = 2**31 - 1  # hold numbers are an Integer column
 
@@ -61,7 +60,7 @@ def add(
             digest = ingest.BlindIndex(key, register.settings.default_region).lookup(subject)
             if digest is None:
                 raise InputError("--subject is not a phone number, e-mail or IP address")
-        view = holds.add(
+        view = hold_placement.add(
             session,
             register,
             customer_id=check_id(customer),
@@ -91,7 +90,7 @@ def release(
 ) -> None:
     """Release a hold: its records fall back under their retention rules at the next sweep."""
     with workspace() as ws, ws.session() as session:
-        view = holds.release(
+        view = hold_placement.release(
             session, ws.register(session), hold_id, reason=reason, actor=actor(ctx), now=now()
         )
     if as_json:
@@ -108,7 +107,7 @@ def list_(
 ) -> None:
     """Holds with their scope, reason, expected end and the records they keep."""
     with workspace() as ws, ws.session(read_only=True) as session:
-        views = holds.list_holds(
+        views = hold_placement.list_holds(
             session,
             now=now(),
             customer_id=None if customer is None else check_id(customer),
@@ -141,7 +140,7 @@ def list_(
     )
 
 
-def _scope(view: holds.HoldView, *, customer: bool = True) -> str:
+def _scope(view: hold_placement.HoldView, *, customer: bool = True) -> str:
     parts = [f"customer {view.customer_id}"] if customer else []
     parts.append(view.category or "all categories")
     if view.subject:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dpa import subject_requests
+from dpa.cli import _options
 from dpa.cli._common import (
     JSON_OPTION,
     actor,
@@ -107,17 +109,15 @@ def extend(
     found = _MONTHS.match(by.strip())
     if found is None:
         raise InputError("--by must be 1m or 2m")
-    with workspace() as ws, ws.session() as session:
-        view = subject_requests.extend(
-            session,
-            ws.register(session),
-            request_id,
-            months=int(found.group(1)),
-            reason=reason,
-            actor=actor(ctx),
-            now=now(),
-        )
-    _done(view, as_json, "extended")
+    _run(
+        ctx,
+        subject_requests.extend,
+        request_id,
+        as_json,
+        "extended",
+        months=int(found.group(1)),
+        reason=reason,
+    )
 
 
 @app.command()
@@ -180,10 +180,9 @@ def _export(
     moment: datetime,
     quiet: bool,
 ) -> subject_requests.RequestView:
-    from dpa.cli.export import _recipient
     from exports import builder
 
-    sealed_for = _recipient(recipient, passphrase_file)
+    sealed_for = _options.recipient(recipient, passphrase_file)
     with ws.session(read_only=True) as session:
         row = subject_requests.claim(session, request_id, lock=False)
         typed = subject_requests.subject_text(ws.fields(session), row)
@@ -273,17 +272,9 @@ def refuse(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Refuse a request as a whole, with the reason and the article relied on (Art. 12(4))."""
-    with workspace() as ws, ws.session() as session:
-        view = subject_requests.refuse(
-            session,
-            ws.register(session),
-            request_id,
-            reason=reason,
-            article=article,
-            actor=actor(ctx),
-            now=now(),
-        )
-    _done(view, as_json, "refused")
+    _run(
+        ctx, subject_requests.refuse, request_id, as_json, "refused", reason=reason, article=article
+    )
 
 
 @app.command()
@@ -294,11 +285,7 @@ def withdraw(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The person withdrew the request (through the customer)."""
-    with workspace() as ws, ws.session() as session:
-        view = subject_requests.withdraw(
-            session, ws.register(session), request_id, reason=reason, actor=actor(ctx), now=now()
-        )
-    _done(view, as_json, "withdrawn")
+    _run(ctx, subject_requests.withdraw, request_id, as_json, "withdrawn", reason=reason)
 
 
 @app.command()
@@ -309,11 +296,7 @@ def lift(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Lift a restriction in force: the person's records are processed (and swept) again."""
-    with workspace() as ws, ws.session() as session:
-        view = subject_requests.lift(
-            session, ws.register(session), request_id, reason=reason, actor=actor(ctx), now=now()
-        )
-    _done(view, as_json, "restriction lifted")
+    _run(ctx, subject_requests.lift, request_id, as_json, "restriction lifted", reason=reason)
 
 
 @app.command("list")
@@ -417,3 +400,20 @@ def _done(view: subject_requests.RequestView, as_json: bool, what: str) -> None:
         f"request {view.id} ({view.kind}, customer {view.customer_id}) {what}; "
         f"status {_status(view)}, due {view.due_at:%Y-%m-%d %H:%M}Z"
     )
+
+
+def _run(
+    ctx: typer.Context,
+    step: Callable[..., subject_requests.RequestView],
+    request_id: int,
+    as_json: bool,
+    what: str,
+    **details: Any,
+) -> None:
+    """Take one step of a request (`subject_requests.extend`, `refuse`, `withdraw`, `lift`) in
+    one transaction, under the register in force, and print the request as it now stands."""
+    with workspace() as ws, ws.session() as session:
+        view = step(
+            session, ws.register(session), request_id, **details, actor=actor(ctx), now=now()
+        )
+    _done(view, as_json, what)

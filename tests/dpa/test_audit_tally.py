@@ -20,13 +20,12 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpa import audit
+from dpa import audit, hold_placement
 from dpa import register as register_mod
 from dpa.audit import tally
 from dpa.config import Settings
 from dpa.models import Record
 from dpa.workspace import Workspace
-from retention import holds
 from tests.conftest import Run, add_customer
 
 Cli = Callable[..., Run]
@@ -162,7 +161,7 @@ def _overdue(settings: Settings) -> list[tuple[str, str, int]]:
 
 def _hold(settings: Settings, *, category: str | None, subject: bytes | None) -> None:
     with Workspace.open(settings) as ws, ws.session() as s:
-        holds.add(
+        hold_placement.add(
             s,
             ws.register(s),
             customer_id="acme",

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dpa import customers, ingest
+from dpa import customers, hold_placement, ingest
 from dpa import holds as rule
 from dpa.models import Hold, Record, RecordSubject
 from dpa.parsers.base import ParsedRecord
 from dpa.workspace import Workspace
-from retention import holds, sweeper
+from retention import sweeper
 
 NUMBERS = ["+32470111111", "+32470222222", "+32470333333"]
 CATEGORIES = ["voicemail", "call_recording", "cdr", "phone_number"]
@@ -107,7 +107,7 @@ def test_a_sweep_never_deletes_or_anonymises_a_held_record_nor_destroys_its_key(
         index = ingest.BlindIndex(ws.keyring.system_key(s, "blind-index"), "BE")
         placed = []
         for spec in specs:
-            view = holds.add(
+            view = hold_placement.add(
                 s, register, customer_id=cid, category=spec.category,
                 subject=None if spec.number is None else index.lookup(spec.number),
                 reason="Authority request", reference=None, until=None, actor="t", now=START,
@@ -115,7 +115,7 @@ def test_a_sweep_never_deletes_or_anonymises_a_held_record_nor_destroys_its_key(
             placed.append((view.id, spec))
         for hold_id, spec in placed:
             if spec.released:
-                holds.release(s, register, hold_id, reason="Closed", actor="t", now=START)
+                hold_placement.release(s, register, hold_id, reason="Closed", actor="t", now=START)
         if terminate_after is not None:
             customers.terminate_contract(
                 s, ws.fields(s), register, customer_id=cid,

@@ -1,9 +1,10 @@
-"""Legal holds: an authority's request or a dispute freezes deletion of matching records.
+"""Legal holds placed, released and listed: an authority's request or a dispute freezes deletion.
 
-This module places, releases and lists holds; which records a hold keeps, and whether it is
-in force, is the core's rule (`dpa.holds`), the one the sweeper, the planner and the audit
-use. Held records are never deleted or anonymised, so their bucket keys are never destroyed
-and their customer is never purged (GDPR Art. 17(3)(b) and (e); Fonzer terms 3.6).
+Which records a hold keeps, and whether it is in force, is the rule in `dpa.holds`, the one
+the sweeper, the planner and the audit use; this module writes holds and shows them, for
+`dpa hold` and for the engines that place holds themselves (`exports.disclosure` holds what
+it hands over). Held records are never deleted or anonymised, so their bucket keys are never
+destroyed and their customer is never purged (GDPR Art. 17(3)(b) and (e); Fonzer terms 3.6).
 
 Reasons and references are written to the ledger, so they must not hold personal data: a
 reason containing something that reads as a phone number or e-mail address is refused.
@@ -26,7 +27,7 @@ from dpa.models import Customer, Hold, Record
 from dpa.periods import end_of_day
 from dpa.register import Register
 
-__all__ = ["HoldStatus", "HoldView", "add", "check_text", "held", "list_holds", "release"]
+__all__ = ["HoldStatus", "HoldView", "add", "check_text", "list_holds", "release"]
 
 HoldStatus = rule.HoldStatus
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
@@ -50,11 +51,6 @@ class HoldView:
     released_at: datetime | None
     release_reason: str | None
     records: int
-
-
-def held(records: sa.Table) -> sa.ColumnElement[bool]:
-    """SQL: the current row of `records` is kept by a hold in force (`dpa.holds.kept`)."""
-    return rule.kept(records)
 
 
 def check_text(what: str, text: str | None, region: str, *, owner: str = "hold") -> str | None:
