@@ -91,9 +91,9 @@ def _pick(rng: random.Random, shares: tuple[tuple[Any, float], ...]) -> Callable
 def setup(target: _harness.Target, records: int, events: int) -> None:
     """The installation, its customers, keys, holds, records and ledger (not timed)."""
     from dpa import customers, ledger
+    from dpa import hold_placement as holds
     from dpa.models import LedgerEvent, Sweep
     from dpa.workspace import Workspace, init
-    from retention import holds
 
     rng = random.Random(42)
     settings = _harness.settings(target)
