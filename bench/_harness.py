@@ -432,7 +432,8 @@ class Raw:
             path = settings(target).home / "dpa.sqlite3" if own else target.home / "raw.sqlite3"
             self.conn: Any = sqlite3.connect(path, isolation_level=None)
             pragmas = ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=16384")
-            for pragma in (*pragmas, f"cache_size=-{SQLITE_CACHE_KIB}", "foreign_keys=ON"):
+            cache = f"cache_size=-{SQLITE_CACHE_KIB}"
+            for pragma in (*pragmas, cache, "secure_delete=ON", "foreign_keys=ON"):
                 self.conn.execute(f"PRAGMA {pragma}")
             self.mark = "?"
         else:
