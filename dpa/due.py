@@ -17,17 +17,23 @@ customer stays, anonymised CDRs included). Two events move due times:
 Every path takes the rule from `dpa.retention_rules.effective_rule`: the customer's
 instruction where one is in force, else the register's default.
 
-Both return the number of records whose due time or activity changed, for the ledger.
+The lines `ingest --quarantine` set aside (`dpa.rejects`) move with the records they were
+meant to be: each is due by its category's rule as if collected when it was ingested,
+capped at the window end. Every path recomputes the rejects it concerns the same way.
+
+Each returns the number of records and rejects whose due time (or a record's activity)
+changed, for the ledger.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from dpa.models import Customer, Record
+from dpa.models import Customer, IngestReject, Record
 from dpa.retention_rules import effective_rule, instructions_in_force
 
 if TYPE_CHECKING:
@@ -37,6 +43,7 @@ __all__ = ["recompute_activity", "recompute_all", "recompute_customer"]
 
 _RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
 _CUSTOMERS: sa.Table = Customer.__table__  # type: ignore[attr-defined]
+_REJECTS: sa.Table = IngestReject.__table__  # type: ignore[attr-defined]
 _BATCH = 5000
 
 
@@ -73,12 +80,14 @@ def recompute_customer(session: Session, register: Register, customer: Customer)
         sa.or_(r.due_at.is_(None), r.due_at > window_end),
     )
     changed += _rowcount(session.execute(rest.values(due_at=window_end)))
-    return changed
+    return changed + _recompute_rejects(session, register, _REJECTS.c.customer_id == customer.id)
 
 
 def recompute_all(session: Session, register: Register) -> int:
     """Reassign every record's activity and due time under `register` (after a register load)."""
-    return _recompute(session, register, sa.true())
+    return _recompute(session, register, sa.true()) + _recompute_rejects(
+        session, register, sa.true()
+    )
 
 
 def recompute_activity(
@@ -90,10 +99,10 @@ def recompute_activity(
     With `write=False` nothing is written: the count is of the records whose stored due time
     differs from the rule in force (0 when the rule is applied; `dpa customer retention show`).
     """
-    r = _RECORDS.c
+    r, j = _RECORDS.c, _REJECTS.c
     categories = register.activity(activity_id).data_categories
     # Customer, category and activity lead the index `ix_records_sweep`.
-    return _recompute(
+    records = _recompute(
         session,
         register,
         sa.and_(
@@ -103,17 +112,16 @@ def recompute_activity(
         ),
         write=write,
     )
+    of_activity = sa.and_(j.customer_id == customer_id, j.category.in_(categories))
+    return records + _recompute_rejects(session, register, of_activity, write=write)
 
 
 def _recompute(
     session: Session, register: Register, which: sa.ColumnElement[bool], *, write: bool = True
 ) -> int:
     """Activity and due time of the records `which` selects, streamed in batches by id."""
-    r, c = _RECORDS.c, _CUSTOMERS.c
-    ends = {
-        row.id: (row.contract_end_at, row.window_end_at)
-        for row in session.execute(sa.select(c.id, c.contract_end_at, c.window_end_at))
-    }
+    r = _RECORDS.c
+    ends = _ends(session)
     instructions = instructions_in_force(session)
     zone = register.settings.timezone
     activities = {
@@ -163,6 +171,55 @@ def _recompute(
             session.connection().execute(update, changes)
             changed += len(changes)
             changes.clear()
+    return changed
+
+
+def _ends(session: Session) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """Each customer's contract end and window end."""
+    c = _CUSTOMERS.c
+    query = sa.select(c.id, c.contract_end_at, c.window_end_at)
+    return {row.id: (row.contract_end_at, row.window_end_at) for row in session.execute(query)}
+
+
+def _recompute_rejects(
+    session: Session, register: Register, which: sa.ColumnElement[bool], *, write: bool = True
+) -> int:
+    """Due time of the rejects `which` selects, as `dpa.rejects.store` sets it: the rule in
+    force for the category's activity from the line's ingestion, capped at the window end (at
+    the window end when no activity of the register processes the category any more)."""
+    j = _REJECTS.c
+    ends = _ends(session)
+    instructions = instructions_in_force(session)
+    zone = register.settings.timezone
+    query = (
+        sa.select(j.id, j.customer_id, j.category, j.ingested_at, j.due_at)
+        .where(which)
+        .order_by(j.id)
+    )
+    update = (
+        sa.update(_REJECTS).where(j.id == sa.bindparam("jid")).values(due_at=sa.bindparam("due"))
+    )
+    changed = 0
+    last = ""
+    while rows := session.execute(query.where(j.id > last).limit(_BATCH)).all():
+        last = rows[-1].id
+        changes: list[dict[str, object]] = []
+        for row in rows:
+            contract_end, window_end = ends[row.customer_id]
+            try:
+                activity = register.activity_for(row.category)
+            except KeyError:
+                due = window_end
+            else:
+                rule = effective_rule(
+                    None, register, row.customer_id, activity, instructions=instructions
+                ).rule
+                due = rule.due_at(row.ingested_at, contract_end, window_end, zone)
+            if due != row.due_at:
+                changes.append({"jid": row.id, "due": due})
+        if changes and write:
+            session.connection().execute(update, changes)
+        changed += len(changes)
     return changed
 
 

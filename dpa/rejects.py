@@ -21,7 +21,9 @@ so it is due by its category's retention rule as if collected when it was ingest
 like a record's at the customer's window end (`RetentionRule.due_at`). A rule anchored on
 the contract's end gives no time while the contract runs (`due_at` NULL); whatever its
 `due_at`, a reject is due once the customer's window has ended (nothing stays after the
-window), so a termination needs no recomputation. A sweep deletes due rejects (one `rejects.delete` ledger event per customer: count and Merkle root of
+window). A termination, a new register and a customer's retention instruction recompute
+rejects' due times as they do records' (`dpa.due`). A sweep deletes due rejects (one
+`rejects.delete` ledger event per customer: count and Merkle root of
 the ids), unless a hold in force on the customer names no category or the reject's: a bad
 line cannot be matched to a data subject, so a hold on a subject of that customer and
 category keeps them all. A purge deletes every reject of the customer before its keys go.

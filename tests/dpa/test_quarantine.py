@@ -324,3 +324,52 @@ def test_quarantine_is_refused_where_a_file_is_not_lines(
 def test_rejects_of_an_unknown_customer_are_refused(acme: str, cli: Cli) -> None:
     assert "unknown customer" in cli("ingest", "rejects", "--customer", "nobody", code=3).stderr
     assert cli("ingest", "rejects").stdout == "no rejected lines\n"
+
+
+def _rejects_due(ws: Workspace) -> list[datetime | None]:
+    with ws.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT due_at FROM ingest_rejects ORDER BY id")).scalars()
+        return [None if d is None else _utc(d) for d in rows]
+
+
+def _utc(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def test_rejects_due_times_follow_an_instruction_a_register_and_a_termination(
+    acme: str, ws: Workspace, settings: Settings, cli: Cli, tmp_path: Path
+) -> None:
+    """Bad lines go when the records they were meant to be would: a customer's retention
+    instruction, a new register and a termination move their due times as they move records'."""
+    _ingest(cli, _ten_calls(tmp_path), "--quarantine")
+    year = _rejects_due(ws)  # call history: 12 months from the ingestion (2026-11-23)
+    assert len(year) == 2 and all(d is not None and d.year == 2027 and d.month == 11 for d in year)
+    early = datetime(2027, 1, 1, tzinfo=UTC)
+
+    set_ = ("customer", "retention", "set", "acme", "--activity", "call_history")
+    cli(*set_, "--keep", "1 month", "--instructed", "2026-11-23", "--reference", "mail 12")
+    month = _rejects_due(ws)
+    assert all(d is not None and d < early for d in month), month
+    cli("customer", "retention", "clear", "acme", "--activity", "call_history", "--reference", "m")
+    assert _rejects_due(ws) == year
+
+    text = (Path(__file__).parents[2] / "dpa" / "data" / "default-register.yaml").read_text()
+    shorter = tmp_path / "register.yaml"
+    shorter.write_text(text.replace("duration: 12 months", "duration: 1 month", 1))
+    cli("register", "load", str(shorter))
+    assert _rejects_due(ws) == month
+    event = json.loads(cli("audit", "log", "--action", "register.load", "--json").stdout)[-1]
+    assert event["details"]["records_due_changed"] >= 2  # the rejects (and the good calls)
+
+    cli(
+        "register",
+        "load",
+        str(Path(__file__).parents[2] / "dpa" / "data" / "default-register.yaml"),
+    )
+    assert _rejects_due(ws) == year
+    cli("customer", "terminate", "acme", "--on", "2026-11-30")  # the window ends 2027-01-31
+    ended = _rejects_due(ws)
+    assert all(d is not None and d <= datetime(2027, 2, 1, tzinfo=UTC) for d in ended), ended
+    assert _sweep(settings, early).rejects_deleted == 0
+    assert _sweep(settings, datetime(2027, 2, 2, tzinfo=UTC)).rejects_deleted == 2
