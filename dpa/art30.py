@@ -51,7 +51,9 @@ def _activity(register: Register, activity: Activity) -> dict[str, Any]:
             "reference": activity.legal_basis.reference,
         },
         "data_categories": [
-            {"id": c, "name": register.data_categories[c].name} for c in activity.data_categories
+            # What erasing one person (Art. 17) does to a record of the category.
+            {"id": c, "name": register.data_categories[c].name, "erasure": register.erasure_rule(c)}
+            for c in activity.data_categories
         ],
         "subject_categories": [
             {"id": s, "name": register.subject_categories[s].name}
@@ -197,6 +199,17 @@ def _transfers(items: Sequence[dict[str, Any]]) -> str:
     return "; ".join(f"{t['country']} ({t['safeguard']})" for t in items) or "none outside the EEA"
 
 
+_ERASURE_WORDS = {"mask": "masked (the person's traces go, the rest stays)", "delete": "deleted"}
+
+
+def _erasure(activity: dict[str, Any]) -> str:
+    """Per data category, what erasing one person does to its records."""
+    return "; ".join(
+        f"{c['name']}: {_ERASURE_WORDS.get(c['erasure'], c['erasure'])}"
+        for c in activity["data_categories"]
+    )
+
+
 def _md_cell(value: object) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
@@ -215,6 +228,7 @@ def _md_activity(activity: dict[str, Any]) -> list[str]:
         ("Transfers", _transfers(activity["transfers"])),
         ("Retention", activity["retention"]["summary"]),
         ("Why this long", activity["retention"]["justification"] or ""),
+        ("Erasure of one person (Art. 17)", _erasure(activity)),
         ("Security measures", "; ".join(activity["security_measures"])),
         ("Source of data", activity["source"] or ""),
         ("Note", activity["note"] or ""),
@@ -326,6 +340,7 @@ CSV_COLUMNS = (
     "retention_source",
     "retention_instructed_on",
     "retention_reference",
+    "erasure_on_request",
     "security_measures",
     "source",
     "status",
@@ -359,6 +374,7 @@ def _csv_row(record: str, controller: dict[str, Any] | None, a: dict[str, Any]) 
         "retention_source": "provider default" if kept is None else kept["source"],
         "retention_instructed_on": "" if kept is None else kept["instructed_on"] or "",
         "retention_reference": "" if kept is None else kept["reference"] or "",
+        "erasure_on_request": _erasure(a),
         "security_measures": "; ".join(a["security_measures"]),
         "source": a["source"] or "",
         "status": controller["status"] if controller else a["status"],
@@ -412,6 +428,7 @@ def _html_activity(a: dict[str, Any]) -> str:
         ("Transfers", _transfers(a["transfers"])),
         ("Retention", a["retention"]["summary"]),
         ("Why this long", a["retention"]["justification"]),
+        ("Erasure of one person (Art. 17)", _erasure(a)),
         ("Security measures", "; ".join(a["security_measures"])),
         ("Source of data", a["source"]),
         ("Note", a["note"]),

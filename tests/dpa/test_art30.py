@@ -196,3 +196,28 @@ def test_an_old_anonymise_rule_is_reported_as_pseudonymise(
     md = cli("register", "export", "--format", "md").stdout
     assert "written 'anonymise' in a schema 1 register, read as pseudonymise" in md
     assert "then anonymise" not in md
+
+
+def test_every_format_says_what_erasing_one_person_does_per_category(
+    ws: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    """The register's per-category erasure rule (mask or delete) is in the record."""
+    reg = register.default_register()
+    rules = {c: reg.erasure_rule(c) for c in reg.data_categories}
+    assert rules["cdr"] == "mask" and "delete" in rules.values()
+    cli("register", "export", "--format", "json", "-o", str(tmp_path / "record.json"))
+    record = json.loads((tmp_path / "record.json").read_text())
+    listed = {
+        c["id"]: c["erasure"]
+        for a in record["processor_record"]["categories_of_processing"]
+        + record["controller_record"]["activities"]
+        for c in a["data_categories"]
+    }
+    assert listed == {c: rules[c] for c in listed} and "cdr" in listed
+    cdr = reg.data_categories["cdr"].name
+    md = cli("register", "export", "--format", "md").stdout
+    assert f"{cdr}: masked" in md
+    rows = csv.DictReader(io.StringIO(cli("register", "export", "--format", "csv").stdout))
+    assert any(f"{cdr}: masked" in r["erasure_on_request"] for r in rows)
+    cli("register", "export", "--format", "html", "-o", str(tmp_path / "record.html"))
+    assert "Erasure of one person (Art. 17)" in (tmp_path / "record.html").read_text()
