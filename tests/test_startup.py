@@ -108,6 +108,15 @@ def test_an_area_imports_no_other_area(tmp_path: Path) -> None:
         assert not _under(names, package), f"`dpa customer` imported {package}"
 
 
+def test_a_sweep_from_cron_does_not_import_the_scheduler(tmp_path: Path) -> None:
+    """`dpa retention schedule` imports APScheduler's scheduler when it runs, not before."""
+    names, out = _imported_by_console_script("retention", "sweep", "--help", home=tmp_path)
+    assert "Usage: dpa retention sweep" in out
+    assert "retention.sweeper" in names
+    for package in ("retention.scheduler", "apscheduler.schedulers", "apscheduler.executors"):
+        assert not _under(names, package), f"`dpa retention sweep` imported {package}"
+
+
 @pytest.mark.parametrize(
     ("args", "areas"),
     [

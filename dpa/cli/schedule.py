@@ -12,7 +12,6 @@ import typer
 
 from dpa.cli._common import actor
 from dpa.config import Settings
-from retention import scheduler
 
 
 @contextmanager
@@ -57,5 +56,8 @@ def schedule(
     ] = None,
 ) -> None:
     """Run sweeps on the register's schedule until SIGTERM or SIGINT; one scheduler per database."""
+    # Imported here: the retention area's other commands (a sweep from cron) need no scheduler.
+    from retention import scheduler
+
     with _log_to_stdout():
         scheduler.serve(Settings.from_env(), actor=actor(ctx), cron=cron, every=every)
