@@ -426,14 +426,12 @@ class Raw:
         if target.url is None:
             import sqlite3
 
-            from dpa.db import SQLITE_CACHE_KIB
+            from dpa.db import SQLITE_PRAGMAS
 
             target.home.mkdir(parents=True, exist_ok=True)
             path = settings(target).home / "dpa.sqlite3" if own else target.home / "raw.sqlite3"
             self.conn: Any = sqlite3.connect(path, isolation_level=None)
-            pragmas = ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=16384")
-            cache = f"cache_size=-{SQLITE_CACHE_KIB}"
-            for pragma in (*pragmas, cache, "secure_delete=ON", "foreign_keys=ON"):
+            for pragma in SQLITE_PRAGMAS:
                 self.conn.execute(f"PRAGMA {pragma}")
             self.mark = "?"
         else:

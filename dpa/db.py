@@ -41,6 +41,28 @@ __all__ = [
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 16_384  # the page cache of each connection (PRAGMA cache_size)
+# Every SQLite connection's settings (the benchmarks' raw baselines take the same):
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    # In WAL mode NORMAL is consistent after any crash; a power cut may lose the last commits.
+    "synchronous=NORMAL",
+    # Checkpoint the WAL every 16k pages (64 MiB) instead of every 1000: bulk work in many
+    # transactions (sweep batches) would otherwise copy the same index pages back each time.
+    "wal_autocheckpoint=16384",
+    # A 16 MiB page cache (the default is 2 MiB): the records table's indexes on keyed, random
+    # values (source digests, subject digests) take an ingest's inserts and a sweep's deletes
+    # all over their pages, which then come from the OS rather than memory once the table
+    # outgrows the cache (a sweep of 200,000 records: 0.7 s less). 16 MiB holds their hot
+    # pages and is a bound: 20,000 calls already fill it, so peak memory does not grow with
+    # the table (32 MiB: x1.36 from 20,000 to 200,000 calls ingested).
+    f"cache_size=-{SQLITE_CACHE_KIB}",
+    # Deleted rows are overwritten with zeros, freed pages too, whatever the library's build
+    # default (Debian's is on, SQLite's own off): a swept record's sealed payload and keyed
+    # digests do not linger in the file's free pages until reused. It costs a sweep of
+    # 200,000 records about 0.3 s.
+    "secure_delete=ON",
+    "foreign_keys=ON",
+)
 VERSION_TABLE = "alembic_version"  # alembic's default, where it keeps the schema's revision
 
 
@@ -61,25 +83,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # otherwise issue a deferred BEGIN of its own, lazily).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL is consistent after any crash; a power cut may lose the last commits.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # Checkpoint the WAL every 16k pages (64 MiB) instead of every 1000: bulk work in many
-    # transactions (sweep batches) would otherwise copy the same index pages back each time.
-    cursor.execute("PRAGMA wal_autocheckpoint=16384")
-    # A 16 MiB page cache (the default is 2 MiB): the records table's indexes on keyed, random
-    # values (source digests, subject digests) take an ingest's inserts and a sweep's deletes
-    # all over their pages, which then come from the OS rather than memory once the table
-    # outgrows the cache (a sweep of 200,000 records: 0.7 s less). 16 MiB holds their hot
-    # pages and is a bound: 20,000 calls already fill it, so peak memory does not grow with
-    # the table (32 MiB: x1.36 from 20,000 to 200,000 calls ingested).
-    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-    # Deleted rows are overwritten with zeros, freed pages too, whatever the library's build
-    # default (Debian's is on, SQLite's own off): a swept record's sealed payload and keyed
-    # digests do not linger in the file's free pages until reused. It costs a sweep of
-    # 200,000 records about 0.3 s; the benchmarks' raw baselines pay it too.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 

@@ -37,7 +37,7 @@ from dpa.models import Customer, IngestReject, Record
 from dpa.retention_rules import effective_rule, instructions_in_force
 
 if TYPE_CHECKING:
-    from dpa.register.model import Register
+    from dpa.register.model import Activity, Register
 
 __all__ = ["recompute_activity", "recompute_all", "recompute_customer"]
 
@@ -116,19 +116,40 @@ def recompute_activity(
     return records + _recompute_rejects(session, register, of_activity, write=write)
 
 
+class _Rules:
+    """What a recompute asks per row, read once: each customer's contract and window ends,
+    the instructions in force, and which activity processes each category."""
+
+    def __init__(self, session: Session, register: Register) -> None:
+        c = _CUSTOMERS.c
+        query = sa.select(c.id, c.contract_end_at, c.window_end_at)
+        self.ends = {
+            row.id: (row.contract_end_at, row.window_end_at) for row in session.execute(query)
+        }
+        self.activities = {
+            category: activity
+            for activity in register.activities
+            for category in activity.data_categories
+        }
+        self._register = register
+        self._instructions = instructions_in_force(session)
+        self._zone = register.settings.timezone
+
+    def due(self, customer_id: str, activity: Activity, at: datetime) -> datetime | None:
+        """The due time under the rule in force for the customer and activity, from `at`."""
+        contract_end, window_end = self.ends[customer_id]
+        rule = effective_rule(
+            None, self._register, customer_id, activity, instructions=self._instructions
+        ).rule
+        return rule.due_at(at, contract_end, window_end, self._zone)
+
+
 def _recompute(
     session: Session, register: Register, which: sa.ColumnElement[bool], *, write: bool = True
 ) -> int:
     """Activity and due time of the records `which` selects, streamed in batches by id."""
     r = _RECORDS.c
-    ends = _ends(session)
-    instructions = instructions_in_force(session)
-    zone = register.settings.timezone
-    activities = {
-        category: activity
-        for activity in register.activities
-        for category in activity.data_categories
-    }
+    rules = _Rules(session, register)
     query = (
         sa.select(
             r.id, r.customer_id, r.category, r.activity, r.collected_at, r.due_at, r.anonymised_at
@@ -136,49 +157,32 @@ def _recompute(
         .where(which)
         .order_by(r.id)
     )
-    changes: list[dict[str, object]] = []
+    update = (
+        sa.update(_RECORDS)
+        .where(r.id == sa.bindparam("rid"))
+        .values(activity=sa.bindparam("activity"), due_at=sa.bindparam("due_at"))
+    )
     changed = 0
     last = ""
-    while True:
-        rows = session.execute(query.where(r.id > last).limit(_BATCH)).all()
-        if not rows:
-            break
+    while rows := session.execute(query.where(r.id > last).limit(_BATCH)).all():
         last = rows[-1].id
+        changes: list[dict[str, object]] = []
         for row in rows:
-            contract_end, window_end = ends[row.customer_id]
-            activity = activities.get(row.category)
+            window_end = rules.ends[row.customer_id][1]
+            activity = rules.activities.get(row.category)
             if activity is None:  # a category the register dropped: it goes at the window end
                 activity_id, due = row.activity, window_end
             elif row.anonymised_at is not None:
                 activity_id, due = activity.id, window_end
             else:
                 activity_id = activity.id
-                rule = effective_rule(
-                    None, register, row.customer_id, activity, instructions=instructions
-                ).rule
-                due = rule.due_at(row.collected_at, contract_end, window_end, zone)
+                due = rules.due(row.customer_id, activity, row.collected_at)
             if activity_id != row.activity or due != row.due_at:
                 changes.append({"rid": row.id, "activity": activity_id, "due_at": due})
-        if changes and not write:
-            changed += len(changes)
-            changes.clear()
-        elif changes:
-            update = (
-                sa.update(_RECORDS)
-                .where(r.id == sa.bindparam("rid"))
-                .values(activity=sa.bindparam("activity"), due_at=sa.bindparam("due_at"))
-            )
+        if changes and write:
             session.connection().execute(update, changes)
-            changed += len(changes)
-            changes.clear()
+        changed += len(changes)
     return changed
-
-
-def _ends(session: Session) -> dict[str, tuple[datetime | None, datetime | None]]:
-    """Each customer's contract end and window end."""
-    c = _CUSTOMERS.c
-    query = sa.select(c.id, c.contract_end_at, c.window_end_at)
-    return {row.id: (row.contract_end_at, row.window_end_at) for row in session.execute(query)}
 
 
 def _recompute_rejects(
@@ -188,9 +192,7 @@ def _recompute_rejects(
     force for the category's activity from the line's ingestion, capped at the window end (at
     the window end when no activity of the register processes the category any more)."""
     j = _REJECTS.c
-    ends = _ends(session)
-    instructions = instructions_in_force(session)
-    zone = register.settings.timezone
+    rules = _Rules(session, register)
     query = (
         sa.select(j.id, j.customer_id, j.category, j.ingested_at, j.due_at)
         .where(which)
@@ -205,16 +207,11 @@ def _recompute_rejects(
         last = rows[-1].id
         changes: list[dict[str, object]] = []
         for row in rows:
-            contract_end, window_end = ends[row.customer_id]
-            try:
-                activity = register.activity_for(row.category)
-            except KeyError:
-                due = window_end
+            activity = rules.activities.get(row.category)
+            if activity is None:
+                due = rules.ends[row.customer_id][1]
             else:
-                rule = effective_rule(
-                    None, register, row.customer_id, activity, instructions=instructions
-                ).rule
-                due = rule.due_at(row.ingested_at, contract_end, window_end, zone)
+                due = rules.due(row.customer_id, activity, row.ingested_at)
             if due != row.due_at:
                 changes.append({"jid": row.id, "due": due})
         if changes and write:

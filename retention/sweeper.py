@@ -296,13 +296,11 @@ def _sweep(
 
 
 def _due_groups(session: Session, now: datetime) -> list[_Group]:
-    r, h = _RECORDS.c, Hold.__table__.c  # type: ignore[attr-defined]
+    r = _RECORDS.c
     # Whether a hold keeps a record is tested per record only if a hold is in force: a
     # group this lists in vain costs one empty batch (each batch tests holds again).
     # A restriction in force (Art. 18) keeps the records it covers as a hold does.
-    held = session.execute(
-        sa.select(h.id).where(hold_rule.in_force()).limit(1)
-    ).first() is not None or restrictions.any_in_force(session)
+    held = _keeps_some(session)
     query = (
         sa.select(r.customer_id, r.category, r.activity)
         .where(r.due_at <= now, ~restrictions.kept_or_restricted() if held else sa.true())
@@ -504,13 +502,14 @@ def _one_batch(
     return done, blob_ids
 
 
-def _keeps_some(session: Session, customer_id: str) -> bool:
-    """Whether a hold or a restriction of the customer is in force (under the customer's lock:
-    none can be placed until the batch commits)."""
+def _keeps_some(session: Session, customer_id: str | None = None) -> bool:
+    """Whether a hold or a restriction (of the customer, or of anyone) is in force. Under the
+    customer's lock none of its own can be placed until the batch commits."""
     h = Hold.__table__.c  # type: ignore[attr-defined]
-    held = session.execute(
-        sa.select(h.id).where(h.customer_id == customer_id, hold_rule.in_force()).limit(1)
-    ).first()
+    query = sa.select(h.id).where(hold_rule.in_force())
+    if customer_id is not None:
+        query = query.where(h.customer_id == customer_id)
+    held = session.execute(query.limit(1)).first()
     return held is not None or restrictions.any_in_force(session, customer_id)
 
 
