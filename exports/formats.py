@@ -112,7 +112,8 @@ class Localiser:
     zone's offset holds and is a whole number of hours (every hour of Europe's zones, DST
     changes included: they fall on the hour), the local time differs from UTC in its first
     13 characters and its offset only: one conversion per hour serves all its calls. Other
-    instants are converted one by one.
+    instants are converted one by one. A value that is no instant (a payload is kept as stored,
+    whatever wrote it) is shown as stored, not refused: the export leaves nothing out.
     """
 
     __slots__ = ("_heads", "_last", "_offsets", "tz")
@@ -134,16 +135,24 @@ class Localiser:
                 self._learn(hour)
             if hour in self._offsets:
                 return self._heads[hour] + value[13:19] + self._offsets[hour]
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if isinstance(value, datetime):
+            return value.astimezone(self.tz).isoformat()
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
         return moment.astimezone(self.tz).isoformat()
 
     def _learn(self, hour: str) -> None:
         if len(self._heads) > 10_000:  # bounded: memory must not grow with records
             self._heads, self._offsets = {"": ""}, {"": ""}
-        start = datetime.fromisoformat(hour + ":00:00+00:00")
+        self._heads[hour] = ""
+        try:
+            start = datetime.fromisoformat(hour + ":00:00+00:00")
+        except ValueError:  # no hour (month 13, say): its values take the per-value path
+            return
         first, last = start.astimezone(self.tz), (start + _LAST_SECOND).astimezone(self.tz)
         offset = first.utcoffset()
-        self._heads[hour] = ""
         if offset == last.utcoffset() and offset is not None and not offset % _HOUR:
             text = first.isoformat()
             self._heads[hour], self._offsets[hour] = text[:13], text[19:]

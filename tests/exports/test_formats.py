@@ -113,6 +113,16 @@ def test_local_times_by_column_are_the_per_value_ones(zone: ZoneInfo, values: li
     assert [localiser(v) for v in values] == expected
 
 
+@pytest.mark.parametrize("value", [1, True, "yesterday", "2026-13-01T00:00:00+00:00", 12.5])
+def test_a_time_field_that_is_no_instant_is_shown_as_stored(value: Any) -> None:
+    localiser = formats.Localiser(ZONE)
+    assert localiser(value) == str(value)
+    assert localiser.column([value, "2026-07-01T10:00:00+00:00"]) == [
+        str(value),
+        "2026-07-01T12:00:00+02:00",
+    ]
+
+
 def test_local_times_cross_the_daylight_saving_change() -> None:
     change = datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC)  # 01:59:59 CET, then 03:00 CEST
     values = [(change + timedelta(seconds=s)).isoformat() for s in (0, 1)]
