@@ -134,8 +134,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite runs in one worker per CPU (pytest-xdist), each with its own PostgreSQL server:
+# `make test TEST_WORKERS=0` runs it in this one process.
+TEST_WORKERS ?= auto
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # `make bench BENCH=--quick` for a smoke run; BENCH="--backend sqlite" for one backend.
 # The sweep's scaling with the table's size is a PostgreSQL benchmark: it takes only --quick,

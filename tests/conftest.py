@@ -20,6 +20,11 @@ import pytest
 import time_machine
 from typer.testing import CliRunner
 
+# pytest-xdist's workers start with COLUMNS=80, and a rich Console fixes its width from
+# COLUMNS when it is created (dpa.cli's consoles: on import, just below). Without COLUMNS it
+# reads it on each print, so the `cli` fixture's COLUMNS=200 holds under xdist too.
+os.environ.pop("COLUMNS", None)
+
 from dpa.cli import app
 from dpa.config import Settings
 from dpa.workspace import Workspace, init
