@@ -559,6 +559,15 @@ HOSTILE = [
         "settings.timezone: 'localtime' is not an IANA timezone",
         id="timezone-of-the-machine",
     ),
+    *(
+        pytest.param(
+            "r.json",
+            _mutated(lambda d, zone=zone: d["settings"].update(timezone=zone)),
+            f"settings.timezone: {zone!r} is not an IANA timezone",
+            id=f"timezone-{zone}",
+        )
+        for zone in ("right/Europe/Brussels", "posix/Europe/Brussels", "zone.tab", "../zoneinfo")
+    ),
     pytest.param(
         "r.json",
         _mutated(lambda d: d["activities"][0].update(id="messaging\n")),
@@ -656,3 +665,18 @@ def test_the_longest_periods_still_compute_from_the_last_day() -> None:
             f"{ {'days': 73000, 'weeks': 10400, 'months': 2400, 'years': 200}[unit] } {unit}"
         )
         assert longest.shift(longest.shift(end, BRUSSELS), BRUSSELS).year < 2700
+
+
+def test_a_zone_is_what_zoneinfo_lists_as_available_on_this_machine() -> None:
+    """The register's zone check loads the one zone named; it agrees with the full listing on
+    every file and folder under the machine's zone folders (and right/, posix/ in them)."""
+    from zoneinfo import TZPATH, available_timezones
+
+    from dpa.register.validation import _is_zone
+
+    listed = available_timezones() - {"localtime", "posixrules"}
+    names = set(listed) | {"", "Europe", "Europe/", "EUROPE/BRUSSELS", "Europe/../Europe/Paris"}
+    for root in map(Path, TZPATH):
+        names.update(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert len(listed) > 300
+    assert {n for n in names if _is_zone(n)} == listed
