@@ -7,6 +7,10 @@ outlive it. `settled()` freezes them for the job's duration (`gc.freeze`): the c
 only what the job allocates. At the end they are handed back to it (`gc.unfreeze`), so a long-
 running process (the scheduler) collects them as before. Nested uses unfreeze once, at the
 outermost exit.
+
+`spare_shutdown()` is for a process about to end (the `dpa` command, its work done): the
+interpreter's shutdown runs full collections over every object left, 0.2 to 0.4 s after a sweep
+of 200,000 records; frozen, they are not walked.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["settled"]
+__all__ = ["settled", "spare_shutdown"]
 
 _lock = threading.Lock()
 _depth = 0
@@ -37,3 +41,14 @@ def settled() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 gc.unfreeze()
+
+
+def spare_shutdown() -> None:
+    """Freeze every object for the collector: call it only when the process ends next.
+
+    The interpreter's shutdown then frees objects by their reference counts without walking
+    them. What the collector alone would free (objects in reference cycles) is left to the
+    end of the process, whose finalisers Python never promises to run at exit anyway; every
+    file and connection dpa opens is closed by its own `with` block before this.
+    """
+    gc.freeze()

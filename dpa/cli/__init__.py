@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from dpa import __version__
+from dpa import __version__, heap
 from dpa.cli._common import JSON_OPTION, DpaGroup, actor, console, now, print_json, say
 from dpa.config import Settings
 
@@ -171,4 +171,7 @@ def main() -> None:
     """Entry point of the `dpa` console script: the command with only the area it names."""
     areas = _areas_for(sys.argv[1:])
     command = _whole() if areas == tuple(_AREAS) else _build(areas)
-    command()
+    try:
+        command()  # exits (SystemExit), with the command's exit code
+    finally:
+        heap.spare_shutdown()  # the process ends next: its shutdown need not walk the heap

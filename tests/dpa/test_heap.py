@@ -41,3 +41,26 @@ def test_cyclic_garbage_made_inside_is_collected_inside() -> None:
         a.other, b.other = b, a
         del a, b
         assert gc.collect() >= 2
+
+
+def test_spare_shutdown_freezes_everything_for_a_process_that_ends_next() -> None:
+    try:
+        heap.spare_shutdown()
+        assert gc.get_freeze_count() > 0
+        assert gc.collect() == 0  # nothing left to walk: what existed is frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_the_dpa_command_spares_its_shutdown_whatever_its_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dpa import cli
+
+    frozen: list[int] = []
+    monkeypatch.setattr(heap, "spare_shutdown", lambda: frozen.append(1))
+    for argv in (["dpa", "--version"], ["dpa", "no-such-command"]):
+        monkeypatch.setattr("sys.argv", argv)
+        with pytest.raises(SystemExit):
+            cli.main()
+    assert frozen == [1, 1]
